@@ -1,0 +1,1 @@
+"""Built-in connectors; each is a folder with its plugin object, its sandbox and nothing more."""

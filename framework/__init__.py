@@ -1,0 +1,1 @@
+"""tajo-connectors framework: the Airbyte protocol, declarative HTTP sources, plugins, runner."""

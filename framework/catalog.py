@@ -1,0 +1,100 @@
+"""Configured catalogs and state files, as the runner and the Airbyte CLI read them."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from framework import protocol as p
+from framework.config import load_file
+from framework.errors import ConfigError
+
+
+def data_path(name: str) -> Path:
+    """A file of the repository's top level (``specs/...``, ``catalog.json``).
+
+    An installed wheel carries them in ``framework/_data``; a checkout (or an editable install)
+    has them next to the ``framework`` package.
+    """
+    packaged = Path(str(resources.files("framework"))) / "_data" / name
+    if packaged.exists():
+        return packaged
+    return Path(__file__).resolve().parent.parent / name
+
+
+DEFAULT_CATALOG = "catalog.json"
+
+
+def load_catalog(path: str | Path | None) -> p.ConfiguredAirbyteCatalog:
+    """A ConfiguredAirbyteCatalog file; ``None`` means the catalog shipped with the package."""
+    path = Path(path) if path else data_path(DEFAULT_CATALOG)
+    raw = load_file(path, "catalog")
+    try:
+        return p.ConfiguredAirbyteCatalog.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"catalog file {path} is not a ConfiguredAirbyteCatalog: at '{where}': "
+                          f"{first['msg']}") from None
+
+
+def _state_from(message: dict[str, Any], states: dict[str, dict[str, Any]]) -> None:
+    """Fold one state message (or AirbyteMessage wrapping one) into ``states``."""
+    if message.get("type") == "STATE" and isinstance(message.get("state"), dict):
+        message = message["state"]
+    kind = message.get("type") or "LEGACY"  # no type: a plain {stream: state} mapping
+    if kind == "STREAM":
+        stream = message.get("stream") or {}
+        name = (stream.get("stream_descriptor") or {}).get("name")
+        if not isinstance(name, str):
+            raise ConfigError("state message of type STREAM has no stream_descriptor.name")
+        states[name] = stream.get("stream_state") or {}
+    elif kind == "GLOBAL":
+        for stream in (message.get("global") or {}).get("stream_states", []):
+            states[stream["stream_descriptor"]["name"]] = stream.get("stream_state") or {}
+    elif kind == "LEGACY":
+        legacy = message.get("data") if "data" in message else message
+        states.update({k: v for k, v in (legacy or {}).items() if isinstance(v, dict)})
+    else:
+        raise ConfigError(f"unknown state message type {kind!r}; valid: STREAM, GLOBAL, LEGACY")
+
+
+def load_state(path: str | Path | None) -> dict[str, dict[str, Any]]:
+    """Per-stream states from a state file.
+
+    Accepted: the Airbyte form (a JSON array of state messages), one state message, or the
+    JSON lines a previous ``read``/``write`` printed (the last state of each stream wins).
+    """
+    if not path:
+        return {}
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read state file {path}: {exc.strerror}") from None
+    states: dict[str, dict[str, Any]] = {}
+    if not text.strip():
+        return states
+    try:
+        parsed = orjson.loads(text)
+        items = parsed if isinstance(parsed, list) else [parsed]
+    except orjson.JSONDecodeError:
+        items = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    raise ConfigError(f"state file {path} line {number} is not JSON; give the "
+                                      "state messages a previous run printed") from None
+        items = [m for m in items if isinstance(m, dict) and m.get("type") == "STATE"]
+    for item in items:
+        if not isinstance(item, dict):
+            raise ConfigError(f"state file {path} holds a {type(item).__name__}, "
+                              "expected state messages")
+        _state_from(item, states)
+    return states

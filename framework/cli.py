@@ -1,0 +1,147 @@
+"""``runner``: the command line that lists, runs and wires connectors.
+
+    runner read bigcommerce --config bc.yaml | runner write brevo --config brevo.yaml
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import click
+import orjson
+
+from framework import commands
+from framework import connector as registry
+from framework.connector import Destination, Source
+from framework.errors import ConnectorError
+
+CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+                      help="Connector config, JSON or YAML; ${ENV_VAR} is replaced.")
+CATALOG = click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False),
+                       help="ConfiguredAirbyteCatalog (default: the packaged catalog.json).")
+
+
+def _finish(messages: Iterator[bytes]) -> None:
+    sys.exit(commands.run(messages))
+
+
+def _get(name: str, kind: str | None = None) -> registry.Connector:
+    try:
+        return registry.get(name, kind)
+    except ConnectorError as exc:
+        raise click.UsageError(exc.message) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logs on stderr.")
+def cli(verbose: bool) -> None:
+    """Move data between stores and marketing tools with Airbyte-protocol connectors."""
+    commands.setup_logging(verbose)
+
+
+@cli.command("connectors")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per connector.")
+def list_connectors(as_json: bool) -> None:
+    """List the installed connectors (built-in and plugins)."""
+    try:
+        found = registry.connectors()
+    except ConnectorError as exc:
+        raise click.ClickException(exc.message) from None
+    for name, conn in sorted(found.items()):
+        row = {"name": name, "kind": conn.kind, "version": conn.version,
+               "spec": str(conn.spec_file), "sandbox": conn.sandbox is not None}
+        if as_json:
+            click.echo(orjson.dumps(row).decode())
+        else:
+            click.echo(f"{name:<16} {conn.kind:<12} {conn.version:<8}"
+                       f"{'  (sandbox)' if conn.sandbox else ''}")
+
+
+@cli.command("spec")
+@click.argument("name")
+def spec_command(name: str) -> None:
+    """Print the connector's SPEC message."""
+    _finish(commands.spec(_get(name)))
+
+
+@cli.command("check")
+@click.argument("name")
+@CONFIG
+def check_command(name: str, config_path: str) -> None:
+    """Check the config and the credentials; exit 1 when the check fails."""
+    conn = _get(name)
+    output: list[bytes] = []
+
+    def collect() -> Iterator[bytes]:
+        for chunk in commands.check(conn, config_path):
+            output.append(chunk)
+            yield chunk
+
+    code = commands.run(collect())
+    failed = any(b'"status":"FAILED"' in chunk for chunk in output)
+    sys.exit(code or (1 if failed else 0))
+
+
+@cli.command("discover")
+@click.argument("name")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Connector config (optional: the streams are declared in the spec).")
+@click.option("--configured", is_flag=True,
+              help="Print a ConfiguredAirbyteCatalog of every stream instead of a CATALOG message.")
+def discover_command(name: str, config_path: str | None, configured: bool) -> None:
+    """Print the streams the source offers."""
+    conn = _get(name, "source")
+    assert isinstance(conn, Source)
+    if configured:
+        catalog = conn.configured_catalog()
+        click.echo(orjson.dumps(catalog.model_dump(mode="json", exclude_none=True),
+                                option=orjson.OPT_INDENT_2).decode())
+        return
+    _finish(commands.discover(conn, config_path))
+
+
+@cli.command("read")
+@click.argument("name")
+@CONFIG
+@CATALOG
+@click.option("--state", "state_path", type=click.Path(dir_okay=False),
+              help="State to resume from: Airbyte state JSON or a previous run's output lines.")
+def read_command(name: str, config_path: str, catalog_path: str | None,
+                 state_path: str | None) -> None:
+    """Read records from a source; Airbyte messages on stdout."""
+    conn = _get(name, "source")
+    assert isinstance(conn, Source)
+    _finish(commands.read(conn, config_path, catalog_path, state_path))
+
+
+@cli.command("write")
+@click.argument("name")
+@CONFIG
+@CATALOG
+def write_command(name: str, config_path: str, catalog_path: str | None) -> None:
+    """Write Airbyte messages from stdin to a destination; committed states on stdout."""
+    conn = _get(name, "destination")
+    assert isinstance(conn, Destination)
+    _finish(commands.write(conn, config_path, catalog_path, sys.stdin.buffer))
+
+
+class SandboxGroup(click.Group):
+    """``runner sandbox NAME``: the sandboxes that connectors ship, found through the plugins."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(n for n, c in registry.connectors().items() if c.sandbox)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        conn = registry.connectors().get(cmd_name)
+        return conn.sandbox if conn else None
+
+
+@cli.group("sandbox", cls=SandboxGroup)
+def sandbox() -> None:
+    """Serve a local emulator of a connector's API (for tests, benchmarks and demos)."""
+
+
+def main() -> None:
+    """Console script entry point."""
+    cli(prog_name="runner")

@@ -1,0 +1,137 @@
+"""The protocol verbs (spec, check, discover, read, write) as message streams, and how they run.
+
+Both command lines, ``runner`` and a connector's Airbyte CLI (``source-bigcommerce``), call these.
+Messages go to stdout, one JSON line each; logs, the one-line error and tracebacks go to stderr.
+Exit codes: 0 success, 1 the run failed (API, network, bug), 2 the user's input is wrong
+(config, catalog, state, stdin).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from framework import protocol as p
+from framework.catalog import load_catalog, load_state
+from framework.connector import Connector, Destination, Source
+from framework.errors import REDACT, ConfigError, ConnectorError, RedactingFilter
+from framework.spec import SpecError
+
+log = logging.getLogger("tajo")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Logs to stderr only, with every known secret redacted."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger("tajo")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
+def spec(connector: Connector) -> Iterator[bytes]:
+    """SPEC message."""
+    yield p.dump(p.AirbyteMessage(type="SPEC", spec=connector.spec()))
+
+
+def check(connector: Connector, config_path: str | Path) -> Iterator[bytes]:
+    """CONNECTION_STATUS message; an invalid config is a FAILED status, as Airbyte expects."""
+    try:
+        status = connector.check(connector.load_config(config_path))
+    except ConfigError as exc:
+        status = p.AirbyteConnectionStatus(status="FAILED", message=exc.message)
+    yield p.dump(p.AirbyteMessage(type="CONNECTION_STATUS", connectionStatus=status))
+    if status.status == "FAILED":
+        log.error("check failed: %s", status.message)
+
+
+def discover(connector: Source, config_path: str | Path | None) -> Iterator[bytes]:
+    """CATALOG message."""
+    config = connector.load_config(config_path) if config_path else None
+    yield p.dump(p.AirbyteMessage(type="CATALOG", catalog=connector.discover(config)))
+
+
+def read(connector: Source, config_path: str | Path, catalog_path: str | Path | None,
+         state_path: str | Path | None) -> Iterator[bytes]:
+    """Records, states and traces of every stream in the catalog."""
+    config = connector.load_config(config_path)
+    catalog = load_catalog(catalog_path)
+    state = load_state(state_path)
+    yield from connector.read(config, catalog, state)
+
+
+def stdin_messages(stream: BinaryIO, streams: set[str]) -> Iterator[dict[str, Any]]:
+    """Parsed messages from ``stream``; records of streams outside the catalog are skipped."""
+    skipped: dict[str, int] = {}
+    for number, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        try:
+            message = p.parse_line(line, number)
+        except p.ProtocolError as exc:
+            raise ConfigError(f"stdin {exc}") from None
+        if message["type"] == "RECORD" and message["record"]["stream"] not in streams:
+            name = message["record"]["stream"]
+            if name not in skipped:
+                log.warning("ignoring records of stream %r: it is not in the catalog", name)
+            skipped[name] = skipped.get(name, 0) + 1
+            continue
+        yield message
+
+
+def write(connector: Destination, config_path: str | Path, catalog_path: str | Path | None,
+          stdin: BinaryIO) -> Iterator[bytes]:
+    """Committed STATE messages (and logs) of the destination consuming stdin."""
+    config = connector.load_config(config_path)
+    catalog = load_catalog(catalog_path)
+    names = {s.stream.name for s in catalog.streams}
+    yield from connector.write(config, catalog, stdin_messages(stdin, names))
+
+
+def run(messages: Iterable[bytes], *, out: BinaryIO | None = None) -> int:
+    """Write ``messages`` to stdout; turn failures into one line on stderr and an exit code."""
+    out = out or sys.stdout.buffer
+    try:
+        for chunk in messages:
+            if chunk:
+                out.write(chunk)
+                out.flush()
+        return 0
+    except BrokenPipeError:
+        return 1  # the reader went away (e.g. `| head`); nothing more to say
+    except (ConnectorError, SpecError) as exc:
+        message = REDACT(str(exc))
+        failure = getattr(exc, "failure_type", "system_error")
+        stream = getattr(exc, "stream", None)
+        _emit_error(out, message, failure, stream, None)
+        print(f"error: {message}", file=sys.stderr)
+        return 2 if failure == "config_error" else 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        stack = REDACT(traceback.format_exc())
+        message = REDACT(f"unexpected {type(exc).__name__}: {exc}")
+        _emit_error(out, message, "system_error", None, stack)
+        print(stack, file=sys.stderr, end="")
+        print(f"error: {message} (this is a bug; please report it with the trace above)",
+              file=sys.stderr)
+        return 1
+
+
+def _emit_error(out: BinaryIO, message: str, failure: str, stream: str | None,
+                stack: str | None) -> None:
+    try:
+        trace = p.error_trace(message, failure, stream=stream)
+        if stack:
+            trace.trace.error.stack_trace = stack
+        out.write(p.dump(trace))
+        out.flush()
+    except (BrokenPipeError, OSError):
+        pass

@@ -1,0 +1,152 @@
+"""Paginators, looked up by name from a stream's ``paginator.type``.
+
+A paginator sets the parameters of the first request and, given a page, those of the next one
+(``None`` when the stream is done). The engine guards against loops: a paginator that asks for
+the same parameters twice in a row is an error, not an endless read.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+Params = dict[str, Any]
+Record = dict[str, Any]
+
+
+def dig(body: Any, path: str | None) -> Any:
+    """The value at a dotted ``path`` of a JSON body (``None`` path: the body itself)."""
+    if not path:
+        return body
+    for part in path.split("."):
+        if not isinstance(body, dict):
+            return None
+        body = body.get(part)
+    return body
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit_param: str = "limit"
+
+
+class Paginator:
+    """Base class: one page only."""
+
+    Options: ClassVar[type[_Options]] = _Options
+    needs_cursor: ClassVar[bool] = False
+    #: True when records arrive in ascending cursor order, so state may be saved after each page.
+    sorted_by_cursor: ClassVar[bool] = False
+
+    def __init__(self, options: dict[str, Any], page_size: int, **_: Any) -> None:
+        self.options = self.Options.model_validate(options)
+        self.page_size = page_size
+
+    def first(self, params: Params) -> Params:
+        """Parameters of the first request."""
+        return {**params, self.options.limit_param: self.page_size}
+
+    def fresh(self, records: list[Record]) -> list[Record]:
+        """Records of a page that were not already produced (default: all)."""
+        return records
+
+    def next(self, params: Params, body: Any, records: list[Record]) -> Params | None:
+        """Parameters of the next request, or ``None`` when there is none."""
+        return None
+
+
+class PageNumber(Paginator):
+    """``page=1,2,...`` until a short page or the last page the API reports."""
+
+    class Options(_Options):
+        page_param: str = "page"
+        total_pages_path: str | None = None
+
+    def first(self, params: Params) -> Params:
+        return {**super().first(params), self.options.page_param: 1}
+
+    def next(self, params: Params, body: Any, records: list[Record]) -> Params | None:
+        page = params[self.options.page_param]
+        if len(records) < self.page_size:
+            return None
+        total_pages = dig(body, self.options.total_pages_path)
+        if isinstance(total_pages, int) and page >= total_pages:
+            return None
+        return {**params, self.options.page_param: page + 1}
+
+
+class Cursor(Paginator):
+    """An opaque cursor from the body (e.g. ``meta.cursor_pagination.end_cursor``) sent back."""
+
+    class Options(_Options):
+        param: str = "after"
+        cursor_path: str
+
+    def next(self, params: Params, body: Any, records: list[Record]) -> Params | None:
+        cursor = dig(body, self.options.cursor_path)
+        if not cursor or not records:
+            return None
+        return {**params, self.options.param: cursor}
+
+
+class Keyset(Paginator):
+    """Walks a stream sorted ascending by its cursor field, moving the lower bound page by page.
+
+    Each request asks for ``cursor >= last value seen``, so a record modified during the read
+    moves behind the bound and is read again later in its new version, and none is skipped
+    (page-number paging over a changing sort order skips records). Records at the bound that
+    were already produced are dropped. When a whole page shares one cursor value (more records
+    in one second than a page holds), the paginator pages within that value.
+    """
+
+    class Options(_Options):
+        page_param: str = "page"
+
+    needs_cursor = True
+    sorted_by_cursor = True
+
+    def __init__(self, options: dict[str, Any], page_size: int, *, cursor_field: str,
+                 cursor_param: str, format_cursor: Any, primary_key: list[str],
+                 start: str | None) -> None:
+        super().__init__(options, page_size)
+        self.cursor_field = cursor_field
+        self.cursor_param = cursor_param
+        self.format_cursor = format_cursor
+        self.primary_key = primary_key
+        self.lower = start
+        self.at_lower: set[tuple[Any, ...]] = set()
+
+    def _key(self, record: Record) -> tuple[Any, ...]:
+        return tuple(record.get(k) for k in self.primary_key)
+
+    def first(self, params: Params) -> Params:
+        # The engine adds the start bound (``cursor_param``) to the first request.
+        return {**super().first(params), self.options.page_param: 1}
+
+    def fresh(self, records: list[Record]) -> list[Record]:
+        if not self.at_lower:
+            return records
+        field, lower = self.cursor_field, self.lower
+        return [r for r in records if r.get(field) != lower or self._key(r) not in self.at_lower]
+
+    def next(self, params: Params, body: Any, records: list[Record]) -> Params | None:
+        if len(records) < self.page_size:
+            return None
+        last = records[-1].get(self.cursor_field)
+        field = self.cursor_field
+        if last == self.lower:
+            self.at_lower.update(self._key(r) for r in records)
+            return {**params, self.options.page_param: params[self.options.page_param] + 1}
+        self.lower = last
+        self.at_lower = {self._key(r) for r in records if r.get(field) == last}
+        return {**params, self.options.page_param: 1,
+                self.cursor_param: self.format_cursor(last)}
+
+
+PAGINATORS: dict[str, type[Paginator]] = {
+    "single_page": Paginator,
+    "page_number": PageNumber,
+    "cursor": Cursor,
+    "keyset": Keyset,
+}

@@ -1,0 +1,114 @@
+"""What every sandbox (a local emulator of a real API) shares: quota windows, request counting,
+injected faults, JSON responses and a real server (uvicorn) on loopback.
+
+When ready, a sandbox prints one JSON line on stdout (its URL and credentials) and serves until
+it is stopped, so a test or a shell script can start it as a subprocess and read that line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.responses import Response
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> Response:
+    """A JSON response serialized with orjson."""
+    return Response(orjson.dumps(body), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+@dataclass
+class QuotaWindow:
+    """A fixed window of ``quota`` requests every ``window_ms`` (``quota=None``: unlimited).
+
+    The real APIs do not document whether their windows are fixed or sliding; a fixed window
+    is what their reset headers describe (time left until the quota is whole again).
+    """
+
+    quota: int | None
+    window_ms: int
+    started: float = 0.0
+    used: int = 0
+
+    def take(self) -> tuple[bool, int, int]:
+        """Count one request; returns (allowed, requests left, ms until the window resets)."""
+        now = time.monotonic()
+        if now - self.started >= self.window_ms / 1000:
+            self.started, self.used = now, 0
+        reset_ms = max(1, int((self.started + self.window_ms / 1000 - now) * 1000))
+        if self.quota is None:
+            return True, 10**9, reset_ms
+        if self.used >= self.quota:
+            return False, 0, reset_ms
+        self.used += 1
+        return True, self.quota - self.used, reset_ms
+
+
+@dataclass
+class Faults:
+    """Faults queued by tests: the next ``count`` API requests answer ``status``."""
+
+    queue: list[int] = field(default_factory=list)
+
+    def add(self, status: int, count: int) -> None:
+        self.queue.extend([status] * count)
+
+    def next(self) -> int | None:
+        return self.queue.pop(0) if self.queue else None
+
+
+@dataclass
+class RequestStats:
+    """Requests seen: in all, per path template, per status, and how many were throttled."""
+
+    total: int = 0
+    throttled: int = 0
+    by_path: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[int] = field(default_factory=Counter)
+
+    def count(self, path: str, status: int) -> None:
+        self.total += 1
+        self.by_path[path] += 1
+        self.by_status[status] += 1
+        if status == 429:
+            self.throttled += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.total, "throttled": self.throttled,
+                "by_path": dict(self.by_path),
+                "by_status": {str(k): v for k, v in self.by_status.items()}}
+
+
+async def delay(latency_ms: int) -> None:
+    """Simulated network and server time for one response."""
+    if latency_ms > 0:
+        await asyncio.sleep(latency_ms / 1000)
+
+
+def serve(app: Any, host: str, port: int, ready: dict[str, Any]) -> None:
+    """Bind, print ``ready`` (plus the URL) as one JSON line, then serve until stopped."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on each connection; without it every
+    # response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    bound_port = sock.getsockname()[1]
+    shown_host = f"[{host}]" if ":" in host else host
+    line = {"url": f"http://{shown_host}:{bound_port}", **ready}
+    sys.stdout.write(orjson.dumps(line).decode() + "\n")
+    sys.stdout.flush()
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_keep_alive=30)
+    uvicorn.Server(config).run(sockets=[sock])

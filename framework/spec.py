@@ -1,0 +1,225 @@
+"""Connector spec files: the JSON that declares a connector, validated when it is loaded.
+
+A spec file holds the connection spec (a JSON Schema for the user's config) and, for an HTTP source,
+the client (base URL, auth, rate-limit headers, error fixes) and its streams as data. A bad spec
+fails on load with an error naming the file, the JSON path and, for names, the valid choices.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from framework.formats import CURSOR_FORMATS
+from framework.paginators import PAGINATORS
+
+
+class SpecError(Exception):
+    """A connector spec file is wrong; the message names the file and the JSON path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known(kind: str, value: str, registry: dict[str, Any]) -> str:
+    if value not in registry:
+        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(sorted(registry))}")
+    return value
+
+
+AUTH_TYPES = {"header": "sends a config field as a request header"}
+
+
+class Auth(_Strict):
+    """Credentials sent with every request: config field ``config_field`` in header ``header``."""
+
+    type: str
+    header: str
+    config_field: str
+
+    @field_validator("type")
+    @classmethod
+    def _auth_type(cls, value: str) -> str:
+        return _known("auth type", value, AUTH_TYPES)
+
+
+class RateLimitHeaders(_Strict):
+    """Names of the response headers that describe the API's request quota."""
+
+    requests_left: str
+    reset_ms: str
+    quota: str | None = None
+    window_ms: str | None = None
+    retry_after_s: str | None = None
+
+
+class Paginator(_Strict):
+    """How a stream walks its pages: a registered paginator ``type`` and its options."""
+
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _paginator_type(cls, value: str) -> str:
+        return _known("paginator", value, PAGINATORS)
+
+
+class Incremental(_Strict):
+    """How the cursor is read from records and sent back to the API."""
+
+    cursor_field: str
+    param: str
+    format: str
+
+    @field_validator("format")
+    @classmethod
+    def _cursor_format(cls, value: str) -> str:
+        return _known("cursor format", value, CURSOR_FORMATS)
+
+
+class Stream(_Strict):
+    """One stream: a path, its parameters, where records are, its keys and its schema."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    path: str = Field(pattern=r"^/")
+    params: dict[str, str | int | bool] = Field(default_factory=dict)
+    records_path: str | None = None
+    total_path: str | None = None
+    paginator: Paginator
+    primary_key: list[str] = Field(min_length=1)
+    incremental: Incremental | None = None
+    schema_file: str = Field(alias="schema")
+    scope: str | None = None
+    check_params: dict[str, str | int | bool] | None = None
+
+
+class Client(_Strict):
+    """What every request of the connector shares."""
+
+    base_url: str
+    auth: Auth
+    headers: dict[str, str] = Field(default_factory=dict)
+    rate_limit: RateLimitHeaders | None = None
+    errors: dict[Literal["401", "403"], str] = Field(default_factory=dict)
+    add_fields: dict[str, str] = Field(default_factory=dict)
+
+
+class ConnectorSpecFile(_Strict):
+    """The whole spec file."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    kind: Literal["source", "destination"]
+    documentationUrl: str | None = None
+    connectionSpecification: dict[str, Any]
+    client: Client | None = None
+    stream_defaults: dict[str, Any] = Field(default_factory=dict)
+    streams: list[Stream] = Field(default_factory=list)
+
+
+class LoadedSpec:
+    """A validated spec file with its record schemas loaded."""
+
+    def __init__(self, path: Path, model: ConnectorSpecFile, schemas: dict[str, dict[str, Any]]):
+        self.path = path
+        self.model = model
+        self.schemas = schemas
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @cached_property
+    def streams(self) -> dict[str, Stream]:
+        return {s.name: s for s in self.model.streams}
+
+
+def _json_path(loc: tuple[Any, ...]) -> str:
+    path = "$"
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise SpecError(f"{path}: {what} is not valid JSON: {exc}") from None
+
+
+def parse_spec(raw: Any, path: Path) -> LoadedSpec:
+    """Validate the parsed JSON of a spec file located at ``path``."""
+    if isinstance(raw, dict) and isinstance(raw.get("streams"), list):
+        defaults = raw.get("stream_defaults") or {}
+        raw = {**raw, "streams": [{**defaults, **s} if isinstance(s, dict) else s
+                                  for s in raw["streams"]]}
+    try:
+        model = ConnectorSpecFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise SpecError(f"{path}: at {_json_path(first['loc'])}: {message}") from None
+    try:
+        Draft7Validator.check_schema(model.connectionSpecification)
+    except SchemaError as exc:
+        raise SpecError(f"{path}: at $.connectionSpecification: not a valid JSON Schema: "
+                        f"{exc.message}") from None
+    if model.kind == "source" and model.streams and model.client is None:
+        raise SpecError(f"{path}: at $.client: a source with streams needs a client")
+    config_fields = set(model.connectionSpecification.get("properties", {}))
+    if model.client is not None:
+        for name in re.findall(r"\{(\w+)\}", model.client.base_url):
+            if name not in config_fields:
+                raise SpecError(f"{path}: at $.client.base_url: placeholder {{{name}}} is not "
+                                f"a config field; valid: {', '.join(sorted(config_fields))}")
+    schemas = {}
+    seen = set()
+    for index, stream in enumerate(model.streams):
+        where = f"{path}: at $.streams[{index}]"
+        if stream.name in seen:
+            raise SpecError(f"{where}.name: duplicate stream name {stream.name!r}")
+        seen.add(stream.name)
+        schema_path = path.parent / stream.schema_file
+        schema = _read_json(schema_path, f"record schema of stream {stream.name!r}")
+        try:
+            Draft7Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise SpecError(f"{schema_path}: not a valid JSON Schema: {exc.message}") from None
+        properties = schema.get("properties", {})
+        keys = [("primary_key", k) for k in stream.primary_key]
+        if stream.incremental:
+            keys.append(("incremental.cursor_field", stream.incremental.cursor_field))
+        for field, key in keys:
+            if key not in properties:
+                raise SpecError(f"{where}.{field}: {key!r} is not a property of the record "
+                                f"schema {stream.schema_file}")
+        if PAGINATORS[stream.paginator.type].needs_cursor and not stream.incremental:
+            raise SpecError(f"{where}.paginator.type: {stream.paginator.type!r} walks the "
+                            "cursor field, so the stream needs 'incremental'")
+        try:
+            PAGINATORS[stream.paginator.type].Options.model_validate(stream.paginator.options)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise SpecError(f"{where}.paginator.options{_json_path(first['loc'])[1:]}: "
+                            f"{first['msg']}") from None
+        schemas[stream.name] = schema
+    return LoadedSpec(path, model, schemas)
+
+
+def load_spec(path: str | Path) -> LoadedSpec:
+    """Load and validate a spec file (and the record schemas it names)."""
+    path = Path(path)
+    return parse_spec(_read_json(path, "connector spec"), path)
