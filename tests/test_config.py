@@ -1,0 +1,94 @@
+"""User config: JSON or YAML, ${ENV} substitution, and errors that name fields, not secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.bigcommerce import connector
+from framework.config import load_config
+from framework.errors import ConfigError
+
+SCHEMA = connector.loaded.model.connectionSpecification
+SECRET = "tok_SuperSecret_9f8e7d"
+GOOD = {"store_hash": "abc123", "access_token": SECRET}
+
+
+def load(tmp_path: Path, text: str, name: str = "config.yaml") -> dict[str, Any]:
+    path = tmp_path / name
+    path.write_text(text)
+    return load_config(path, SCHEMA, "bigcommerce")
+
+
+def test_yaml_with_env_substitution_and_defaults(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BC_TOKEN", SECRET)
+    config = load(tmp_path, 'store_hash: "abc123"\naccess_token: "${BC_TOKEN}"\n')
+    assert config == {"store_hash": "abc123", "access_token": SECRET,
+                      "api_url": "https://api.bigcommerce.com", "page_size": 250}
+
+
+def test_json_config(tmp_path: Path) -> None:
+    config = load(tmp_path, '{"store_hash": "abc123", "access_token": "t", "page_size": 100}',
+                  "c.json")
+    assert config["page_size"] == 100
+
+
+def test_seed_connector_block_maps_onto_the_source_config(tmp_path: Path) -> None:
+    # The seed document's keys for the store keep their names in the source config.
+    config = load(tmp_path, 'store_hash: "your-store-hash-1"\n'.replace("-", "")
+                  + 'access_token: "your-access-token"\nclient_id: "your-client-id"\n')
+    assert config["client_id"] == "your-client-id"
+
+
+def test_missing_env_var_names_field_and_variable(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOPE_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match=r"config field 'access_token' refers to \$\{NOPE_TOKEN\}, "
+                                          r"but the environment variable NOPE_TOKEN is not set"):
+        load(tmp_path, "store_hash: abc\naccess_token: ${NOPE_TOKEN}\n")
+
+
+@pytest.mark.parametrize(("config", "error"), [
+    ({"store_hash": "abc123"}, "invalid bigcommerce config: 'access_token' is required"),
+    ({**GOOD, "sotre_hash": "x"},
+     "unknown field 'sotre_hash' (valid: access_token, api_url, client_id, page_size, "
+     "start_date, store_hash)"),
+    ({**GOOD, "page_size": 500}, "'page_size' must be <= 250 (got 500)"),
+    ({**GOOD, "page_size": "big"}, "'page_size' must be of type integer (got 'big')"),
+    ({**GOOD, "store_hash": "ABC-123"},
+     "'store_hash' must be lowercase letters and digits, as in "
+     "https://api.bigcommerce.com/stores/abc123xyz (got 'ABC-123')"),
+    ({**GOOD, "api_url": "http://api.example.com"},
+     "'api_url' must be an https:// URL without a path (plain http:// only for loopback"),
+    ({**GOOD, "api_url": "ftp://127.0.0.1"}, "'api_url' must be an https:// URL"),
+    ({**GOOD, "start_date": "last tuesday"},
+     "'start_date' must be an ISO 8601 date or date-time, e.g. 2024-01-31"),
+    ({**GOOD, "access_token": 12345678}, "'access_token' must be of type string"),
+    ({**GOOD, "access_token": ""}, "'access_token' must be at least 1 characters"),
+])
+def test_invalid_config_errors(tmp_path: Path, config: dict[str, Any], error: str) -> None:
+    import json
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, json.dumps(config), "c.json")
+    assert error in caught.value.message
+    assert SECRET not in caught.value.message
+    assert "12345678" not in caught.value.message
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9",
+                                 "https://api.bigcommerce.com", "https://api.bigcommerce.com/"])
+def test_api_url_accepts_https_and_loopback_http(tmp_path: Path, url: str) -> None:
+    import json
+    assert load(tmp_path, json.dumps({**GOOD, "api_url": url}), "c.json")["api_url"] == url
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file .*missing.yaml"):
+        load_config(tmp_path / "missing.yaml", SCHEMA, "bigcommerce")
+    with pytest.raises(ConfigError, match="is neither JSON nor YAML at line 2"):
+        load(tmp_path, "store_hash: abc\n  bad: [unclosed\n")
+    with pytest.raises(ConfigError, match="config must be a mapping of fields, got list"):
+        load(tmp_path, "- a\n- b\n")
