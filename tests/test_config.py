@@ -46,8 +46,8 @@ def test_seed_connector_block_maps_onto_the_source_config(tmp_path: Path) -> Non
 def test_missing_env_var_names_field_and_variable(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOPE_TOKEN", raising=False)
-    with pytest.raises(ConfigError, match=r"config field 'access_token' refers to \$\{NOPE_TOKEN\}, "
-                                          r"but the environment variable NOPE_TOKEN is not set"):
+    with pytest.raises(ConfigError, match=r"config field 'access_token' refers to "
+                       r"\$\{NOPE_TOKEN\}, but the environment variable NOPE_TOKEN is not set"):
         load(tmp_path, "store_hash: abc\naccess_token: ${NOPE_TOKEN}\n")
 
 
@@ -86,7 +86,7 @@ def test_api_url_accepts_https_and_loopback_http(tmp_path: Path, url: str) -> No
 
 
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read config file .*missing.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot read config file .*missing\.yaml"):
         load_config(tmp_path / "missing.yaml", SCHEMA, "bigcommerce")
     with pytest.raises(ConfigError, match="is neither JSON nor YAML at line 2"):
         load(tmp_path, "store_hash: abc\n  bad: [unclosed\n")

@@ -183,8 +183,8 @@ def test_bad_token_fails_check_with_the_fix_and_without_the_token(sandbox, write
     assert b"create new API credentials in the BigCommerce control panel" in check.stderr
     read = run_cli("runner", "read", "bigcommerce", "--config", str(config))
     assert read.returncode == 2
-    error = [m for m in messages(read.stdout) if m["type"] == "TRACE"
-             and m["trace"]["type"] == "ERROR"][0]["trace"]["error"]
+    error = next(m for m in messages(read.stdout) if m["type"] == "TRACE"
+                 and m["trace"]["type"] == "ERROR")["trace"]["error"]
     assert error["failure_type"] == "config_error" and error["stream_descriptor"] == {
         "name": "customers"}
     last_line = read.stderr.decode().strip().splitlines()[-1]

@@ -17,8 +17,8 @@ def emitted_messages() -> dict[str, bytes]:
     configured = bigcommerce.configured_catalog()
     return {
         "record": p.record_line("customers", {"id": 1, "email": "a@example.com"}, p.now_ms()),
-        "state_stream": p.dump(p.state_message("customers", {"date_modified": "2024-01-01T00:00:00Z"},
-                                               250)),
+        "state_stream": p.dump(p.state_message(
+            "customers", {"date_modified": "2024-01-01T00:00:00Z"}, 250)),
         "state_global": p.dump(p.AirbyteMessage(type="STATE", state=p.AirbyteStateMessage(
             type="GLOBAL", global_=p.AirbyteGlobalState(
                 shared_state={"spool_offset": 7},
@@ -80,7 +80,8 @@ def test_record_fast_path_equals_model_path() -> None:
      "line 3: RECORD needs 'stream' (string) and 'data' (object)"),
     (b'{"type": "RECORD", "record": {"stream": "s", "data": {}, "emitted_at": "x"}}',
      "line 3: RECORD needs 'emitted_at' (integer ms)"),
-    (b'{"type": "STATE", "state": {"type": "NOPE"}}', "line 3: invalid STATE message at 'state.type'"),
+    (b'{"type": "STATE", "state": {"type": "NOPE"}}',
+     "line 3: invalid STATE message at 'state.type'"),
     (b'{"type": "LOG", "log": {"message": "x"}}', "line 3: invalid LOG message at 'log.level'"),
 ])
 def test_parse_line_rejects_with_line_number(line: bytes, error: str) -> None:
