@@ -1,0 +1,144 @@
+"""The runner: plugins, the canonical pipeline through real pipes, write's error handling."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import RUNNER, messages, run_cli
+
+from connectors.bigcommerce import connector as bigcommerce
+from framework import connector as registry
+from framework import protocol as p
+from framework.catalog import data_path
+from framework.cli import cli
+from framework.connector import Destination
+
+
+def test_connectors_lists_builtins_found_through_entry_points() -> None:
+    result = run_cli("runner", "connectors", "--json")
+    rows = {json.loads(line)["name"]: json.loads(line) for line in result.stdout.splitlines()}
+    assert rows["bigcommerce"]["kind"] == "source" and rows["bigcommerce"]["sandbox"] is True
+    assert rows["sqlite"]["kind"] == "destination"
+
+
+def test_loading_can_be_restricted_and_unknown_names_list_the_valid_ones() -> None:
+    assert run_cli("runner", "connectors", env={"TAJO_CONNECTORS": ""}).stdout == b""
+    only = run_cli("runner", "connectors", env={"TAJO_CONNECTORS": "sqlite"}).stdout.decode()
+    assert "sqlite" in only and "bigcommerce" not in only
+    result = run_cli("runner", "spec", "shopify")
+    assert result.returncode == 2
+    assert "unknown connector 'shopify'; valid: bigcommerce, sqlite" in result.stderr.decode()
+    result = run_cli("runner", "write", "bigcommerce", "--config", "x.json")
+    assert "unknown destination connector 'bigcommerce'; valid: sqlite" in result.stderr.decode()
+
+
+def test_packaged_catalog_matches_discover() -> None:
+    shipped = json.loads(Path(data_path("catalog.json")).read_text())
+    assert shipped == bigcommerce.configured_catalog().model_dump(mode="json", exclude_none=True)
+
+
+class MemoryDestination(Destination):
+    """A third-party style destination that keeps records in memory."""
+
+    def __init__(self, spec_file: Path) -> None:
+        super().__init__(spec_file)
+        self.records: list[dict[str, Any]] = []
+
+    def check(self, config: dict[str, Any]) -> p.AirbyteConnectionStatus:
+        return p.AirbyteConnectionStatus(status="SUCCEEDED")
+
+    def write(self, config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
+              messages: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+        for message in messages:
+            if message["type"] == "RECORD":
+                self.records.append(message["record"])
+            elif message["type"] == "STATE":
+                yield p.dump(p.AirbyteMessage.model_validate(message))
+
+
+@pytest.fixture
+def memory(tmp_path: Path) -> Iterator[MemoryDestination]:
+    spec = tmp_path / "memory.json"
+    spec.write_text(json.dumps({"name": "memory", "kind": "destination", "connectionSpecification": {
+        "type": "object", "properties": {"label": {"type": "string"}},
+        "additionalProperties": False}}))
+    destination = MemoryDestination(spec)
+    registry.register("memory", destination)
+    yield destination
+    registry.unregister("memory")
+
+
+def record(stream: str, i: int) -> bytes:
+    return p.record_line(stream, {"id": i, "store_hash": "abc"}, 1)
+
+
+def test_a_registered_plugin_receives_stdin_and_echoes_states(memory, write_json) -> None:
+    stdin = (record("customers", 1) + record("orders_typo", 2) + b"\n"
+             + p.dump(p.state_message("customers", {"date_modified": "2024-01-01T00:00:00Z"}))
+             + record("customers", 3))
+    result = CliRunner().invoke(cli, ["write", "memory", "--config", str(write_json({}))],
+                                input=stdin)
+    assert result.exit_code == 0, result.output
+    assert [r["data"]["id"] for r in memory.records] == [1, 3]  # orders_typo: not in catalog
+    assert json.loads(result.stdout)["type"] == "STATE"
+
+
+def test_a_malformed_stdin_line_stops_with_its_line_number(memory, write_json) -> None:
+    stdin = record("customers", 1) + b'{"type": "RECORD", "record": {"stream": "customers"\n'
+    result = CliRunner().invoke(cli, ["write", "memory", "--config", str(write_json({}))],
+                                input=stdin)
+    assert result.exit_code == 2
+    assert "error: stdin line 2: not JSON" in result.stderr
+    assert len(memory.records) == 1
+
+
+def test_plugin_config_is_validated_against_its_own_spec(memory, write_json) -> None:
+    result = CliRunner().invoke(cli, ["write", "memory", "--config",
+                                      str(write_json({"lable": "x"}))], input=b"")
+    assert result.exit_code == 2
+    assert "invalid memory config: unknown field 'lable' (valid: label)" in result.stderr
+
+
+@pytest.mark.e2e
+def test_read_pipe_write_sqlite_then_resume_from_the_destination_states(
+        sandbox, write_json, tmp_path: Path) -> None:
+    source = write_json(sandbox.config(page_size=250))
+    database = tmp_path / "mirror.db"
+    destination = write_json({"path": str(database)})
+
+    def pipeline(*extra: str) -> list[dict[str, Any]]:
+        read = subprocess.Popen([RUNNER, "read", "bigcommerce", "--config", str(source),
+                                 *extra], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        write = subprocess.run([RUNNER, "write", "sqlite", "--config", str(destination)],
+                               stdin=read.stdout, capture_output=True, timeout=120)
+        read.stdout.close()
+        assert read.wait(timeout=60) == 0
+        assert write.returncode == 0, write.stderr.decode()
+        return messages(write.stdout)
+
+    committed = pipeline()
+    assert all(m["type"] == "STATE" for m in committed) and len(committed) == 3
+    assert sum(m["state"]["destinationStats"]["recordCount"] for m in committed) == 600
+    db = sqlite3.connect(database)
+    assert db.execute("SELECT count(*) FROM customers").fetchone() == (600,)
+    state_file = tmp_path / "state.jsonl"
+    state_file.write_text("\n".join(json.dumps(m) for m in committed))
+    changed = sandbox.admin("POST", "mutate", {"update": 4, "seed": 1})["updated"]
+    resumed = pipeline("--state", str(state_file))
+    assert resumed[-1]["state"]["destinationStats"]["recordCount"] >= 4
+    rows = dict(db.execute("SELECT json_extract(data, '$.id'), json_extract(data, '$.notes') "
+                           "FROM customers").fetchall())
+    assert len(rows) == 600  # upserted, not appended
+    assert all(rows[i].startswith("edited ") for i in changed)
+
+
+def test_sandbox_group_lists_connector_sandboxes() -> None:
+    result = CliRunner().invoke(cli, ["sandbox", "--help"])
+    assert "bigcommerce" in result.output
