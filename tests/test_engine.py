@@ -12,6 +12,7 @@ from framework import protocol as p
 from framework.catalog import load_state
 from framework.errors import ConfigError, ConnectorError
 from framework.formats import CURSOR_FORMATS, apply_plan, compile_plan, iso_utc
+from framework.http import Stats
 from framework.paginators import Cursor, Keyset, PageNumber
 from framework.source import HttpSource
 
@@ -38,6 +39,7 @@ class FakeClient:
     def __init__(self, bodies: list[Any]) -> None:
         self.bodies = bodies
         self.asked: list[dict[str, Any]] = []
+        self.stats = Stats()
 
     def get(self, path: str, params: dict[str, Any], scope: str | None = None) -> Any:
         self.asked.append(dict(params))
@@ -45,9 +47,6 @@ class FakeClient:
 
     def close(self) -> None:
         pass
-
-    class stats:  # noqa: N801 - mimics HttpClient.stats
-        requests = 0
 
 
 @pytest.fixture

@@ -66,9 +66,10 @@ class MemoryDestination(Destination):
 @pytest.fixture
 def memory(tmp_path: Path) -> Iterator[MemoryDestination]:
     spec = tmp_path / "memory.json"
-    spec.write_text(json.dumps({"name": "memory", "kind": "destination", "connectionSpecification": {
-        "type": "object", "properties": {"label": {"type": "string"}},
-        "additionalProperties": False}}))
+    spec.write_text(json.dumps({
+        "name": "memory", "kind": "destination", "connectionSpecification": {
+            "type": "object", "properties": {"label": {"type": "string"}},
+            "additionalProperties": False}}))
     destination = MemoryDestination(spec)
     registry.register("memory", destination)
     yield destination
