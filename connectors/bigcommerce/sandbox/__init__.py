@@ -1,4 +1,4 @@
-"""``runner sandbox bigcommerce``: a local BigCommerce API serving a generated store."""
+"""``runner sandbox bigcommerce``: a local BigCommerce API serving generated stores."""
 
 from __future__ import annotations
 
@@ -15,17 +15,31 @@ from framework.sandbox import serve
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=0, show_default=True, help="Port (0: any free port).")
 @click.option("--seed", default=1, show_default=True, help="Same seed, same store.")
-@click.option("--customers", default=1000, show_default=True, help="Customers in the store.")
+@click.option("--customers", default=1000, show_default=True, help="Customers per store.")
+@click.option("--orders", default=2000, show_default=True, help="Orders per store.")
+@click.option("--products", default=200, show_default=True, help="Products per store.")
+@click.option("--stores", default=1, show_default=True,
+              help="How many stores to serve (seeds SEED, SEED+1, ...), each with its own "
+                   "token and quota.")
 @click.option("--plan", type=click.Choice(list(PLANS)), default="standard", show_default=True,
               help="Quota per window: standard and plus 150, pro 450, enterprise unlimited.")
 @click.option("--window-ms", default=30_000, show_default=True,
               help="Length of the quota window (shorten it for fast tests).")
 @click.option("--latency-ms", default=0, show_default=True, help="Added to every response.")
-@click.option("--access-token", default=None, help="Token to accept (default: a random one).")
-def sandbox_command(host: str, port: int, seed: int, customers: int, plan: str, window_ms: int,
-                    latency_ms: int, access_token: str | None) -> None:
-    """Serve a BigCommerce store on loopback; prints {"url", "store_hash", "access_token"}."""
-    store = Store.generate(seed, customers, plan)
-    token = access_token or secrets.token_hex(16)
-    app = build_app(Sandbox(store, token, window_ms, latency_ms))
-    serve(app, host, port, {"store_hash": store.store_hash, "access_token": token})
+@click.option("--access-token", default=None,
+              help="Token of the first store (default: a random one).")
+def sandbox_command(host: str, port: int, seed: int, customers: int, orders: int,
+                    products: int, stores: int, plan: str, window_ms: int, latency_ms: int,
+                    access_token: str | None) -> None:
+    """Serve BigCommerce stores on loopback.
+
+    Prints {"url", "store_hash", "access_token", "stores": [...]} once ready.
+    """
+    served = []
+    for n in range(stores):
+        store = Store.generate(seed + n, plan, customers, orders, products)
+        token = (access_token if n == 0 and access_token else secrets.token_hex(16))
+        served.append(Sandbox(store, token, window_ms, latency_ms))
+    listing = [{"store_hash": s.store.store_hash, "access_token": s.access_token}
+               for s in served]
+    serve(build_app(served), host, port, {**listing[0], "stores": listing})

@@ -2,7 +2,7 @@
 
 Records are generated on demand from (seed, id), so a store of any size starts at once and takes
 little memory; only what changes (modification times, edits, deletions, new records) is kept.
-Adding a resource means a ``make_*`` function and an index like ``customers`` below.
+Adding a resource means a ``make_*`` function in ``generate.py`` and a :class:`Collection`.
 """
 
 from __future__ import annotations
@@ -11,174 +11,16 @@ import bisect
 import hashlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
+
+from connectors.bigcommerce.sandbox import generate as g
 
 EPOCH_CREATED = int(datetime(2022, 1, 1, tzinfo=UTC).timestamp())
 EPOCH_LAST = int(datetime(2026, 6, 30, tzinfo=UTC).timestamp())
-
-
-def iso(ts: int) -> str:
-    """Epoch seconds as BigCommerce V3 writes dates (ISO 8601, UTC)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class Country:
-    code: str
-    name: str
-    weight: int
-    first_names: tuple[str, ...]
-    last_names: tuple[str, ...]
-    cities: tuple[tuple[str, str, str], ...]  # city, state, postal code pattern (# = digit)
-    phones: tuple[str, ...]  # local patterns, # = digit
-
-
-COUNTRIES = (
-    Country("US", "United States", 40,
-            ("James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda",
-             "David", "Elizabeth", "Maria", "Carlos", "Aisha", "Wei", "Emily", "Noah"),
-            ("Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis",
-             "Rodriguez", "Martinez", "Nguyen", "Kim", "O'Brien", "Anderson"),
-            (("Austin", "Texas", "787##"), ("New York", "New York", "100##"),
-             ("San Francisco", "California", "941##"), ("Chicago", "Illinois", "606##"),
-             ("Seattle", "Washington", "981##"), ("Boston", "Massachusetts", "021##")),
-            ("(512) 3##-####", "212-4##-####", "+1 415 6## ####", "312.7##.####")),
-    Country("GB", "United Kingdom", 12,
-            ("Oliver", "Amelia", "George", "Isla", "Harry", "Ava", "Jack", "Freya", "Priya"),
-            ("Taylor", "Wilson", "Evans", "Thomas", "Roberts", "Patel", "Hughes", "Walker"),
-            (("London", "Greater London", "SW1A #AA"), ("Manchester", "Greater Manchester",
-                                                       "M# #AB"), ("Leeds", "West Yorkshire",
-                                                                   "LS# #CD")),
-            ("07700 9#####", "+44 7911 ######", "020 7946 0###")),
-    Country("TH", "Thailand", 12,
-            ("Somchai", "Suda", "Anan", "Kanya", "Niran", "Ploy", "สมชาย", "สุดา", "Malee"),
-            ("Saetang", "Wongsakul", "Chaiyaporn", "Srisuk", "Thongdee", "ใจดี", "รักไทย"),
-            (("Bangkok", "Bangkok", "10###"), ("Chiang Mai", "Chiang Mai", "50###"),
-             ("Phuket", "Phuket", "83###")),
-            ("081-###-####", "+66 89 ### ####", "02-###-####", "095 ### ####")),
-    Country("DE", "Germany", 8,
-            ("Lukas", "Mia", "Leon", "Hannah", "Finn", "Emma", "Jürgen", "Lea"),
-            ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner"),
-            (("Berlin", "Berlin", "10###"), ("München", "Bayern", "80###"),
-             ("Hamburg", "Hamburg", "20###")),
-            ("0151 ########", "+49 30 #######", "0170 #######")),
-    Country("FR", "France", 6,
-            ("Lucas", "Léa", "Hugo", "Chloé", "Louis", "Manon", "Élodie"),
-            ("Martin", "Bernard", "Dubois", "Thomas", "Robert", "Lefèvre"),
-            (("Paris", "Île-de-France", "750##"), ("Lyon", "Auvergne-Rhône-Alpes", "690##")),
-            ("06 ## ## ## ##", "+33 1 ## ## ## ##")),
-    Country("AU", "Australia", 8,
-            ("Jack", "Charlotte", "William", "Olivia", "Thomas", "Mia"),
-            ("Smith", "Jones", "Williams", "Brown", "Wilson", "Taylor"),
-            (("Sydney", "New South Wales", "2###"), ("Melbourne", "Victoria", "3###")),
-            ("0412 ### ###", "+61 2 #### ####")),
-    Country("CA", "Canada", 8,
-            ("Liam", "Olivia", "Ethan", "Emma", "Benjamin", "Chloé"),
-            ("Tremblay", "Gagnon", "Roy", "Côté", "Campbell", "Lee"),
-            (("Toronto", "Ontario", "M5V ###"), ("Vancouver", "British Columbia", "V6B ###"),
-             ("Montréal", "Quebec", "H2X ###")),
-            ("(416) 5##-####", "604-6##-####")),
-    Country("JP", "Japan", 6,
-            ("Haruto", "Yui", "Sota", "Hina", "Yuto", "Sakura"),
-            ("Sato", "Suzuki", "Takahashi", "Tanaka", "Watanabe"),
-            (("Tokyo", "Tokyo", "1##-####"), ("Osaka", "Osaka", "5##-####")),
-            ("090-####-####", "+81 3-####-####")),
-)
-_COUNTRY_WEIGHTS = [c.weight for c in COUNTRIES]
-ROMAN = {"สมชาย": "somchai", "สุดา": "suda", "ใจดี": "jaidee", "รักไทย": "rakthai"}
-EMAIL_DOMAINS = ("example.com", "mail.example.org", "shop.example.net", "example.co.th",
-                 "example.co.uk", "example.de")
-BAD_PHONES = ("12345", "n/a", "+1 555", "call me")
-STREETS = ("Main Street", "High Street", "Sukhumvit Road", "Hauptstraße", "Rue de Rivoli",
-           "George Street", "Queen Street West", "Chuo-dori", "Market Street", "Silom Road")
-COMPANIES = ("Acme Retail", "Blue Lotus Co.", "Nordwind GmbH", "Maple & Co", "Sakura Trading",
-             "Le Petit Atelier", "Outback Supplies")
-
-CUSTOMER_GROUPS = (
-    {"id": 1, "name": "Retail", "is_default": True},
-    {"id": 2, "name": "Wholesale", "is_default": False},
-    {"id": 3, "name": "VIP", "is_default": False},
-)
-CUSTOMER_ATTRIBUTES = (
-    {"id": 1, "name": "Shoe size", "type": "number"},
-    {"id": 2, "name": "Favorite color", "type": "string"},
-    {"id": 3, "name": "Loyalty tier", "type": "string"},
-)
-FORM_FIELDS = (
-    ("How did you hear about us?", ("Instagram", "Friend", "Google", "Newsletter", "TikTok")),
-    ("Birthday", None),
-    ("Marketing consent", ("Yes", "No")),
-)
-CHANNELS = ({"id": 1, "name": "Main storefront"}, {"id": 2, "name": "Wholesale storefront"})
-
-
-def _digits(rng: random.Random, pattern: str) -> str:
-    return "".join(str(rng.randrange(10)) if ch == "#" else ch for ch in pattern)
-
-
-def _rng(seed: int, kind: str, record_id: int) -> random.Random:
-    return random.Random(f"{seed}:{kind}:{record_id}")
-
-
-def make_customer(seed: int, customer_id: int, created: int, modified: int) -> dict[str, Any]:
-    """The customer ``customer_id`` of store ``seed``, with every include expanded."""
-    rng = _rng(seed, "customer", customer_id)
-    country = rng.choices(COUNTRIES, _COUNTRY_WEIGHTS)[0]
-    first, last = rng.choice(country.first_names), rng.choice(country.last_names)
-    local = f"{ROMAN.get(first, first)}.{ROMAN.get(last, last)}".lower()
-    local = "".join(ch for ch in local if ch.isascii() and (ch.isalnum() or ch == "."))
-    email = f"{local}{customer_id}@{rng.choice(EMAIL_DOMAINS)}"
-    phone = _digits(rng, rng.choice(country.phones))
-    roll = rng.random()
-    if roll < 0.03:
-        phone = rng.choice(BAD_PHONES)
-    elif roll < 0.10:
-        phone = ""
-    company = rng.choice(COMPANIES) if rng.random() < 0.15 else ""
-    addresses = []
-    for n in range(rng.choice((0, 1, 1, 1, 2))):
-        city, state, postal = rng.choice(country.cities)
-        addresses.append({
-            "id": customer_id * 10 + n, "customer_id": customer_id, "first_name": first,
-            "last_name": last, "company": company,
-            "address1": f"{rng.randrange(1, 999)} {rng.choice(STREETS)}",
-            "address2": f"Apt {rng.randrange(1, 60)}" if rng.random() < 0.2 else "",
-            "city": city, "state_or_province": state, "postal_code": _digits(rng, postal),
-            "country_code": country.code, "country": country.name, "phone": phone,
-            "address_type": "commercial" if company else "residential", "form_fields": []})
-    attributes = []
-    for attribute in CUSTOMER_ATTRIBUTES:
-        if rng.random() < 0.4:
-            value = (str(rng.randrange(36, 46)) if attribute["type"] == "number"
-                     else rng.choice(("red", "blue", "green", "black", "gold", "silver")))
-            attributes.append({"id": customer_id * 10 + attribute["id"],
-                               "attribute_id": attribute["id"], "attribute_value": value,
-                               "customer_id": customer_id, "date_created": iso(created),
-                               "date_modified": iso(created)})
-    form_fields = []
-    for name, choices in FORM_FIELDS:
-        if rng.random() < 0.5:
-            value = (rng.choice(choices) if choices else
-                     f"{rng.randrange(1950, 2006)}-{rng.randrange(1, 13):02d}-"
-                     f"{rng.randrange(1, 29):02d}")
-            form_fields.append({"name": name, "value": value, "customer_id": customer_id})
-    channels = rng.choice((None, None, [1], [1], [2], [1, 2]))
-    return {
-        "id": customer_id, "email": email, "first_name": first, "last_name": last,
-        "company": company, "phone": phone,
-        "registration_ip_address": f"203.0.113.{rng.randrange(1, 255)}",
-        "notes": "", "tax_exempt_category": "",
-        "customer_group_id": rng.choice((0, 0, 1, 1, 2, 3)),
-        "date_created": iso(created), "date_modified": iso(modified),
-        "address_count": len(addresses), "attribute_count": len(attributes),
-        "authentication": {"force_password_reset": False},
-        "accepts_product_review_abandoned_cart_emails": rng.random() < 0.7,
-        "origin_channel_id": channels[0] if channels else 1, "channel_ids": channels,
-        "addresses": addresses, "attributes": attributes, "form_fields": form_fields,
-        "store_credit_amounts": [{"amount": float(rng.choice((0, 0, 0, 5, 10, 25)))}],
-    }
 
 
 def store_hash_for(seed: int) -> str:
@@ -186,11 +28,18 @@ def store_hash_for(seed: int) -> str:
     return hashlib.sha1(f"tajo-sandbox-{seed}".encode()).hexdigest()[:10]
 
 
+Maker = Callable[[int, int, int, int], dict[str, Any]]
+
+
 @dataclass
-class Customers:
-    """The customers of a store: generated on demand, with what has changed kept aside."""
+class Collection:
+    """Records of one kind: generated on demand, with what has changed kept aside.
+
+    ``by_modified`` is the index every ``date_modified`` filter and sort uses.
+    """
 
     seed: int
+    make: Maker
     created: dict[int, int] = field(default_factory=dict)
     modified: dict[int, int] = field(default_factory=dict)
     edits: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -198,9 +47,9 @@ class Customers:
     ids: list[int] = field(default_factory=list)  # sorted
     next_id: int = 1
 
-    def populate(self, count: int) -> None:
-        """Create ``count`` customers with dates spread over the store's history."""
-        rng = random.Random(f"{self.seed}:customer-dates")
+    def populate(self, count: int, kind: str) -> None:
+        """Create ``count`` records with dates spread over the store's history."""
+        rng = random.Random(f"{self.seed}:{kind}-dates")
         span = EPOCH_LAST - EPOCH_CREATED
         for _ in range(count):
             created = EPOCH_CREATED + rng.randrange(span - 86400)
@@ -208,18 +57,24 @@ class Customers:
             self._add(self.next_id, created, modified)
         self.by_modified.sort()
 
-    def _add(self, customer_id: int, created: int, modified: int) -> None:
-        self.created[customer_id] = created
-        self.modified[customer_id] = modified
-        self.ids.append(customer_id)
-        self.next_id = max(self.next_id, customer_id + 1)
-        self.by_modified.append((modified, customer_id))
+    def _add(self, record_id: int, created: int, modified: int) -> None:
+        self.created[record_id] = created
+        self.modified[record_id] = modified
+        self.ids.append(record_id)
+        self.next_id = max(self.next_id, record_id + 1)
+        self.by_modified.append((modified, record_id))
 
-    def get(self, customer_id: int) -> dict[str, Any]:
-        """The customer as it is now (generated, then edited)."""
-        record = make_customer(self.seed, customer_id, self.created[customer_id],
-                               self.modified[customer_id])
-        record.update(self.edits.get(customer_id, {}))
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, record_id: int) -> bool:
+        return record_id in self.modified
+
+    def get(self, record_id: int) -> dict[str, Any]:
+        """The record as it is now (generated, then edited)."""
+        record = self.make(self.seed, record_id, self.created[record_id],
+                           self.modified[record_id])
+        record.update(self.edits.get(record_id, {}))
         return record
 
     def now(self) -> int:
@@ -227,44 +82,78 @@ class Customers:
         latest = self.by_modified[-1][0] if self.by_modified else 0
         return max(int(time.time()), latest)
 
-    def touch(self, customer_id: int, edit: dict[str, Any]) -> None:
-        """Edit a customer and bump its ``date_modified`` to now."""
-        old = (self.modified[customer_id], customer_id)
+    def touch(self, record_id: int, edit: dict[str, Any]) -> int:
+        """Edit a record and bump its ``date_modified`` to now; returns the new time."""
+        old = (self.modified[record_id], record_id)
         del self.by_modified[bisect.bisect_left(self.by_modified, old)]
-        self.modified[customer_id] = self.now()
-        bisect.insort(self.by_modified, (self.modified[customer_id], customer_id))
-        self.edits.setdefault(customer_id, {}).update(edit)
+        self.modified[record_id] = self.now()
+        bisect.insort(self.by_modified, (self.modified[record_id], record_id))
+        self.edits.setdefault(record_id, {}).update(edit)
+        return self.modified[record_id]
 
     def create(self) -> int:
-        """Add a new customer, created and modified now."""
-        customer_id, now = self.next_id, self.now()
-        self._add(customer_id, now, now)
-        return customer_id
+        """Add a new record, created and modified now."""
+        record_id, now = self.next_id, self.now()
+        self._add(record_id, now, now)
+        return record_id
 
-    def delete(self, customer_id: int) -> None:
-        """Remove a customer."""
+    def delete(self, record_id: int) -> None:
+        """Remove a record."""
         del self.by_modified[bisect.bisect_left(self.by_modified,
-                                                (self.modified[customer_id], customer_id))]
-        del self.ids[bisect.bisect_left(self.ids, customer_id)]
-        del self.created[customer_id], self.modified[customer_id]
-        self.edits.pop(customer_id, None)
+                                                (self.modified[record_id], record_id))]
+        del self.ids[bisect.bisect_left(self.ids, record_id)]
+        del self.created[record_id], self.modified[record_id]
+        self.edits.pop(record_id, None)
+
+    def modified_range(self, low: int | None, high: int | None) -> tuple[int, int]:
+        """Positions in ``by_modified`` of the records with low <= modified <= high."""
+        index = self.by_modified
+        lo = bisect.bisect_left(index, (low, 0)) if low is not None else 0
+        hi = bisect.bisect_right(index, (high, float("inf"))) if high is not None else len(index)
+        return lo, hi
 
 
 @dataclass
 class Store:
-    """One sandbox store."""
+    """One sandbox store: customers, orders, products, carts and the small lists."""
 
     seed: int
     store_hash: str
     plan: str
-    customers: Customers
+    customers: Collection
+    orders: Collection
+    products: Collection
+    carts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inventory_edits: dict[tuple[int, int], int] = field(default_factory=dict)
 
     @classmethod
-    def generate(cls, seed: int, customers: int, plan: str) -> Store:
-        """The store ``seed`` with ``customers`` customers."""
-        store = cls(seed, store_hash_for(seed), plan, Customers(seed))
-        store.customers.populate(customers)
+    def generate(cls, seed: int, plan: str, customers: int, orders: int = 0,
+                 products: int = 0) -> Store:
+        """The store ``seed`` with that many customers, orders and products."""
+        store = cls(seed, store_hash_for(seed), plan, Collection(seed, g.make_customer),
+                    Collection(seed, g.make_customer), Collection(seed, g.make_product))
+        store.orders.make = partial(_order_maker, store)
+        store.customers.populate(customers, "customer")
+        store.orders.populate(orders, "order")
+        store.products.populate(products, "product")
         return store
+
+    def order_products(self, order_id: int) -> list[dict[str, Any]]:
+        """All line items of an order."""
+        return self.orders.get(order_id)["_lines"]
+
+    def inventory_level(self, variant_id: int, location_id: int, default: int) -> int:
+        """Stock of a variant at a location (location 1 is what the Catalog API shows)."""
+        return self.inventory_edits.get((variant_id, location_id), default)
+
+    def create_cart(self, customer_id: int | None) -> dict[str, Any]:
+        """A new cart for a customer (or a guest), as a shopper would make it."""
+        customer = (self.customers.get(customer_id)
+                    if customer_id and customer_id in self.customers else None)
+        cart = g.make_cart(self.seed, len(self.carts) + 1, customer, len(self.products),
+                           self.customers.now())
+        self.carts[cart["id"]] = cart
+        return cart
 
     def info(self) -> dict[str, Any]:
         """``GET /v2/store``."""
@@ -294,3 +183,16 @@ class Store:
                          "multi_storefront_enabled": True,
                          "storefront_limits": {"active": 2, "total_including_inactive": 2}},
         }
+
+
+def _order_maker(store: Store, seed: int, order_id: int, created: int,
+                 modified: int) -> dict[str, Any]:
+    order = g.make_order(seed, order_id, created, modified, customers=len(store.customers),
+                         products=len(store.products))
+    customer_id = order["customer_id"]
+    if customer_id and customer_id in store.customers:  # a registered shopper's own details
+        customer = store.customers.get(customer_id)
+        order["billing_address"].update(email=customer["email"],
+                                        first_name=customer["first_name"],
+                                        last_name=customer["last_name"])
+    return order
