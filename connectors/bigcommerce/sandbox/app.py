@@ -122,7 +122,7 @@ def _mutate(store: Store, body: dict[str, Any]) -> dict[str, Any]:
             edit["status_id"] = rng.choice((2, 5, 10, 11))
             edit["status"] = {2: "Shipped", 5: "Cancelled", 10: "Completed",
                               11: "Awaiting Fulfillment"}[edit["status_id"]]
-        versions[record_id] = [items.touch(record_id, edit), tag]
+        versions[str(record_id)] = [items.touch(record_id, edit), tag]
     created = [items.create() for _ in range(int(body.get("create", 0)))]
     pool = [i for i in items.ids if i not in set(updated) | set(created)]
     deleted = rng.sample(pool, min(int(body.get("delete", 0)), len(pool)))
