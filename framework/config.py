@@ -59,7 +59,7 @@ def substitute_env(value: Any, path: str = "") -> Any:
 
 
 def secret_fields(schema: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted paths of the properties marked ``airbyte_secret`` in a JSON Schema."""
+    """Dotted paths of the properties marked ``airbyte_secret`` (``[]`` marks list items)."""
     found = []
     for name, prop in (schema.get("properties") or {}).items():
         path = f"{prefix}{name}"
@@ -67,20 +67,32 @@ def secret_fields(schema: dict[str, Any], prefix: str = "") -> list[str]:
             found.append(path)
         if prop.get("type") == "object":
             found.extend(secret_fields(prop, path + "."))
+        if prop.get("type") == "array" and isinstance(prop.get("items"), dict):
+            found.extend(secret_fields(prop["items"], path + "[]."))
     return found
+
+
+def _values_at(node: Any, parts: list[str]) -> list[Any]:
+    if not parts:
+        return [node]
+    head, rest = parts[0], parts[1:]
+    if head.endswith("[]"):
+        items = node.get(head[:-2]) if isinstance(node, dict) else None
+        return [v for item in (items if isinstance(items, list) else [])
+                for v in _values_at(item, rest)]
+    return _values_at(node.get(head), rest) if isinstance(node, dict) else []
 
 
 def secret_values(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
     """The values of the config's secret fields (for redaction)."""
-    values = []
-    for path in secret_fields(schema):
-        node: Any = config
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, str):
-            values.append(node)
-    return values
+    return [v for path in secret_fields(schema) for v in _values_at(config, path.split("."))
+            if isinstance(v, str)]
 
+
+def _is_secret(path: list[Any], secrets: set[str]) -> bool:
+    """Whether a jsonschema error path (``stores``, 0, ``access_token``) is a secret field."""
+    dotted = ".".join(f"{p}" if isinstance(p, str) else "[]" for p in path).replace(".[]", "[]")
+    return dotted in secrets
 
 def _describe(error: ValidationError, secret: bool) -> str:
     """One clause for one jsonschema error, without the value when it is secret."""
@@ -100,6 +112,8 @@ def _describe(error: ValidationError, secret: bool) -> str:
         return f"must be {'at least' if kind == 'minLength' else 'at most'} {expected} characters"
     if kind == "format":
         return f"must be a valid {expected}{shown}"
+    if kind in ("anyOf", "oneOf"):
+        return schema.get(f"{kind}_descriptor") or error.message
     return "is invalid" if secret else error.message
 
 
@@ -113,8 +127,11 @@ def validate_config(config: Any, schema: dict[str, Any], connector: str) -> dict
     problems = []
     validator = Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
     for error in sorted(validator.iter_errors(config), key=lambda e: list(e.path)):
-        field = ".".join(str(p) for p in error.path)
-        if error.validator == "required":
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
+        field = field.lstrip(".")
+        if error.validator in ("anyOf", "oneOf") and not field:
+            problems.append(f"config {_describe(error, True)}")
+        elif error.validator == "required":
             missing = error.message.split("'")[1]
             name = f"{field}.{missing}" if field else missing
             problems.append(f"'{name}' is required")
@@ -126,7 +143,7 @@ def validate_config(config: Any, schema: dict[str, Any], connector: str) -> dict
                             f"{', '.join(repr(e) for e in extra)}{where} "
                             f"(valid: {', '.join(allowed)})")
         else:
-            problems.append(f"'{field}' {_describe(error, field in secrets)}")
+            problems.append(f"'{field}' {_describe(error, _is_secret(list(error.path), secrets))}")
     if problems:
         raise ConfigError(f"invalid {connector} config: " + "; ".join(problems))
     return config

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class HttpClient:
         rate_limit: names of the API's quota headers, or None for an API without them.
         errors: fixes to print for 401 and 403, formatted with ``{path}`` and ``{scope}``.
         reserve: requests left unused in each window (for other apps sharing the quota).
+        concurrency: requests in flight at once; threads share the client and its pacer.
         on_wait: called with (seconds, reason) before each wait, e.g. to report RATE_LIMITED.
     """
 
@@ -77,11 +79,13 @@ class HttpClient:
                  rate_limit: RateLimitHeaders | None = None,
                  errors: dict[str, str] | None = None, timeout: tuple[float, float] = (10, 60),
                  max_retries: int = 5, max_throttled: int = 20, backoff_s: float = 0.5,
-                 reserve: int = 0, on_wait: Callable[[float, str], None] | None = None,
+                 reserve: int = 0, concurrency: int = 1,
+                 on_wait: Callable[[float, str], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(16, concurrency),
+                              max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers.update({"Accept": "application/json", **headers})
@@ -96,6 +100,9 @@ class HttpClient:
         self.sleep = sleep
         self.quota = Quota()
         self.stats = Stats()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._in_flight = 0
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -106,17 +113,28 @@ class HttpClient:
             return
         if self.on_wait:
             self.on_wait(seconds, reason)
-        self.stats.waited_s += seconds
+        with self._lock:
+            self.stats.waited_s += seconds
         self.sleep(seconds)
 
     def _pace(self) -> None:
-        """Wait for the window reset when the quota the API reported is used up."""
-        q = self.quota
-        if q.left is not None and q.left <= self.reserve:
-            remaining = q.reset_at - time.monotonic()
-            if remaining > 0:
-                self._wait(remaining, "quota used up for this window; waiting for its reset")
-            q.left = None
+        """Take a place in the window, or wait for its reset when the quota is used up.
+
+        The requests in flight count against what the API last reported, so concurrent
+        threads never overrun the window between them.
+        """
+        while True:
+            with self._lock:
+                q = self.quota
+                if q.left is None or q.left - self._in_flight > self.reserve:
+                    self._in_flight += 1
+                    return
+                remaining = q.reset_at - time.monotonic()
+                if remaining <= 0:  # the window has reset; the next answer says how much is left
+                    q.left = None
+                    self._in_flight += 1
+                    return
+            self._wait(remaining, "quota used up for this window; waiting for its reset")
 
     def _read_quota(self, response: requests.Response) -> None:
         names, headers = self.rate_limit, response.headers
@@ -124,13 +142,19 @@ class HttpClient:
             return
         left = _header_number(headers, names.requests_left)
         reset_ms = _header_number(headers, names.reset_ms)
-        if left is not None:
-            self.quota.left = int(left)
-        if reset_ms is not None:
-            self.quota.reset_at = time.monotonic() + reset_ms / 1000
-        self.quota.quota = int(_header_number(headers, names.quota) or 0) or self.quota.quota
-        window = _header_number(headers, names.window_ms)
-        self.quota.window_ms = int(window) if window else self.quota.window_ms
+        with self._lock:
+            q = self.quota
+            reset_at = time.monotonic() + reset_ms / 1000 if reset_ms is not None else None
+            # Answers arrive out of order under concurrency: within one window the smallest
+            # count left is the newest; a later reset time means a new window.
+            new_window = reset_at is not None and reset_at > q.reset_at + 0.05
+            if left is not None:
+                q.left = int(left) if new_window or q.left is None else min(q.left, int(left))
+            if reset_at is not None and (new_window or q.reset_at == 0.0):
+                q.reset_at = reset_at
+            q.quota = int(_header_number(headers, names.quota) or 0) or q.quota
+            window = _header_number(headers, names.window_ms)
+            q.window_ms = int(window) if window else q.window_ms
 
     def _throttle_wait(self, response: requests.Response, attempt: int) -> float:
         """Seconds to wait after a 429: the longer of Retry-After and the window reset."""
@@ -149,7 +173,8 @@ class HttpClient:
     def _backoff(self, attempt: int) -> float:
         return random.uniform(0, min(30.0, self.backoff_s * 2 ** attempt))
 
-    def _fail(self, response: requests.Response, path: str, scope: str | None) -> ConnectorError:
+    def _fail(self, response: requests.Response, url: str, path: str,
+              scope: str | None) -> ConnectorError:
         status = response.status_code
         fix = self.errors.get(str(status))
         if fix:
@@ -157,62 +182,83 @@ class HttpClient:
                                   "config_error")
         snippet = REDACT(" ".join(response.text[:200].split()))
         kind = "transient_error" if status in RETRYABLE_STATUS else "system_error"
-        return ConnectorError(f"GET {path} failed with HTTP {status}: {snippet}", kind)
+        return ConnectorError(f"GET {url} failed with HTTP {status}: {snippet}", kind)
 
     def get(self, path: str, params: dict[str, Any] | None = None,
-            scope: str | None = None) -> Any:
-        """GET ``path`` and return its JSON body (``None`` for 204 No Content).
+            scope: str | None = None, missing_ok: bool = False) -> Any:
+        """GET ``path`` and return its JSON body (``None`` for 204 No Content, and for 404
+        when ``missing_ok``: a sub-resource that vanished).
 
         Raises:
             ConnectorError: 401/403 (with the fix), other 4xx, or 5xx and connection errors
                 that outlasted the retries.
         """
+        with self._slots:
+            return self._get(path, params, scope, missing_ok)
+
+    def _send(self, url: str, params: dict[str, Any] | None) -> requests.Response:
+        self._pace()
+        try:
+            with self._lock:
+                self.stats.requests += 1
+            response = self.session.get(url, params=params, timeout=self.timeout)
+            self._read_quota(response)
+            return response
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _get(self, path: str, params: dict[str, Any] | None, scope: str | None,
+             missing_ok: bool) -> Any:
         url = self.base_url + path
         attempt = throttled = 0
         while True:
-            self._pace()
-            self.stats.requests += 1
             try:
-                response = self.session.get(url, params=params, timeout=self.timeout)
+                response = self._send(url, params)
             except TRANSIENT_ERRORS as exc:
                 if attempt >= self.max_retries:
-                    raise ConnectorError(f"GET {path} failed after {attempt + 1} attempts: "
+                    raise ConnectorError(f"GET {url} failed after {attempt + 1} attempts: "
                                          f"{type(exc).__name__}", "transient_error") from None
-                self.stats.retries += 1
+                self._count(retries=1)
                 self._wait(self._backoff(attempt), f"{type(exc).__name__}; retrying")
                 attempt += 1
                 continue
             status = response.status_code
-            self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
-            self._read_quota(response)
+            self._count(status=status)
             if status == 429:
-                self.stats.throttled += 1
+                self._count(throttled=1)
                 if throttled >= self.max_throttled:
-                    raise ConnectorError(f"GET {path} was rate limited {throttled + 1} times in a "
+                    raise ConnectorError(f"GET {url} was rate limited {throttled + 1} times in a "
                                          "row; another app may be using the store's quota, try "
                                          "again later", "transient_error")
                 self._wait(self._throttle_wait(response, throttled), "HTTP 429; retrying")
                 throttled += 1
-                self.quota.left = None
                 continue
             if status in RETRYABLE_STATUS and attempt < self.max_retries:
-                self.stats.retries += 1
+                self._count(retries=1)
                 self._wait(self._backoff(attempt), f"HTTP {status}; retrying")
                 attempt += 1
                 continue
-            if status == 204:
+            if status == 204 or (status == 404 and missing_ok):
                 return None
             if status >= 400:
-                raise self._fail(response, path, scope)
+                raise self._fail(response, url, path, scope)
             try:
                 return orjson.loads(response.content)
             except orjson.JSONDecodeError:
                 if attempt < self.max_retries:  # a truncated body or a proxy's error page
-                    self.stats.retries += 1
+                    self._count(retries=1)
                     self._wait(self._backoff(attempt), "response was not JSON; retrying")
                     attempt += 1
                     continue
                 kind = response.headers.get("Content-Type", "no content type")
                 snippet = REDACT(" ".join(response.text[:80].split()))
-                raise ConnectorError(f"GET {path} answered HTTP {status} with {kind}, not JSON: "
+                raise ConnectorError(f"GET {url} answered HTTP {status} with {kind}, not JSON: "
                                      f"{snippet!r}", "transient_error") from None
+
+    def _count(self, *, status: int | None = None, retries: int = 0, throttled: int = 0) -> None:
+        with self._lock:
+            if status is not None:
+                self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+            self.stats.retries += retries
+            self.stats.throttled += throttled

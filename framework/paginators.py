@@ -130,6 +130,14 @@ class Keyset(Paginator):
         field, lower = self.cursor_field, self.lower
         return [r for r in records if r.get(field) != lower or self._key(r) not in self.at_lower]
 
+    def bound_after(self, records: list[Record]) -> tuple[Any, set[tuple[Any, ...]]]:
+        """Where a read that continued after ``records`` (the last page) would start."""
+        if not records:
+            return self.lower, set(self.at_lower)
+        last = records[-1].get(self.cursor_field)
+        keys = {self._key(r) for r in records if r.get(self.cursor_field) == last}
+        return last, keys | (self.at_lower if last == self.lower else set())
+
     def next(self, params: Params, body: Any, records: list[Record]) -> Params | None:
         if len(records) < self.page_size:
             return None

@@ -2,34 +2,80 @@
 
 One path for data: HTTP page -> records (selected, normalized, tagged) -> RECORD lines -> a STATE
 line once the page is out. The stream config says everything else: path, params, paginator,
-where the records are, keys, cursor and schema.
+where the records are, keys, cursor and schema; ``framework.reader`` reads the pages.
+
+Reads run in worker threads, at most ``concurrency`` requests at once per account under that
+account's one pacer; this thread writes their pages in arrival order and the per-stream states.
+State shape: ``{"stores": {account: {cursor_field: value}}}`` (one entry per store).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
+
+import click
 
 from framework import protocol as p
 from framework.connector import Source
 from framework.errors import ConfigError, ConnectorError
-from framework.formats import CURSOR_FORMATS, apply_plan, compile_plan, iso_utc
+from framework.formats import compile_plan, iso_utc
 from framework.http import HttpClient
-from framework.paginators import PAGINATORS, dig
+from framework.paginators import PAGINATORS
+from framework.reader import (
+    Hook,
+    Page,
+    Slice,
+    Unit,
+    now_utc,
+    read_ids,
+    read_slice,
+    time_slices,
+)
 from framework.spec import Stream
 
 log = logging.getLogger("tajo.source")
 
+ACCOUNTS_KEY = "stores"
+SPOOL_OFFSET = "spool_offset"
+
 
 class HttpSource(Source):
-    """A source whose streams are declared in its spec file and run by this engine."""
+    """A source whose streams are declared in its spec file and run by this engine.
+
+    Args:
+        hooks: named functions for what JSON cannot say (e.g. extracting an order's lines).
+    """
+
+    def __init__(self, spec_file: str | Path, *, sandbox: click.Command | None = None,
+                 version: str = "0.1.0", hooks: dict[str, Hook] | None = None) -> None:
+        super().__init__(spec_file, sandbox=sandbox, version=version)
+        self.hooks = hooks or {}
+
+    def accounts(self, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """One config per account: the top-level one, or each entry of the accounts list
+        (``stores``) over the shared fields."""
+        spec = self.loaded.model.client
+        key = spec.accounts if spec else None
+        if key and config.get(key):
+            shared = {k: v for k, v in config.items() if k != key}
+            return [{**shared, **entry} for entry in config[key]]
+        return [config]
+
+    def account_key(self, account: dict[str, Any]) -> str:
+        spec = self.loaded.model.client
+        return str(account.get(spec.account_field, "")) if spec and spec.account_field else ""
 
     def client(self, config: dict[str, Any], resets: list[int] | None = None) -> HttpClient:
-        """One pooled client for the store ``config`` names.
+        """One pooled client (and pacer) for the account ``config`` names.
 
         Waits for quota are logged and, when ``resets`` is given, their end times (epoch ms)
-        are appended to it so that the stream can report itself RATE_LIMITED.
+        are appended to it so that the streams can report themselves RATE_LIMITED.
         """
         spec = self.loaded.model.client
         assert spec is not None  # parse_spec guarantees a client for sources with streams
@@ -38,42 +84,54 @@ class HttpSource(Source):
 
         def on_wait(seconds: float, reason: str) -> None:
             if seconds >= 1:
-                log.info("waiting %.1fs: %s", seconds, reason)
+                log.info("%s: waiting %.1fs: %s", self.account_key(config), seconds, reason)
             if resets is not None and ("quota" in reason or "429" in reason):
                 resets.append(p.now_ms() + int(seconds * 1000))
 
         return HttpClient(base_url, headers, rate_limit=spec.rate_limit, errors=spec.errors,
-                          on_wait=on_wait)
+                          concurrency=int(config.get("concurrency") or 1), on_wait=on_wait)
 
     def check(self, config: dict[str, Any]) -> p.AirbyteConnectionStatus:
-        """One cheap request per OAuth scope the streams need (credentials and scopes)."""
-        client = self.client(config)
-        checked = set()
-        try:
-            for stream in self.loaded.model.streams:
-                if stream.scope in checked:
-                    continue
-                checked.add(stream.scope)
-                client.get(stream.path, stream.check_params or {}, scope=stream.scope)
-        except ConnectorError as exc:
-            return p.AirbyteConnectionStatus(status="FAILED", message=exc.message)
-        finally:
-            client.close()
+        """One cheap request per OAuth scope the streams need, for every account."""
+        for account in self.accounts(config):
+            client = self.client(account)
+            checked = set()
+            try:
+                for stream in self.loaded.model.streams:
+                    if stream.scope in checked or stream.path is None or stream.ids_from:
+                        continue
+                    checked.add(stream.scope)
+                    client.get(stream.path.format(**account), stream.check_params or {},
+                               scope=stream.scope)
+            except ConnectorError as exc:
+                name = self.account_key(account)
+                prefix = f"{name}: " if len(self.accounts(config)) > 1 else ""
+                return p.AirbyteConnectionStatus(status="FAILED", message=prefix + exc.message)
+            finally:
+                client.close()
         return p.AirbyteConnectionStatus(status="SUCCEEDED")
 
     def airbyte_stream(self, stream: Stream) -> p.AirbyteStream:
         """The catalog entry of one declared stream."""
-        incremental = stream.incremental
+        cursor = self._cursor(stream)
+        incremental = bool(cursor or stream.ids_from)  # ids_from: resumes at a spool offset
         return p.AirbyteStream(
             name=stream.name,
             json_schema=self.loaded.schemas[stream.name],
             supported_sync_modes=["full_refresh", "incremental"] if incremental
             else ["full_refresh"],
             source_defined_cursor=True if incremental else None,
-            default_cursor_field=[incremental.cursor_field] if incremental else None,
+            default_cursor_field=[cursor] if cursor else None,
             source_defined_primary_key=[[k] for k in stream.primary_key],
             is_resumable=bool(incremental),
         )
+
+    def _cursor(self, stream: Stream) -> str | None:
+        """The cursor field of a stream (a child follows its parent's)."""
+        if stream.parent is not None:
+            parent = self.loaded.streams[stream.parent.stream]
+            return parent.incremental.cursor_field if parent.incremental else None
+        return stream.incremental.cursor_field if stream.incremental else None
 
     def discover(self, config: dict[str, Any] | None = None) -> p.AirbyteCatalog:
         """The declared streams (no request is needed: the schemas are static)."""
@@ -91,106 +149,271 @@ class HttpSource(Source):
                 primary_key=stream.source_defined_primary_key))
         return p.ConfiguredAirbyteCatalog(streams=streams)
 
+    # --- reading --------------------------------------------------------------------------
+
     def read(self, config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
              state: dict[str, dict[str, Any]]) -> Iterator[bytes]:
-        """Read every stream of ``catalog`` in order, resuming each from its state."""
+        """Read every stream of ``catalog``, resuming each account from its state."""
         declared = self.loaded.streams
         for configured in catalog.streams:
             if configured.stream.name not in declared:
                 raise ConfigError(f"catalog names stream {configured.stream.name!r}, which "
                                   f"{self.name} does not have; valid: {', '.join(declared)}")
+        modes = {c.stream.name: c.sync_mode for c in catalog.streams}
         resets: list[int] = []
-        client = self.client(config, resets)
+        accounts = self.accounts(config)
+        clients = [self.client(a, resets) for a in accounts]
         try:
-            for configured in catalog.streams:
-                stream = declared[configured.stream.name]
-                incremental = configured.sync_mode == "incremental" and stream.incremental
-                yield from self._read_stream(client, resets, config, stream, bool(incremental),
-                                             state.get(stream.name) or {})
+            units = [unit for account, client in zip(accounts, clients, strict=True)
+                     for unit in self._units(account, client, modes, state)]
+            yield from _Coordinator(self, units, modes, state, resets, accounts).run()
         finally:
-            client.close()
+            for client in clients:
+                client.close()
 
-    def _read_stream(self, client: HttpClient, resets: list[int], config: dict[str, Any],
-                     stream: Stream, incremental: bool, state: dict[str, Any]) -> Iterator[bytes]:
-        name = stream.name
-        plan = compile_plan(self.loaded.schemas[name])
-        added = {k: v.format(**config) for k, v in self.loaded.model.client.add_fields.items()}
-        cursor = stream.incremental
-        start = None
-        if cursor:
-            start = state.get(cursor.cursor_field) if incremental else None
-            start = start or config.get("start_date")
-            start = iso_utc(start) if start else None
-        paginator_class = PAGINATORS[stream.paginator.type]
-        page_size = int(config.get("page_size") or 250)
-        if paginator_class.needs_cursor:
-            assert cursor is not None  # parse_spec guarantees it
-            paginator = paginator_class(
-                stream.paginator.options, page_size, cursor_field=cursor.cursor_field,
-                cursor_param=cursor.param, format_cursor=CURSOR_FORMATS[cursor.format],
-                primary_key=stream.primary_key, start=start)
-        else:
-            paginator = paginator_class(stream.paginator.options, page_size)
-        params: dict[str, Any] | None = paginator.first(dict(stream.params))
-        if cursor and start:
-            params[cursor.param] = CURSOR_FORMATS[cursor.format](start)
-        checkpoint_each_page = incremental and paginator_class.sorted_by_cursor
-        high = start
-        since_state = total = 0
-        yield p.dump(p.stream_status(name, "STARTED"))
+    def _units(self, account: dict[str, Any], client: HttpClient, modes: dict[str, str],
+               state: dict[str, dict[str, Any]]) -> Iterator[Unit]:
+        """The units of one account: each requested stream with its requested children."""
+        streams = self.loaded.model.streams
+        children = {s.name: [c for c in streams if c.parent and c.parent.stream == s.name]
+                    for s in streams}
+        key = self.account_key(account)
+        for stream in streams:
+            if stream.ids_from and stream.name in modes:
+                saved = (state.get(stream.name) or {}).get(ACCOUNTS_KEY, {}).get(key, {})
+                offset = (saved.get(SPOOL_OFFSET) or 0) if modes[stream.name] == "incremental" \
+                    else 0
+                yield Unit(stream=stream, children=[], emit={stream.name}, account=key,
+                           config=account, client=client, incremental=True, start=offset,
+                           params=dict(stream.params),
+                           plans={stream.name: compile_plan(self.loaded.schemas[stream.name])},
+                           added={k: v.format(**account)
+                                  for k, v in self.loaded.model.client.add_fields.items()},
+                           slices=[Slice(lower=offset)])
+                continue
+            if stream.parent is not None or stream.ids_from:
+                continue
+            wanted = [c for c in children[stream.name] if c.name in modes]
+            if stream.name not in modes and not wanted:
+                continue
+            names = [stream.name, *(c.name for c in wanted)]
+            mode = modes.get(stream.name) or modes[wanted[0].name]
+            incremental = mode == "incremental" and stream.incremental is not None
+            for suffix, params, keep in self._channel_variants(stream, account):
+                saved = ((state.get(names[0]) or state.get(names[-1]) or {})
+                         .get(ACCOUNTS_KEY, {}).get(key + suffix, {}))
+                start = None
+                if stream.incremental:
+                    start = saved.get(stream.incremental.cursor_field) if incremental else None
+                    start = start or account.get("start_date")
+                    start = iso_utc(start) if start else None
+                yield Unit(
+                    stream=stream, children=wanted,
+                    emit={n for n in names if n in modes}, account=key + suffix,
+                    config=account, client=client, incremental=incremental, start=start,
+                    params={**stream.params, **params},
+                    plans={n: compile_plan(self.loaded.schemas[n]) for n in names},
+                    added={k: v.format(**account)
+                           for k, v in self.loaded.model.client.add_fields.items()},
+                    keep=keep, slices=[Slice(lower=start)])
+
+    @staticmethod
+    def _channel_variants(stream: Stream, account: dict[str, Any]
+                          ) -> list[tuple[str, dict[str, Any], Callable[..., bool] | None]]:
+        """How an account's ``channel_ids`` narrow a stream: (state suffix, params, filter)."""
+        channels = account.get("channel_ids")
+        rule = stream.channels
+        if not channels or rule is None:
+            return [("", {}, None)]
+        if rule.mode == "list":
+            return [("", {rule.param: ",".join(map(str, channels))}, None)]
+        if rule.mode == "each":
+            return [(f"#channel={c}", {rule.param: c}, None) for c in channels]
+        wanted, field = set(channels), rule.field
+
+        def keep(record: dict[str, Any]) -> bool:
+            value = record.get(field)
+            if value is None:  # e.g. a customer who may log in to every channel
+                return True
+            return bool(wanted & set(value if isinstance(value, list) else [value]))
+
+        return [("", {}, keep)]
+
+
+class _Coordinator:
+    """Runs units on worker threads and writes their pages, states and statuses in order."""
+
+    def __init__(self, source: HttpSource, units: list[Unit], modes: dict[str, str],
+                 state: dict[str, dict[str, Any]], resets: list[int],
+                 accounts: list[dict[str, Any]]) -> None:
+        self.source = source
+        self.units = units
+        self.modes = modes
+        self.resets = resets
+        concurrency = max(int(a.get("concurrency") or 1) for a in accounts)
+        self.workers = max(1, min(64, concurrency * len(accounts)))
+        self.events: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=self.workers * 2)
+        self.stop = threading.Event()
+        self.pending = 0
+        self.saved = {name: dict((state.get(name) or {}).get(ACCOUNTS_KEY, {}))
+                      for name in modes}
+        self.since_state = dict.fromkeys(modes, 0)
+        self.running: set[str] = set()
+        self.open_units = {name: 0 for name in modes}
+        for unit in units:
+            for name in unit.emit:
+                self.open_units[name] += 1
+        self.estimates: dict[str, dict[str, int]] = {name: {} for name in modes}
+
+    def run(self) -> Iterator[bytes]:
+        for name in self.modes:
+            yield p.dump(p.stream_status(name, "STARTED"))
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="reader") as pool:
+            self.pool = pool
+            try:
+                for unit in self.units:
+                    self._submit(unit, 0, probe=True)
+                for name, count in self.open_units.items():
+                    if count == 0:  # nothing to read for it (e.g. carts without a spool)
+                        yield p.dump(p.stream_status(name, "COMPLETE"))
+                while self.pending:
+                    event = self.events.get()
+                    yield from self._rate_limited()
+                    if event[0] == "page":
+                        yield from self._page(event[1])
+                    elif event[0] == "finished":
+                        self.pending -= 1
+                        yield from self._finished(event[1], event[2])
+                    else:
+                        raise event[1]
+            except GeneratorExit:  # the reader of our output went away: stop quietly
+                self.stop.set()
+                self._drain()
+                raise
+            except BaseException:
+                self.stop.set()
+                for name in self.modes:
+                    if self.open_units[name] > 0:
+                        yield p.dump(p.stream_status(name, "INCOMPLETE"))
+                self._drain()
+                raise
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self.events.get_nowait()
+            except queue.Empty:
+                return
+
+    def _submit(self, unit: Unit, index: int, probe: bool = False) -> None:
+        self.pending += 1
+        self.pool.submit(self._work, unit, index, probe)
+
+    def _put(self, event: tuple[Any, ...]) -> None:
+        while not self.stop.is_set():
+            try:
+                self.events.put(event, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _work(self, unit: Unit, index: int, probe: bool) -> None:
         try:
-            while params is not None:
-                body = client.get(stream.path, params, scope=stream.scope)
-                yield from self._rate_limited(resets, name)
-                raw = dig(body, stream.records_path) if body is not None else []
-                if not isinstance(raw, list):
-                    where = stream.records_path or "the body"
-                    raise ConnectorError(f"GET {stream.path} answered without a list of records "
-                                         f"at {where!r} (got {type(raw).__name__})",
-                                         "system_error", name)
-                if total == 0 and since_state == 0:
-                    yield p.dump(p.stream_status(name, "RUNNING"))
-                    estimate = dig(body, stream.total_path) if stream.total_path else None
-                    if isinstance(estimate, int):
-                        yield p.dump(p.trace_message("ESTIMATE", name=name, type="STREAM",
-                                                     row_estimate=estimate))
-                for record in raw:
-                    apply_plan(record, plan)
-                    record.update(added)
-                fresh = paginator.fresh(raw)
-                emitted_at = p.now_ms()
-                yield b"".join(p.record_line(name, r, emitted_at) for r in fresh)
-                since_state += len(fresh)
-                if cursor:
-                    values = [v for r in fresh if (v := r.get(cursor.cursor_field))]
-                    if values and (high is None or max(values) > high):
-                        high = max(values)
-                following = paginator.next(params, body, raw)
-                if following == params:
-                    raise ConnectorError(f"pagination loop in stream {name!r}: the next request "
-                                         f"repeats {params}", "system_error", name)
-                params = following
-                if checkpoint_each_page and high and (params is not None and fresh):
-                    yield self._state(name, cursor.cursor_field, high, since_state)
-                    total += since_state
-                    since_state = 0
-            if incremental and high:
-                yield self._state(name, cursor.cursor_field, high, since_state)
-            total += since_state
-        except ConnectorError as exc:
-            exc.stream = exc.stream or name
-            yield p.dump(p.stream_status(name, "INCOMPLETE"))
-            raise
-        log.info("stream %s: %d records, %d requests so far", name, total, client.stats.requests)
-        yield p.dump(p.stream_status(name, "COMPLETE"))
+            pages = (read_ids(unit, self.stop.is_set) if unit.stream.ids_from else
+                     read_slice(unit, index, self.source.hooks, probe, self.stop.is_set))
+            for page in pages:
+                self._put(("page", page))
+        except BaseException as exc:  # reported to the coordinating thread
+            if isinstance(exc, ConnectorError):
+                exc.stream = exc.stream or unit.stream.name
+            self._put(("error", exc))
+        finally:
+            self._put(("finished", unit, index))
 
-    @staticmethod
-    def _state(name: str, field: str, value: str, count: int) -> bytes:
-        return p.dump(p.state_message(name, {field: value}, count))
+    def _rate_limited(self) -> Iterator[bytes]:
+        while self.resets:
+            reason = {"type": "RATE_LIMITED", "rate_limited": {"quota_reset": self.resets.pop(0)}}
+            for name in sorted(self.running):
+                yield p.dump(p.stream_status(name, "RUNNING", [reason]))
 
-    @staticmethod
-    def _rate_limited(resets: list[int], name: str) -> Iterator[bytes]:
-        """Report the quota waits of the last request as RUNNING with reason RATE_LIMITED."""
-        while resets:
-            reason = {"type": "RATE_LIMITED", "rate_limited": {"quota_reset": resets.pop(0)}}
-            yield p.dump(p.stream_status(name, "RUNNING", [reason]))
+    def _page(self, page: Page) -> Iterator[bytes]:
+        unit = page.unit
+        for name in unit.emit:
+            if name not in self.running:
+                self.running.add(name)
+                yield p.dump(p.stream_status(name, "RUNNING"))
+        if page.total is not None and unit.stream.name in unit.emit:
+            estimates = self.estimates[unit.stream.name]
+            estimates[unit.account] = page.total
+            yield p.dump(p.trace_message("ESTIMATE", name=unit.stream.name, type="STREAM",
+                                         row_estimate=sum(estimates.values())))
+        if page.lines:
+            yield page.lines
+        for name, count in page.counts.items():
+            if name in self.since_state:
+                self.since_state[name] += count
+        piece = unit.slices[page.index]
+        piece.cursor = max(filter(None, (piece.cursor, page.cursor, page.offset)), default=None)
+        piece.done = page.done
+        if page.split_at is not None:
+            self._split(unit, page.split_at)
+        elif page.pages is not None:
+            unit.split = True
+            for number in range(2, page.pages + 1):
+                unit.slices.append(Slice(page=number))
+                self._submit(unit, len(unit.slices) - 1)
+        if unit.incremental and (unit.stream.ids_from or
+                                 PAGINATORS[unit.stream.paginator.type].sorted_by_cursor):
+            yield from self._checkpoint(unit)
+
+    def _split(self, unit: Unit, at: tuple[str | None, set[tuple[Any, ...]]]) -> None:
+        """Cut the rest of a unit's range into slices read in parallel."""
+        lower, at_lower = at
+        if lower is None:
+            return
+        count = max(2, 2 * int(unit.config.get("concurrency") or 1))
+        unit.split = True
+        for low, high in time_slices(lower, now_utc(), count):
+            unit.slices.append(Slice(lower=low, upper=high,
+                                     at_lower=at_lower if low == lower else set()))
+            self._submit(unit, len(unit.slices) - 1)
+
+    def _finished(self, unit: Unit, index: int) -> Iterator[bytes]:
+        if not all(piece.done for piece in unit.slices):
+            return
+        tail = unit.slices[-1]
+        if unit.split and not unit.chased and tail.end is not None:
+            # Everything else is read: look once more past the tail for records that changed
+            # during the read (they moved behind every slice's bound).
+            unit.chased = True
+            unit.slices.append(Slice(lower=tail.end[0], at_lower=tail.end[1]))
+            self._submit(unit, len(unit.slices) - 1)
+            return
+        if unit.incremental:
+            yield from self._checkpoint(unit, final=True)
+        for name in unit.emit:
+            self.open_units[name] -= 1
+            if self.open_units[name] == 0:
+                self.running.discard(name)
+                yield p.dump(p.stream_status(name, "COMPLETE"))
+
+    def _checkpoint(self, unit: Unit, final: bool = False) -> Iterator[bytes]:
+        """A STATE per stream of the unit when its frontier moved (or at its end)."""
+        field = unit.stream.incremental.cursor_field if unit.stream.incremental else None
+        if unit.stream.ids_from:
+            field, value = SPOOL_OFFSET, unit.slices[0].cursor or unit.start
+        elif field is None:
+            return
+        elif PAGINATORS[unit.stream.paginator.type].sorted_by_cursor:
+            value = unit.frontier()
+        else:  # unsorted: only the end of the unit is safe, at the highest cursor seen
+            value = max(filter(None, [unit.start, *(s.cursor for s in unit.slices)]),
+                        default=None)
+        for name in unit.emit:
+            before = self.saved[name].get(unit.account, {}).get(field)
+            if value is None or (value == before and not (final and self.since_state[name])):
+                continue
+            self.saved[name][unit.account] = {field: value}
+            yield p.dump(p.state_message(name, {ACCOUNTS_KEY: dict(self.saved[name])},
+                                         self.since_state[name]))
+            self.since_state[name] = 0

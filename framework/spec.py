@@ -74,11 +74,15 @@ class Paginator(_Strict):
 
 
 class Incremental(_Strict):
-    """How the cursor is read from records and sent back to the API."""
+    """How the cursor is read from records and sent back to the API.
+
+    ``max_param`` (an inclusive upper bound) lets the engine read time slices in parallel.
+    """
 
     cursor_field: str
     param: str
     format: str
+    max_param: str | None = None
 
     @field_validator("format")
     @classmethod
@@ -86,20 +90,41 @@ class Incremental(_Strict):
         return _known("cursor format", value, CURSOR_FORMATS)
 
 
+class Parent(_Strict):
+    """A stream whose records come out of another stream's records (e.g. an order's lines),
+    extracted by a named hook of the connector."""
+
+    stream: str
+    hook: str
+
+
+class Channels(_Strict):
+    """How the ``channel_ids`` of an account narrow a stream: a parameter with the list
+    (``list``), one request series per channel (``each``), or a record field (``field``)."""
+
+    mode: Literal["list", "each", "field"]
+    param: str | None = None
+    field: str | None = None
+
+
 class Stream(_Strict):
     """One stream: a path, its parameters, where records are, its keys and its schema."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    path: str = Field(pattern=r"^/")
+    path: str | None = Field(default=None, pattern=r"^/")
     params: dict[str, str | int | bool] = Field(default_factory=dict)
     records_path: str | None = None
     total_path: str | None = None
-    paginator: Paginator
+    paginator: Paginator = Paginator(type="single_page")
     primary_key: list[str] = Field(min_length=1)
     incremental: Incremental | None = None
     schema_file: str = Field(alias="schema")
     scope: str | None = None
     check_params: dict[str, str | int | bool] | None = None
+    parent: Parent | None = None
+    ids_from: str | None = None
+    channels: Channels | None = None
+    copy_fields: dict[str, str] = Field(default_factory=dict)
 
 
 class Client(_Strict):
@@ -111,6 +136,9 @@ class Client(_Strict):
     rate_limit: RateLimitHeaders | None = None
     errors: dict[Literal["401", "403"], str] = Field(default_factory=dict)
     add_fields: dict[str, str] = Field(default_factory=dict)
+    #: Config field naming an account (a store); ``accounts`` lists several in one config.
+    account_field: str | None = None
+    accounts: str | None = None
 
 
 class ConnectorSpecFile(_Strict):
@@ -206,6 +234,11 @@ def parse_spec(raw: Any, path: Path) -> LoadedSpec:
             if key not in properties:
                 raise SpecError(f"{where}.{field}: {key!r} is not a property of the record "
                                 f"schema {stream.schema_file}")
+        if stream.parent is not None:
+            if stream.parent.stream not in {s.name for s in model.streams}:
+                raise SpecError(f"{where}.parent.stream: no stream {stream.parent.stream!r}")
+        elif stream.path is None:
+            raise SpecError(f"{where}.path: a stream needs a path (or a parent)")
         if PAGINATORS[stream.paginator.type].needs_cursor and not stream.incremental:
             raise SpecError(f"{where}.paginator.type: {stream.paginator.type!r} walks the "
                             "cursor field, so the stream needs 'incremental'")

@@ -31,8 +31,13 @@ def _runner() -> str:
 
 
 def source_tests(connector: Source, *, sandbox_args: list[str],
-                 config: Callable[[dict[str, Any]], dict[str, Any]]) -> type:
-    """A pytest class of the standard source tests for ``connector``."""
+                 config: Callable[[dict[str, Any]], dict[str, Any]],
+                 empty: frozenset[str] = frozenset()) -> type:
+    """A pytest class of the standard source tests for ``connector``.
+
+    ``empty`` names streams the sandbox alone cannot fill (e.g. carts, known only from
+    webhooks); they must still complete, and have tests of their own.
+    """
 
     class StandardSourceTests:
         @pytest.fixture(scope="class")
@@ -68,7 +73,7 @@ def source_tests(connector: Source, *, sandbox_args: list[str],
 
         def test_every_stream_produces_records(self, output: list[dict[str, Any]]) -> None:
             produced = {m["record"]["stream"] for m in output if m["type"] == "RECORD"}
-            assert produced == {s.name for s in connector.discover(None).streams}
+            assert produced == {s.name for s in connector.discover(None).streams} - empty
 
         def test_records_match_their_schema(self, output: list[dict[str, Any]]) -> None:
             validators = {s.name: Draft7Validator(s.json_schema)
@@ -91,16 +96,19 @@ def source_tests(connector: Source, *, sandbox_args: list[str],
                     seen.add(key)
 
         def test_final_state_holds_the_newest_cursor(self, output: list[dict[str, Any]]) -> None:
+            checked = 0
             for stream in connector.discover(None).streams:
-                if not stream.default_cursor_field:
-                    continue
-                field = stream.default_cursor_field[0]
+                field = (stream.default_cursor_field or [None])[0]
+                if field is None or field not in stream.json_schema["properties"]:
+                    continue  # no cursor of its own (e.g. a child following its parent)
                 newest = max(m["record"]["data"][field] for m in output
                              if m["type"] == "RECORD" and m["record"]["stream"] == stream.name)
                 final = [m["state"]["stream"]["stream_state"] for m in output
                          if m["type"] == "STATE"
                          and m["state"]["stream"]["stream_descriptor"]["name"] == stream.name][-1]
-                assert final == {field: newest}
+                assert max(account[field] for account in final["stores"].values()) == newest
+                checked += 1
+            assert checked > 0
 
         def test_every_stream_completes(self, output: list[dict[str, Any]]) -> None:
             complete = {m["trace"]["stream_status"]["stream_descriptor"]["name"] for m in output

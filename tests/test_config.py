@@ -27,7 +27,8 @@ def test_yaml_with_env_substitution_and_defaults(tmp_path: Path,
     monkeypatch.setenv("BC_TOKEN", SECRET)
     config = load(tmp_path, 'store_hash: "abc123"\naccess_token: "${BC_TOKEN}"\n')
     assert config == {"store_hash": "abc123", "access_token": SECRET,
-                      "api_url": "https://api.bigcommerce.com", "page_size": 250}
+                      "api_url": "https://api.bigcommerce.com", "page_size": 250,
+                      "concurrency": 4}
 
 
 def test_json_config(tmp_path: Path) -> None:
@@ -52,10 +53,15 @@ def test_missing_env_var_names_field_and_variable(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("config", "error"), [
-    ({"store_hash": "abc123"}, "invalid bigcommerce config: 'access_token' is required"),
+    ({"store_hash": "abc123"}, "invalid bigcommerce config: config needs either store_hash and "
+                               "access_token (one store) or stores (several)"),
     ({**GOOD, "sotre_hash": "x"},
-     "unknown field 'sotre_hash' (valid: access_token, api_url, client_id, page_size, "
-     "start_date, store_hash)"),
+     "unknown field 'sotre_hash' (valid: access_token, api_url, channel_ids, client_id, "
+     "concurrency, page_size, spool_path, start_date, store_hash, stores)"),
+    ({"stores": [{"store_hash": "abc", "access_token": 987654321}]},
+     "'stores[0].access_token' must be of type string"),
+    ({"stores": [{"store_hash": "abc"}]}, "'stores[0].access_token' is required"),
+    ({**GOOD, "concurrency": 100}, "'concurrency' must be <= 16 (got 100)"),
     ({**GOOD, "page_size": 500}, "'page_size' must be <= 250 (got 500)"),
     ({**GOOD, "page_size": "big"}, "'page_size' must be of type integer (got 'big')"),
     ({**GOOD, "store_hash": "ABC-123"},
@@ -76,6 +82,7 @@ def test_invalid_config_errors(tmp_path: Path, config: dict[str, Any], error: st
     assert error in caught.value.message
     assert SECRET not in caught.value.message
     assert "12345678" not in caught.value.message
+    assert "987654321" not in caught.value.message
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,11 +28,30 @@ def snapshot(sandbox) -> dict[int, int]:
     return dict(sandbox.admin("GET", "snapshot")["customers"])
 
 
+def cursor_of(state: dict[str, Any], store_hash: str) -> str:
+    return state["stream"]["stream_state"]["stores"][store_hash]["date_modified"]
+
+
 @pytest.fixture(scope="module")
-def first_run(sandbox, tmp_path_factory) -> dict[str, Any]:
+def customers_catalog(tmp_path_factory) -> Path:
+    """A catalog of the customers stream alone (the foundation's stream)."""
+    catalog = connector.configured_catalog()
+    catalog.streams = [s for s in catalog.streams if s.stream.name == "customers"]
+    path = tmp_path_factory.mktemp("catalog") / "customers.json"
+    path.write_text(json.dumps(catalog.model_dump(mode="json", exclude_none=True)))
+    return path
+
+
+def read(config: Path, catalog: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
+    return run_cli("runner", "read", "bigcommerce", "--config", str(config), "--catalog",
+                   str(catalog), *extra, env=env)
+
+
+@pytest.fixture(scope="module")
+def first_run(sandbox, tmp_path_factory, customers_catalog) -> dict[str, Any]:
     config = tmp_path_factory.mktemp("e2e") / "config.json"
     config.write_text(json.dumps(sandbox.config(page_size=100)))
-    result = run_cli("runner", "read", "bigcommerce", "--config", str(config))
+    result = read(config, customers_catalog)
     assert result.returncode == 0, result.stderr.decode()
     return {"config": config, "result": result, "output": messages(result.stdout)}
 
@@ -62,12 +82,11 @@ def test_output_is_only_valid_protocol_messages(first_run) -> None:
 @pytest.mark.e2e
 def test_a_state_follows_each_page_and_ends_at_the_newest_record(sandbox, first_run) -> None:
     got = states(first_run["output"])
-    # 100 per page; from the second page on, the first record is the previous page's boundary
-    # record (``date_modified:min`` is inclusive), dropped as already produced.
-    assert len(got) == 7
-    assert [s["sourceStats"]["recordCount"] for s in got] == [100.0] + [99.0] * 5 + [5.0]
-    cursors = [s["stream"]["stream_state"]["date_modified"] for s in got]
-    assert cursors == sorted(cursors)
+    # The first page (100) is read alone; the rest of the range is cut into time slices read
+    # in parallel, and the state moves only over slices that are complete.
+    assert got[0]["sourceStats"]["recordCount"] == 100.0
+    cursors = [cursor_of(s, sandbox.store_hash) for s in got]
+    assert cursors == sorted(cursors) and len(set(cursors)) == len(cursors)
     newest = max(r["date_modified"] for r in records(first_run["output"]))
     assert cursors[-1] == newest
     assert sum(s["sourceStats"]["recordCount"] for s in got) == 600
@@ -77,13 +96,13 @@ def test_a_state_follows_each_page_and_ends_at_the_newest_record(sandbox, first_
 
 
 @pytest.mark.e2e
-def test_resuming_from_a_state_rereads_nothing_older(first_run, tmp_path) -> None:
+def test_resuming_from_a_state_rereads_nothing_older(first_run, customers_catalog,
+                                                    tmp_path) -> None:
     third = states(first_run["output"])[2]
-    cursor = third["stream"]["stream_state"]["date_modified"]
+    cursor = cursor_of(third, next(iter(third["stream"]["stream_state"]["stores"])))
     state_file = tmp_path / "state.json"
     state_file.write_text(json.dumps([third]))
-    result = run_cli("runner", "read", "bigcommerce", "--config", str(first_run["config"]),
-                     "--state", str(state_file))
+    result = read(first_run["config"], customers_catalog, "--state", str(state_file))
     assert result.returncode == 0, result.stderr.decode()
     resumed = records(messages(result.stdout))
     assert all(r["date_modified"] >= cursor for r in resumed)
@@ -94,22 +113,22 @@ def test_resuming_from_a_state_rereads_nothing_older(first_run, tmp_path) -> Non
 
 
 @pytest.mark.e2e
-def test_incremental_run_brings_only_the_changed_customers(make_sandbox, tmp_path) -> None:
+def test_incremental_run_brings_only_the_changed_customers(make_sandbox, customers_catalog,
+                                                          tmp_path) -> None:
     sandbox = make_sandbox("--customers", "400", "--seed", "11")
     config = tmp_path / "config.yaml"
     config.write_text(f"store_hash: {sandbox.store_hash}\naccess_token: ${{BC_TOKEN}}\n"
                       f"api_url: {sandbox.url}\n")
     env = {"BC_TOKEN": sandbox.access_token}
-    first = run_cli("runner", "read", "bigcommerce", "--config", str(config), env=env)
+    first = read(config, customers_catalog, env=env)
     assert first.returncode == 0, first.stderr.decode()
     state_file = tmp_path / "state.jsonl"
     state_file.write_bytes(first.stdout)  # a previous run's output works as a state file
-    cursor = states(messages(first.stdout))[-1]["stream"]["stream_state"]["date_modified"]
+    cursor = cursor_of(states(messages(first.stdout))[-1], sandbox.store_hash)
     boundary = {i for i, r in ((r["id"], r) for r in records(messages(first.stdout)))
                 if r["date_modified"] == cursor}
     changed = sandbox.admin("POST", "mutate", {"update": 7, "create": 3, "delete": 2, "seed": 5})
-    second = run_cli("runner", "read", "bigcommerce", "--config", str(config), "--state",
-                     str(state_file), env=env)
+    second = read(config, customers_catalog, "--state", str(state_file), env=env)
     assert second.returncode == 0, second.stderr.decode()
     got = records(messages(second.stdout))
     ids = [r["id"] for r in got]
@@ -118,12 +137,13 @@ def test_incremental_run_brings_only_the_changed_customers(make_sandbox, tmp_pat
     assert not set(ids) & set(changed["deleted"])
     edited = {r["id"]: r["notes"] for r in got}
     assert all(edited[i].startswith("edited ") for i in changed["updated"])
-    new_cursor = states(messages(second.stdout))[-1]["stream"]["stream_state"]["date_modified"]
+    new_cursor = cursor_of(states(messages(second.stdout))[-1], sandbox.store_hash)
     assert new_cursor > cursor
 
 
 @pytest.mark.e2e
-def test_more_customers_in_one_second_than_a_page_holds(make_sandbox, write_json) -> None:
+def test_more_customers_in_one_second_than_a_page_holds(make_sandbox, write_json,
+                                                       customers_catalog) -> None:
     # 120 customers created in the same second, read 25 a page: the keyset paginator pages
     # within that second and still produces each customer once.
     sandbox = make_sandbox("--customers", "30", "--seed", "3")
@@ -132,7 +152,7 @@ def test_more_customers_in_one_second_than_a_page_holds(make_sandbox, write_json
     same_second = {s for s in snapshot(sandbox).values() if s}
     assert len(same_second) > 0
     config = write_json(sandbox.config(page_size=25))
-    result = run_cli("runner", "read", "bigcommerce", "--config", str(config))
+    result = read(config, customers_catalog)
     assert result.returncode == 0, result.stderr.decode()
     ids = [r["id"] for r in records(messages(result.stdout))]
     assert len(ids) == len(set(ids)) == 150
@@ -140,9 +160,9 @@ def test_more_customers_in_one_second_than_a_page_holds(make_sandbox, write_json
 
 
 @pytest.mark.e2e
-def test_start_date_skips_older_records(sandbox, write_json) -> None:
+def test_start_date_skips_older_records(sandbox, write_json, customers_catalog) -> None:
     config = write_json(sandbox.config(start_date="2025-01-01"))
-    result = run_cli("runner", "read", "bigcommerce", "--config", str(config))
+    result = read(config, customers_catalog)
     got = records(messages(result.stdout))
     expected = {i for i, ts in snapshot(sandbox).items() if ts >= 1735689600}
     assert {r["id"] for r in got} == expected and 0 < len(expected) < 600
@@ -161,6 +181,7 @@ def test_airbyte_cli_spec_check_discover_read(sandbox, write_json, tmp_path) -> 
                                 str(config)).stdout)
     stream = discover[0]["catalog"]["streams"][0]
     assert stream["name"] == "customers"
+    assert len(discover[0]["catalog"]["streams"]) == 12
     assert stream["default_cursor_field"] == ["date_modified"]
     assert stream["source_defined_primary_key"] == [["store_hash"], ["id"]]
     catalog = tmp_path / "configured.json"
@@ -175,21 +196,22 @@ def test_airbyte_cli_spec_check_discover_read(sandbox, write_json, tmp_path) -> 
 
 
 @pytest.mark.e2e
-def test_bad_token_fails_check_with_the_fix_and_without_the_token(sandbox, write_json) -> None:
+def test_bad_token_fails_check_with_the_fix_and_without_the_token(sandbox, write_json,
+                                                                  customers_catalog) -> None:
     token = "bad-token-7f3a9c1e"
     config = write_json(sandbox.config(access_token=token))
     check = run_cli("runner", "check", "bigcommerce", "--config", str(config))
     assert check.returncode == 1
     assert b"create new API credentials in the BigCommerce control panel" in check.stderr
-    read = run_cli("runner", "read", "bigcommerce", "--config", str(config))
-    assert read.returncode == 2
-    error = next(m for m in messages(read.stdout) if m["type"] == "TRACE"
+    read_run = read(config, customers_catalog)
+    assert read_run.returncode == 2
+    error = next(m for m in messages(read_run.stdout) if m["type"] == "TRACE"
                  and m["trace"]["type"] == "ERROR")["trace"]["error"]
     assert error["failure_type"] == "config_error" and error["stream_descriptor"] == {
         "name": "customers"}
-    last_line = read.stderr.decode().strip().splitlines()[-1]
+    last_line = read_run.stderr.decode().strip().splitlines()[-1]
     assert last_line.startswith("error: BigCommerce rejected the access token")
-    for stream in (check.stdout, check.stderr, read.stdout, read.stderr):
+    for stream in (check.stdout, check.stderr, read_run.stdout, read_run.stderr):
         assert token.encode() not in stream
 
 

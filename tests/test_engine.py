@@ -40,6 +40,7 @@ class FakeClient:
         self.bodies = bodies
         self.asked: list[dict[str, Any]] = []
         self.stats = Stats()
+        self.base_url = "http://127.0.0.1:1"
 
     def get(self, path: str, params: dict[str, Any], scope: str | None = None) -> Any:
         self.asked.append(dict(params))
@@ -79,9 +80,9 @@ def test_a_repeated_request_is_a_loop_not_an_endless_read(fake_source) -> None:
 
 
 def test_a_body_without_the_records_list_is_a_clear_error(fake_source) -> None:
-    with pytest.raises(ConnectorError, match="GET /items answered without a list of records at "
-                                             "'data' \\(got dict\\)"):
-        fake_source([{"data": {"id": 1}}])
+    with pytest.raises(ConnectorError, match=r"GET http://127\.0\.0\.1:1/items answered "
+                                             r"without a list of records at 'data' \(got str\)"):
+        fake_source([{"data": "oops"}])
 
 
 def test_records_are_normalized_by_their_schema(fake_source) -> None:

@@ -66,7 +66,8 @@ def test_5xx_beyond_the_retries_is_a_transient_error(make_sandbox) -> None:
     with pytest.raises(ConnectorError) as caught:
         client.get("/v3/customers")
     assert caught.value.failure_type == "transient_error"
-    assert "GET /v3/customers failed with HTTP 500" in caught.value.message
+    assert (f"GET {sandbox.url}/stores/{sandbox.store_hash}/v3/customers failed with HTTP 500"
+            in caught.value.message)
 
 
 def test_401_says_how_to_fix_it_without_the_token(make_sandbox) -> None:
@@ -91,14 +92,16 @@ def test_403_names_the_missing_scope(make_sandbox) -> None:
         "BigCommerce refused /v3/customers (HTTP 403): the API account lacks the OAuth scope "
         "store_v2_customers (read-only); add that scope to the API account in the BigCommerce "
         "control panel (Settings > API > Store-level API accounts)")
-    read_only = sandbox.admin("POST", "tokens",
-                              {"scopes": ["store_v2_customers_read_only"]})["access_token"]
+    scopes = ["store_v2_customers", "store_v2_orders", "store_v2_products",
+              "store_v2_information", "store_cart"]
+    read_only = sandbox.admin("POST", "tokens", {"scopes": [f"{s}_read_only" for s in scopes]}
+                              )["access_token"]
     assert connector.check(sandbox.config(access_token=read_only)).status == "SUCCEEDED"
 
 
 def test_connection_refused_is_retried_then_reported() -> None:
     client = HttpClient("http://127.0.0.1:9", {}, backoff_s=0.01, max_retries=2)
-    with pytest.raises(ConnectorError, match=r"GET /v3/customers failed after 3 attempts: "
-                                             r"ConnectionError"):
+    with pytest.raises(ConnectorError, match=r"GET http://127.0.0.1:9/v3/customers failed "
+                                             r"after 3 attempts: ConnectionError"):
         client.get("/v3/customers")
     assert client.stats.retries == 2

@@ -67,11 +67,15 @@ INVALID = [
     (lambda s: s.update(kind="sink"), "at $.kind: Input should be 'source' or 'destination'"),
     (lambda s: s["client"].update(base_url="{api_url}/stores/{hash}"),
      "at $.client.base_url: placeholder {hash} is not a config field; valid: access_token, "
-     "api_url, client_id, page_size, start_date, store_hash"),
+     "api_url, channel_ids, client_id, concurrency, page_size, spool_path, start_date, "
+     "store_hash, stores"),
     (lambda s: s["connectionSpecification"].update(type="thing"),
      "at $.connectionSpecification: not a valid JSON Schema"),
     (lambda s: s["streams"].append(copy.deepcopy(stream(s))),
-     "at $.streams[1].name: duplicate stream name 'customers'"),
+     "at $.streams[12].name: duplicate stream name 'customers'"),
+    (lambda s: s["streams"][4]["parent"].update(stream="order"),
+     "at $.streams[4].parent.stream: no stream 'order'"),
+    (lambda s: s["streams"][1].pop("path"), "at $.streams[1].path: a stream needs a path"),
     (lambda s: stream(s).update(schema="schemas/bigcommerce/nope.json"),
      "nope.json: cannot read record schema of stream 'customers'"),
 ]

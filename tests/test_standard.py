@@ -9,9 +9,11 @@ from connectors.sqlite import connector as sqlite
 from framework.testing import destination_tests, source_tests
 
 TestBigCommerce = source_tests(
-    bigcommerce, sandbox_args=["--customers", "120", "--seed", "21"],
+    bigcommerce, sandbox_args=["--customers", "120", "--orders", "300", "--products", "40",
+                               "--seed", "21", "--plan", "enterprise"],
     config=lambda ready: {"api_url": ready["url"], "store_hash": ready["store_hash"],
-                          "access_token": ready["access_token"], "page_size": 50})
+                          "access_token": ready["access_token"], "page_size": 50},
+    empty=frozenset({"carts"}))
 
 TestSqlite = destination_tests(
     sqlite, config=lambda tmp: {"path": str(Path(tmp) / "standard.db")},

@@ -52,7 +52,8 @@ class SqliteDestination(Destination):
                        "(pk TEXT PRIMARY KEY, data TEXT NOT NULL, emitted_at INTEGER)")
             if configured.destination_sync_mode == "overwrite":
                 db.execute(f"DELETE FROM {_table(name)}")
-        written = rejected = since_state = 0
+        written = rejected = 0
+        since_state: dict[str, int] = {}
         db.execute("BEGIN")
         try:
             for message in messages:
@@ -75,11 +76,13 @@ class SqliteDestination(Destination):
                                "DO UPDATE SET data=excluded.data, emitted_at=excluded.emitted_at",
                                (pk, orjson.dumps(data).decode(), record["emitted_at"]))
                     written += 1
-                    since_state += 1
+                    since_state[stream] = since_state.get(stream, 0) + 1
                 elif message["type"] == "STATE":
                     db.execute("COMMIT")
-                    message["state"]["destinationStats"] = {"recordCount": float(since_state)}
-                    since_state = 0
+                    name = (message["state"].get("stream") or {}).get(
+                        "stream_descriptor", {}).get("name")
+                    count = since_state.pop(name, 0) if name else sum(since_state.values())
+                    message["state"]["destinationStats"] = {"recordCount": float(count)}
                     yield orjson.dumps(message) + b"\n"
                     db.execute("BEGIN")
             db.execute("COMMIT")
