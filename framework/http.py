@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
@@ -103,6 +104,8 @@ class HttpClient:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(concurrency)
         self._in_flight = 0
+        #: The API server's clock (epoch seconds), from the newest ``Date`` header seen.
+        self.server_time: float | None = None
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -138,6 +141,15 @@ class HttpClient:
 
     def _read_quota(self, response: requests.Response) -> None:
         names, headers = self.rate_limit, response.headers
+        date = headers.get("Date")
+        if date:
+            try:
+                seen = parsedate_to_datetime(date).timestamp()
+            except (TypeError, ValueError):
+                seen = None
+            with self._lock:
+                if seen and (self.server_time is None or seen > self.server_time):
+                    self.server_time = seen
         if names is None:
             return
         left = _header_number(headers, names.requests_left)

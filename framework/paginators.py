@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 Params = dict[str, Any]
@@ -96,8 +97,15 @@ class Keyset(Paginator):
     Each request asks for ``cursor >= last value seen``, so a record modified during the read
     moves behind the bound and is read again later in its new version, and none is skipped
     (page-number paging over a changing sort order skips records). Records at the bound that
-    were already produced are dropped. When a whole page shares one cursor value (more records
-    in one second than a page holds), the paginator pages within that value.
+    were already produced are dropped.
+
+    Records already produced are recognized by key *and content*: a record changed twice in
+    one second keeps its cursor value, and its second version must not be taken for the first.
+
+    When a whole page shares one cursor value (more records in one second than a page holds),
+    it pages within that value; offsets inside such a block can move while it is read (records
+    leave it, and records modified in the current second join it), so the block is read again
+    until a pass finds nothing new.
     """
 
     class Options(_Options):
@@ -115,41 +123,50 @@ class Keyset(Paginator):
         self.format_cursor = format_cursor
         self.primary_key = primary_key
         self.lower = start
-        self.at_lower: set[tuple[Any, ...]] = set()
+        self.at_lower: set[tuple[Any, ...]] = set()  # versions produced with cursor == lower
+        self.beyond: set[tuple[Any, ...]] = set()  # versions produced past a block being checked
+        self.found = 0  # records of the block produced in the current pass
 
     def _key(self, record: Record) -> tuple[Any, ...]:
-        return tuple(record.get(k) for k in self.primary_key)
+        """A record's version: its primary key and a digest of its content."""
+        digest = hash(orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
+        return (*(record.get(k) for k in self.primary_key), digest)
 
     def first(self, params: Params) -> Params:
         # The engine adds the start bound (``cursor_param``) to the first request.
         return {**super().first(params), self.options.page_param: 1}
 
     def fresh(self, records: list[Record]) -> list[Record]:
-        if not self.at_lower:
-            return records
         field, lower = self.cursor_field, self.lower
-        return [r for r in records if r.get(field) != lower or self._key(r) not in self.at_lower]
-
-    def bound_after(self, records: list[Record]) -> tuple[Any, set[tuple[Any, ...]]]:
-        """Where a read that continued after ``records`` (the last page) would start."""
-        if not records:
-            return self.lower, set(self.at_lower)
-        last = records[-1].get(self.cursor_field)
-        keys = {self._key(r) for r in records if r.get(self.cursor_field) == last}
-        return last, keys | (self.at_lower if last == self.lower else set())
+        if self.at_lower or self.beyond:
+            records = [r for r in records
+                       if not ((r.get(field) == lower and self._key(r) in self.at_lower)
+                               or (self.beyond and self._key(r) in self.beyond))]
+        self.found += sum(1 for r in records if r.get(field) == lower)
+        return records
 
     def next(self, params: Params, body: Any, records: list[Record]) -> Params | None:
-        if len(records) < self.page_size:
-            return None
-        last = records[-1].get(self.cursor_field)
-        field = self.cursor_field
-        if last == self.lower:
+        field, page_param = self.cursor_field, self.options.page_param
+        page = params[page_param]
+        full = len(records) >= self.page_size
+        last = records[-1].get(field) if records else None
+        if full and last == self.lower:
             self.at_lower.update(self._key(r) for r in records)
-            return {**params, self.options.page_param: params[self.options.page_param] + 1}
+            return {**params, page_param: page + 1}
+        if page > 1 and self.found:
+            # This pass paged inside a one-second block: read the block again to catch
+            # what the moving offsets hid, until a pass brings nothing new.
+            self.at_lower.update(self._key(r) for r in records if r.get(field) == self.lower)
+            self.beyond.update(self._key(r) for r in records if r.get(field) != self.lower)
+            self.found = 0
+            return {**params, page_param: 1}
+        self.found = 0
+        if not full:
+            return None
         self.lower = last
         self.at_lower = {self._key(r) for r in records if r.get(field) == last}
-        return {**params, self.options.page_param: 1,
-                self.cursor_param: self.format_cursor(last)}
+        self.beyond = set()
+        return {**params, page_param: 1, self.cursor_param: self.format_cursor(last)}
 
 
 PAGINATORS: dict[str, type[Paginator]] = {

@@ -43,7 +43,6 @@ class Slice:
     page: int | None = None
     cursor: str | None = None  # highest cursor written so far
     done: bool = False
-    end: tuple[str | None, set[tuple[Any, ...]]] | None = None  # paginator bound when done
 
 
 @dataclass
@@ -64,8 +63,9 @@ class Unit:
     keep: Callable[[dict[str, Any]], bool] | None = None
     slices: list[Slice] = field(default_factory=list)
     split: bool = False
-    chased: bool = False
-    total: int | None = None
+    #: Upper bound of the slices: the server's time when they were cut. Whatever changes
+    #: while they are read moves past it and is read by the next run.
+    horizon: str | None = None
 
     @property
     def names(self) -> list[str]:
@@ -107,7 +107,8 @@ def _format(stream: Stream, value: str) -> str:
 
 
 def time_slices(lower: str, now: datetime, count: int) -> list[tuple[str, str | None]]:
-    """``count`` equal time ranges from ``lower`` to ``now``; the last one is open."""
+    """``count`` equal time ranges from ``lower`` to ``now``; the last one ends at the unit's
+    horizon (``None`` here)."""
     start = parse_datetime(lower)
     if now <= start + timedelta(seconds=count):
         return [(lower, None)]
@@ -142,12 +143,13 @@ def read_slice(unit: Unit, index: int, hooks: dict[str, Hook], probe: bool,
     assert params is not None
     if cursor and piece.lower:
         params[cursor.param] = _format(stream, piece.lower)
-    if cursor and cursor.max_param and piece.upper:
-        params[cursor.max_param] = _format(stream, piece.upper)
+    upper = piece.upper or unit.horizon
+    if cursor and cursor.max_param and upper:
+        params[cursor.max_param] = _format(stream, upper)
     if piece.page is not None and isinstance(paginator, PageNumber):
         params[paginator.options.page_param] = piece.page
     can_split = (probe and isinstance(paginator, Keyset) and cursor is not None
-                 and cursor.max_param is not None and piece.upper is None)
+                 and cursor.max_param is not None)
     can_fan_out = (probe and isinstance(paginator, PageNumber) and not unit.incremental
                    and paginator.options.total_pages_path is not None)
     first = True
@@ -186,10 +188,7 @@ def read_slice(unit: Unit, index: int, hooks: dict[str, Hook], probe: bool,
         if following is not None and isinstance(pages, int) and pages > 1:
             yield Page(unit, index, lines, counts, high, True, total, pages=pages)
             return
-        page = Page(unit, index, lines, counts, high, following is None, total)
-        if following is None and isinstance(paginator, Keyset):
-            piece.end = paginator.bound_after(raw)
-        yield page
+        yield Page(unit, index, lines, counts, high, following is None, total)
         params, first = following, False
 
 
@@ -260,6 +259,8 @@ def _serialize(unit: Unit, records: list[dict[str, Any]], hooks: dict[str, Hook]
     return b"".join(out), counts
 
 
-def now_utc() -> datetime:
-    """The reader's clock (seconds)."""
+def horizon(client: HttpClient) -> datetime:
+    """The server's time as its last answer gave it (the local clock if it sent none)."""
+    if client.server_time is not None:
+        return datetime.fromtimestamp(int(client.server_time), UTC)
     return datetime.now(UTC).replace(microsecond=0)

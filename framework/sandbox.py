@@ -56,14 +56,16 @@ class QuotaWindow:
 
 @dataclass
 class Faults:
-    """Faults queued by tests: the next ``count`` API requests answer ``status``."""
+    """Faults queued by tests, each for the next API request: an HTTP ``status`` (with or
+    without the rate-limit headers: ``bare``), or an HTML error page (``html``) such as a
+    proxy sends."""
 
-    queue: list[int] = field(default_factory=list)
+    queue: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, status: int, count: int) -> None:
-        self.queue.extend([status] * count)
+    def add(self, fault: dict[str, Any], count: int) -> None:
+        self.queue.extend([fault] * count)
 
-    def next(self) -> int | None:
+    def next(self) -> dict[str, Any] | None:
         return self.queue.pop(0) if self.queue else None
 
 

@@ -32,7 +32,7 @@ from framework.reader import (
     Page,
     Slice,
     Unit,
-    now_utc,
+    horizon,
     read_ids,
     read_slice,
     time_slices,
@@ -373,21 +373,17 @@ class _Coordinator:
             return
         count = max(2, 2 * int(unit.config.get("concurrency") or 1))
         unit.split = True
-        for low, high in time_slices(lower, now_utc(), count):
+        # The server's clock, not ours: a change made while the slices are read then always
+        # lands at or past the horizon, never behind a slice that has finished.
+        now = horizon(unit.client)
+        unit.horizon = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for low, high in time_slices(lower, now, count):
             unit.slices.append(Slice(lower=low, upper=high,
                                      at_lower=at_lower if low == lower else set()))
             self._submit(unit, len(unit.slices) - 1)
 
     def _finished(self, unit: Unit, index: int) -> Iterator[bytes]:
         if not all(piece.done for piece in unit.slices):
-            return
-        tail = unit.slices[-1]
-        if unit.split and not unit.chased and tail.end is not None:
-            # Everything else is read: look once more past the tail for records that changed
-            # during the read (they moved behind every slice's bound).
-            unit.chased = True
-            unit.slices.append(Slice(lower=tail.end[0], at_lower=tail.end[1]))
-            self._submit(unit, len(unit.slices) - 1)
             return
         if unit.incremental:
             yield from self._checkpoint(unit, final=True)

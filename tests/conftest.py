@@ -30,6 +30,7 @@ class Sandbox:
     url: str
     store_hash: str
     access_token: str
+    stores: list[dict[str, str]]
 
     def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = requests.request(method, f"{self.url}/_sandbox/{path}", json=body,
@@ -57,7 +58,8 @@ def start_sandbox(*args: str) -> Sandbox:
     if not line:
         raise RuntimeError(f"sandbox did not start: {process.stderr.read()}")
     ready = json.loads(line)
-    return Sandbox(process, ready["url"], ready["store_hash"], ready["access_token"])
+    return Sandbox(process, ready["url"], ready["store_hash"], ready["access_token"],
+                   ready.get("stores", []))
 
 
 @pytest.fixture

@@ -136,16 +136,41 @@ def test_keyset_moves_its_bound_and_drops_what_it_produced_at_the_bound() -> Non
     assert pager.fresh(again) == [{"id": 4, "m": "c"}]
 
 
-def test_keyset_pages_within_one_cursor_value_when_a_page_is_full_of_it() -> None:
+def test_keyset_pages_within_one_cursor_value_and_checks_the_block_again() -> None:
     pager = keyset(start="b")
     params = pager.first({})
-    same = [{"id": i, "m": "b"} for i in (1, 2, 3)]
-    params = pager.next(params, None, same)
-    assert params["page"] == 2
-    params = pager.next(params, None, [{"id": i, "m": "b"} for i in (4, 5, 6)])
+    block = [[{"id": i, "m": "b"} for i in ids] for ids in ((1, 2, 3), (4, 5, 6), (7,))]
+
+    def page(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+        return pager.fresh(records), pager.next(params, None, records)
+
+    got, params = page(block[0])
+    assert params["page"] == 2 and len(got) == 3
+    got, params = page(block[1])
     assert params["page"] == 3
-    assert pager.fresh([{"id": 6, "m": "b"}, {"id": 7, "m": "b"}]) == [{"id": 7, "m": "b"}]
-    assert pager.next(params, None, [{"id": 7, "m": "b"}]) is None  # a short page ends it
+    got, params = page(block[2])  # a short page ends the block: its offsets may have moved,
+    assert got == block[2] and params["page"] == 1  # so the block is read once more
+    got, params = page(block[0])
+    assert got == [] and params["page"] == 2
+    moved_in = [{"id": 4, "m": "b"}, {"id": 5, "m": "b"}, {"id": 0, "m": "b", "new": True}]
+    got, params = page(moved_in)
+    assert got == [moved_in[2]] and params["page"] == 3
+    got, params = page([{"id": 6, "m": "b"}, {"id": 7, "m": "b"}])
+    assert got == [] and params["page"] == 1  # that pass found a record: one more
+    for records in (block[0], moved_in):
+        got, params = page(records)
+        assert got == []
+    got, params = page([{"id": 6, "m": "b"}, {"id": 7, "m": "b"}])
+    assert got == [] and params is None  # a pass with nothing new: done
+
+
+def test_keyset_takes_a_second_change_in_the_same_second_for_a_new_version() -> None:
+    pager = keyset()
+    params = pager.first({})
+    params = pager.next(params, None, pager.fresh(
+        [{"id": 1, "m": "a"}, {"id": 2, "m": "b"}, {"id": 3, "m": "b", "v": 1}]))
+    again = [{"id": 2, "m": "b"}, {"id": 3, "m": "b", "v": 2}, {"id": 4, "m": "c"}]
+    assert pager.fresh(again) == again[1:]
 
 
 def test_page_number_stops_at_the_reported_last_page() -> None:

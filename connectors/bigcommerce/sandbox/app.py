@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -88,8 +89,13 @@ def _store_endpoint(sandbox: Sandbox, template: str, scope: str, version: str,
                          headers=headers)
         fault = sandbox.faults.next()
         if fault is not None:
-            return error(fault, "Service Unavailable" if fault == 503 else "Internal error",
-                         headers=headers)
+            status = int(fault.get("status", 503))
+            if fault.get("html"):
+                sandbox.stats.count(template, status)
+                return Response("<html><body><h1>502 Bad Gateway</h1></body></html>", status,
+                                media_type="text/html")
+            return error(status, {429: "Too many requests", 503: "Service Unavailable"}.get(
+                status, "Internal error"), headers=None if fault.get("bare") else headers)
         try:
             body = handler(sandbox.store, request.query_params, request.path_params)
         except ApiError as exc:
@@ -153,7 +159,11 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
             sandbox = owner(request)
             if sandbox is None:
                 return json_response(v3_error(401, "Unauthorized"), 401)
-            body = await request.json() if request.method == "POST" else {}
+            raw = await request.body() if request.method == "POST" else b""
+            try:
+                body = orjson.loads(raw) if raw.strip() else {}
+            except orjson.JSONDecodeError:
+                return json_response(v3_error(400, "The body is not JSON"), 400)
             try:
                 return json_response(handler(sandbox, body if isinstance(body, dict) else {}))
             except ApiError as exc:
@@ -173,7 +183,9 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
         return {"access_token": token}
 
     def faults(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
-        sandbox.faults.add(int(body.get("status", 503)), int(body.get("count", 1)))
+        fault = {"status": int(body.get("status", 503)), "bare": bool(body.get("bare")),
+                 "html": bool(body.get("html"))}
+        sandbox.faults.add(fault, int(body.get("count", 1)))
         return {"queued": len(sandbox.faults.queue)}
 
     def carts(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:

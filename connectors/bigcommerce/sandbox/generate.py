@@ -320,7 +320,7 @@ def make_product(seed: int, product_id: int, created: int, modified: int) -> dic
 def order_line_count(seed: int, order_id: int) -> int:
     """Lines in an order; a few orders exceed the 50 lines the orders list embeds."""
     rng = _rng(seed, "order-lines", order_id)
-    return rng.randrange(51, 61) if rng.random() < 0.004 else rng.choice((1, 1, 1, 2, 2, 3, 4))
+    return rng.randrange(51, 61) if rng.random() < 0.002 else rng.choice((1, 1, 1, 2, 2, 3, 4))
 
 
 def make_order_products(seed: int, order_id: int, products: int) -> list[dict[str, Any]]:
