@@ -22,12 +22,21 @@ def parse_datetime(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+_MONTHS = {m: f"{i:02d}" for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
 def iso_utc(value: str) -> str:
     """Any date-time string as ``YYYY-MM-DDTHH:MM:SSZ`` (sub-seconds dropped)."""
     if len(value) == 25 and value.endswith("+00:00") and value[10] == "T":
         return value[:19] + "Z"
     if len(value) == 20 and value[19] == "Z" and value[10] == "T":
         return value
+    if len(value) == 31 and value.endswith(" +0000") and value[3] == ",":
+        # V2's RFC 2822 in UTC, "Tue, 20 Nov 2012 00:00:00 +0000": the hot case of orders.
+        month = _MONTHS.get(value[8:11])
+        if month:
+            return f"{value[12:16]}-{month}-{value[5:7]}T{value[17:25]}Z"
     return parse_datetime(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -52,25 +61,21 @@ def _to_datetime(value: Any) -> Any:
     return value
 
 
-def _to_number(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return float(value) if value.strip() else None
-        except ValueError:
-            return value
-    return value
+def _to_number(value: str) -> Any:
+    try:
+        return float(value)
+    except ValueError:
+        return None if not value.strip() else value  # "" is no amount; junk stays as it came
 
 
-def _to_integer(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return int(value) if value.strip() else None
-        except ValueError:
-            return value
-    return value
+def _to_integer(value: str) -> Any:
+    try:
+        return int(value)
+    except ValueError:
+        return None if not value.strip() else value
 
 
-Plan = dict[str, Any]
+Plan = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _types(prop: dict[str, Any]) -> set[str]:
@@ -78,41 +83,56 @@ def _types(prop: dict[str, Any]) -> set[str]:
     return {kind} if isinstance(kind, str) else set(kind)
 
 
-def compile_plan(schema: dict[str, Any]) -> Plan:
+def _steps(schema: dict[str, Any]) -> dict[str, Any]:
     """What to convert in a record of ``schema``: ``{field: op}``, op a function or a sub-plan."""
-    plan: Plan = {}
+    steps: dict[str, Any] = {}
     for name, prop in (schema.get("properties") or {}).items():
         types = _types(prop)
         if prop.get("format") == "date-time":
-            plan[name] = _to_datetime
+            steps[name] = _to_datetime
         elif "number" in types and "string" not in types:
-            plan[name] = _to_number
+            steps[name] = _to_number
         elif "integer" in types and "string" not in types:
-            plan[name] = _to_integer
+            steps[name] = _to_integer
         elif "object" in types:
-            sub = compile_plan(prop)
+            sub = _steps(prop)
             if sub:
-                plan[name] = ("object", sub)
+                steps[name] = ("object", compile_steps(sub))
         elif "array" in types and isinstance(prop.get("items"), dict):
-            sub = compile_plan(prop["items"])
+            sub = _steps(prop["items"])
             if sub:
-                plan[name] = ("array", sub)
-    return plan
+                steps[name] = ("array", compile_steps(sub))
+    return steps
+
+
+def compile_steps(steps: dict[str, Any]) -> Plan:
+    """Turn steps into one straight-line function: the per-record cost is a dict lookup and a
+    class check per field of the schema (every conversion acts on strings only)."""
+    lines = ["def normalize(r):"]
+    names: dict[str, Any] = {}
+    for index, (field, op) in enumerate(steps.items()):
+        key = repr(field)
+        lines.append(f"    v = r.get({key})")
+        if callable(op):
+            names[f"f{index}"] = op
+            lines.append(f"    if v.__class__ is str: r[{key}] = f{index}(v)")
+        elif op[0] == "object":
+            names[f"f{index}"] = op[1]
+            lines.append(f"    if v.__class__ is dict: f{index}(v)")
+        else:
+            names[f"f{index}"] = op[1]
+            lines.append(f"    if v.__class__ is list:\n        for x in v:\n"
+                         f"            if x.__class__ is dict: f{index}(x)")
+    lines.append("    return r")
+    exec("\n".join(lines), names)  # built from schema field names, each written with repr()
+    return names["normalize"]
+
+
+def compile_plan(schema: dict[str, Any]) -> Plan:
+    """A function normalizing records of ``schema`` in place (compiled once per stream)."""
+    return compile_steps(_steps(schema))
 
 
 def apply_plan(record: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """Normalize ``record`` in place following ``plan``; returns it."""
-    for name, op in plan.items():
-        value = record.get(name)
-        if value is None:
-            continue
-        if callable(op):
-            record[name] = op(value)
-        elif op[0] == "object":
-            if isinstance(value, dict):
-                apply_plan(value, op[1])
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, dict):
-                    apply_plan(item, op[1])
-    return record
+    return plan(record)

@@ -72,16 +72,19 @@ class Unit:
         return [self.stream.name, *(c.name for c in self.children)]
 
     def frontier(self) -> str | None:
-        """The cursor below which every record of the unit has been written."""
+        """The newest cursor written below which every record of the unit has been written.
+
+        Slices are in range order; the frontier runs through the complete ones and stops in the
+        first incomplete one. It never passes the newest record written (a state says where
+        the data reached, not where the slicing did).
+        """
         value = self.start
-        for index, piece in enumerate(self.slices):
+        for piece in self.slices:
             if piece.page is not None:
                 continue
-            reached = max(filter(None, (value, piece.lower, piece.cursor)), default=None)
+            value = max(filter(None, (value, piece.cursor)), default=None)
             if not piece.done:
-                return reached
-            following = self.slices[index + 1].lower if index + 1 < len(self.slices) else None
-            value = max(filter(None, (reached, following)), default=None)
+                break
         return value
 
 

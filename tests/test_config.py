@@ -28,7 +28,7 @@ def test_yaml_with_env_substitution_and_defaults(tmp_path: Path,
     config = load(tmp_path, 'store_hash: "abc123"\naccess_token: "${BC_TOKEN}"\n')
     assert config == {"store_hash": "abc123", "access_token": SECRET,
                       "api_url": "https://api.bigcommerce.com", "page_size": 250,
-                      "concurrency": 4}
+                      "concurrency": 8}
 
 
 def test_json_config(tmp_path: Path) -> None:

@@ -173,9 +173,15 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
     def stats(sandbox: Sandbox, _: dict[str, Any]) -> dict[str, Any]:
         return sandbox.stats.as_dict()
 
-    def reset_stats(sandbox: Sandbox, _: dict[str, Any]) -> dict[str, Any]:
+    def reset_stats(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
+        """Zero the counters and start a fresh quota window (of another plan if given)."""
+        plan = body.get("plan", sandbox.store.plan)
+        if plan not in PLANS:
+            raise ApiError(422, "Unknown plan", {"plan": f"valid: {', '.join(PLANS)}"})
+        sandbox.store.plan = plan
         sandbox.stats = RequestStats()
-        return {"ok": True}
+        sandbox.window = QuotaWindow(PLANS[plan], sandbox.window.window_ms)
+        return {"ok": True, "plan": plan}
 
     def tokens(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
         token = secrets.token_hex(16)

@@ -46,6 +46,10 @@ class Collection:
     by_modified: list[tuple[int, int]] = field(default_factory=list)  # sorted (modified, id)
     ids: list[int] = field(default_factory=list)  # sorted
     next_id: int = 1
+    #: Serialized records by (id, variant), valid while ``modified`` is unchanged: a real
+    #: server has its data ready, and generating it again for every read would make the
+    #: sandbox, not the connector, what a benchmark measures.
+    rendered: dict[tuple[int, str], tuple[int, bytes]] = field(default_factory=dict)
 
     def populate(self, count: int, kind: str) -> None:
         """Create ``count`` records with dates spread over the store's history."""

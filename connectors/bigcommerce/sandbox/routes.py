@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
+
 from connectors.bigcommerce.sandbox import generate as g
 from connectors.bigcommerce.sandbox.data import Collection, Store
 from framework.formats import parse_datetime
@@ -77,6 +79,18 @@ def _includes(params: Any, valid: tuple[str, ...]) -> set[str]:
 
 
 # --- selecting records --------------------------------------------------------------------
+
+def cached(items: Collection, variant: str, render: Callable[[int], dict[str, Any]]
+           ) -> Callable[[int], Any]:
+    """``render`` memoized as JSON per record version (``orjson.Fragment`` embeds it)."""
+    def render_cached(i: int) -> Any:
+        hit = items.rendered.get((i, variant))
+        if hit is None or hit[0] != items.modified[i]:
+            hit = (items.modified[i], orjson.dumps(render(i)))
+            items.rendered[(i, variant)] = hit
+        return orjson.Fragment(hit[1])
+    return render_cached
+
 
 @dataclass
 class Selection:
@@ -239,6 +253,7 @@ def customers(store: Store, params: Any, _: dict[str, Any]) -> dict[str, Any]:
             r.pop(key, None)
         return r
 
+    render = cached(items, ",".join(sorted(includes)), render)
     after, before = params.get("after"), params.get("before")
     if not (after or before):
         body = v3_page(params, selection, render)
@@ -380,7 +395,7 @@ def orders(store: Store, params: Any, _: dict[str, Any]) -> list[dict[str, Any]]
             out["consignments"] = consignments if structure == "object" else [consignments]
         return out
 
-    return v2_page(params, selection, render)
+    return v2_page(params, selection, cached(items, f"{sorted(includes)}{structure}", render))
 
 
 def order_products(store: Store, params: Any, path: dict[str, Any]
@@ -447,7 +462,7 @@ def products(store: Store, params: Any, _: dict[str, Any]) -> dict[str, Any]:
             p.pop(key, None)
         return p
 
-    return v3_page(params, selection, render)
+    return v3_page(params, selection, cached(items, ",".join(sorted(includes)), render))
 
 
 def categories(store: Store, params: Any, _: dict[str, Any]) -> dict[str, Any]:

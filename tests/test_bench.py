@@ -1,0 +1,30 @@
+"""The quota-floor benchmark keeps working (a tiny store, once; its timings are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parent / "bench" / "quota_floor.py"
+
+
+@pytest.mark.e2e
+def test_quota_floor_benchmark_reports_every_plan(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--customers", "300", "--orders", "400", "--products",
+         "20", "--scale", "0.05", "--plans", "standard,pro", "--json", str(report)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split() == ["plan", "records", "requests", "429s",
+                                                     "wall", "s", "floor", "s", "ratio"]
+    rows = json.loads(report.read_text())["results"]
+    assert [r["plan"] for r in rows] == ["standard", "pro"]
+    for row in rows:
+        assert row["records"] > 700 and row["requests"] > 5 and row["throttled"] == 0
+        assert row["floor_s"] > 0 and row["ratio"] == pytest.approx(
+            row["wall_s"] / row["floor_s"], rel=0.01)
