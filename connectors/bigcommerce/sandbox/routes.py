@@ -80,6 +80,17 @@ def _includes(params: Any, valid: tuple[str, ...]) -> set[str]:
 
 # --- selecting records --------------------------------------------------------------------
 
+def memo(items: Collection) -> Callable[[int], dict[str, Any]]:
+    """Records for one request, each generated at most once (filters and rendering share)."""
+    cache: dict[int, dict[str, Any]] = {}
+
+    def get(i: int) -> dict[str, Any]:
+        if i not in cache:
+            cache[i] = items.get(i)
+        return cache[i]
+    return get
+
+
 def cached(items: Collection, variant: str, render: Callable[[int], dict[str, Any]]
            ) -> Callable[[int], Any]:
     """``render`` memoized as JSON per record version (``orjson.Fragment`` embeds it)."""
@@ -222,12 +233,7 @@ def customers(store: Store, params: Any, _: dict[str, Any]) -> dict[str, Any]:
     groups = _id_list(params, "customer_group_id:in")
     emails_raw = params.get("email:in")
     emails = {e.strip().lower() for e in emails_raw.split(",")} if emails_raw else None
-    cache: dict[int, dict[str, Any]] = {}
-
-    def record(i: int) -> dict[str, Any]:
-        if i not in cache:
-            cache[i] = items.get(i)
-        return cache[i]
+    record = memo(items)
 
     keep = None
     if emails or groups:
@@ -368,12 +374,7 @@ def orders(store: Store, params: Any, _: dict[str, Any]) -> list[dict[str, Any]]
     filters = {name: params.get(name) for name in ("customer_id", "status_id", "channel_id")}
     filters = {k: int(v) for k, v in filters.items() if v is not None}
     min_id, max_id = _int(params, "min_id", 0, 0), _int(params, "max_id", 10**12, 0)
-    cache: dict[int, dict[str, Any]] = {}
-
-    def order(i: int) -> dict[str, Any]:
-        if i not in cache:
-            cache[i] = items.get(i)
-        return cache[i]
+    order = memo(items)
 
     keep = None
     if filters or min_id or max_id < 10**12:
@@ -429,12 +430,7 @@ def products(store: Store, params: Any, _: dict[str, Any]) -> dict[str, Any]:
                        {"sort": f"valid: {', '.join(PRODUCT_SORTS)}", "direction": "asc|desc"})
     channels = _id_list(params, "channel_id:in")
     visible = params.get("is_visible")
-    cache: dict[int, dict[str, Any]] = {}
-
-    def product(i: int) -> dict[str, Any]:
-        if i not in cache:
-            cache[i] = items.get(i)
-        return cache[i]
+    product = memo(items)
 
     keep = None
     if channels or visible is not None:
