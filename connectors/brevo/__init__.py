@@ -1,0 +1,1 @@
+"""Brevo: the destination's local API emulator (the destination itself is being built)."""
