@@ -154,7 +154,9 @@ class HttpClient:
         if names is None:
             return
         left = _header_number(headers, names.requests_left)
-        reset_ms = _header_number(headers, names.reset_ms)
+        reset_ms = _header_number(headers, names.reset)
+        if reset_ms is not None and names.reset_unit == "s":
+            reset_ms *= 1000
         with self._lock:
             q = self.quota
             reset_at = time.monotonic() + reset_ms / 1000 if reset_ms is not None else None
@@ -175,7 +177,9 @@ class HttpClient:
         retry_after = _header_number(response.headers, names.retry_after_s if names else None)
         if retry_after is None:
             retry_after = _header_number(response.headers, "Retry-After")
-        reset_ms = _header_number(response.headers, names.reset_ms if names else None)
+        reset_ms = _header_number(response.headers, names.reset if names else None)
+        if reset_ms is not None and names is not None and names.reset_unit == "s":
+            reset_ms *= 1000
         waits = [w for w in (retry_after, reset_ms / 1000 if reset_ms is not None else None)
                  if w is not None]
         if waits:
@@ -186,7 +190,7 @@ class HttpClient:
     def _backoff(self, attempt: int) -> float:
         return random.uniform(0, min(30.0, self.backoff_s * 2 ** attempt))
 
-    def _fail(self, response: requests.Response, url: str, path: str,
+    def _fail(self, response: requests.Response, method: str, url: str, path: str,
               scope: str | None) -> ConnectorError:
         status = response.status_code
         fix = self.errors.get(str(status))
@@ -195,7 +199,7 @@ class HttpClient:
                                   "config_error")
         snippet = REDACT(" ".join(response.text[:200].split()))
         kind = "transient_error" if status in RETRYABLE_STATUS else "system_error"
-        return ConnectorError(f"GET {url} failed with HTTP {status}: {snippet}", kind)
+        return ConnectorError(f"{method} {url} failed with HTTP {status}: {snippet}", kind)
 
     def get(self, path: str, params: dict[str, Any] | None = None,
             scope: str | None = None, missing_ok: bool = False) -> Any:
@@ -206,15 +210,37 @@ class HttpClient:
             ConnectorError: 401/403 (with the fix), other 4xx, or 5xx and connection errors
                 that outlasted the retries.
         """
-        with self._slots:
-            return self._get(path, params, scope, missing_ok)
+        status, body = self.send("GET", path, params=params, scope=scope)
+        if status == 404 and missing_ok:
+            return None
+        if status >= 400:
+            raise self._client_error("GET", self.base_url + path, status, body)
+        return body
 
-    def _send(self, url: str, params: dict[str, Any] | None) -> requests.Response:
+    def send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+             json: Any = None, scope: str | None = None, idempotent: bool = True
+             ) -> tuple[int, Any]:
+        """Send a request; returns (status, JSON body or None) for 2xx and for 4xx answers
+        other than 401 and 403, which the caller judges (a rejected record is not a failed
+        run). A request that is not ``idempotent`` is retried only when the server cannot
+        have acted on it (429, 503, a refused connection).
+
+        Raises:
+            ConnectorError: 401/403 (with the fix), or 5xx and connection errors that
+                outlasted the retries.
+        """
+        with self._slots:
+            return self._request(method, path, params, json, scope, idempotent)
+
+    def _send(self, method: str, url: str, params: dict[str, Any] | None,
+              payload: bytes | None) -> requests.Response:
         self._pace()
         try:
             with self._lock:
                 self.stats.requests += 1
-            response = self.session.get(url, params=params, timeout=self.timeout, stream=True)
+            headers = {"Content-Type": "application/json"} if payload is not None else None
+            response = self.session.request(method, url, params=params, data=payload,
+                                            headers=headers, timeout=self.timeout, stream=True)
             try:  # one read of the whole body: far cheaper than requests' 10 KB chunks
                 response._content = response.raw.read(decode_content=True)
                 response._content_consumed = True
@@ -228,16 +254,20 @@ class HttpClient:
             with self._lock:
                 self._in_flight -= 1
 
-    def _get(self, path: str, params: dict[str, Any] | None, scope: str | None,
-             missing_ok: bool) -> Any:
+    def _request(self, method: str, path: str, params: dict[str, Any] | None, json: Any,
+                 scope: str | None, idempotent: bool) -> tuple[int, Any]:
         url = self.base_url + path
+        payload = orjson.dumps(json) if json is not None else None
         attempt = throttled = 0
         while True:
             try:
-                response = self._send(url, params)
+                response = self._send(method, url, params, payload)
             except TRANSIENT_ERRORS as exc:
-                if attempt >= self.max_retries:
-                    raise ConnectorError(f"GET {url} failed after {attempt + 1} attempts: "
+                unsent = isinstance(exc, requests.exceptions.ConnectTimeout) or (
+                    isinstance(exc, requests.ConnectionError)
+                    and "NewConnectionError" in repr(exc))
+                if attempt >= self.max_retries or not (idempotent or unsent):
+                    raise ConnectorError(f"{method} {url} failed after {attempt + 1} attempts: "
                                          f"{type(exc).__name__}", "transient_error") from None
                 self._count(retries=1)
                 self._wait(self._backoff(attempt), f"{type(exc).__name__}; retrying")
@@ -248,33 +278,40 @@ class HttpClient:
             if status == 429:
                 self._count(throttled=1)
                 if throttled >= self.max_throttled:
-                    raise ConnectorError(f"GET {url} was rate limited {throttled + 1} times in a "
-                                         "row; another app may be using the store's quota, try "
-                                         "again later", "transient_error")
+                    raise ConnectorError(f"{method} {url} was rate limited {throttled + 1} "
+                                         "times in a row; another app may be using the quota, "
+                                         "try again later", "transient_error")
                 self._wait(self._throttle_wait(response, throttled), "HTTP 429; retrying")
                 throttled += 1
                 continue
-            if status in RETRYABLE_STATUS and attempt < self.max_retries:
+            retryable = status in RETRYABLE_STATUS and (idempotent or status == 503)
+            if retryable and attempt < self.max_retries:
                 self._count(retries=1)
                 self._wait(self._backoff(attempt), f"HTTP {status}; retrying")
                 attempt += 1
                 continue
-            if status == 204 or (status == 404 and missing_ok):
-                return None
-            if status >= 400:
-                raise self._fail(response, url, path, scope)
+            if status in (401, 403) or status >= 500:
+                raise self._fail(response, method, url, path, scope)
+            if not response.content:
+                return status, None
             try:
-                return orjson.loads(response.content)
+                return status, orjson.loads(response.content)
             except orjson.JSONDecodeError:
-                if attempt < self.max_retries:  # a truncated body or a proxy's error page
+                if attempt < self.max_retries and idempotent:  # a truncated body, a proxy page
                     self._count(retries=1)
                     self._wait(self._backoff(attempt), "response was not JSON; retrying")
                     attempt += 1
                     continue
                 kind = response.headers.get("Content-Type", "no content type")
                 snippet = REDACT(" ".join(response.text[:80].split()))
-                raise ConnectorError(f"GET {url} answered HTTP {status} with {kind}, not JSON: "
-                                     f"{snippet!r}", "transient_error") from None
+                raise ConnectorError(f"{method} {url} answered HTTP {status} with {kind}, not "
+                                     f"JSON: {snippet!r}", "transient_error") from None
+
+    @staticmethod
+    def _client_error(method: str, url: str, status: int, body: Any) -> ConnectorError:
+        snippet = REDACT(" ".join(orjson.dumps(body).decode()[:200].split())) if body else ""
+        return ConnectorError(f"{method} {url} failed with HTTP {status}: {snippet}",
+                              "system_error")
 
     def _count(self, *, status: int | None = None, retries: int = 0, throttled: int = 0) -> None:
         with self._lock:

@@ -55,7 +55,8 @@ class RateLimitHeaders(_Strict):
     """Names of the response headers that describe the API's request quota."""
 
     requests_left: str
-    reset_ms: str
+    reset: str
+    reset_unit: Literal["ms", "s"] = "ms"
     quota: str | None = None
     window_ms: str | None = None
     retry_after_s: str | None = None
