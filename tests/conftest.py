@@ -16,7 +16,7 @@ import pytest
 import requests
 
 # Only the built-in connectors load from entry points during tests, whatever else is installed.
-BUILTINS = "bigcommerce,sqlite"
+BUILTINS = "bigcommerce,brevo,sqlite"
 os.environ["TAJO_CONNECTORS"] = BUILTINS
 
 RUNNER = shutil.which("runner") or str(Path(sys.executable).parent / "runner")

@@ -34,9 +34,11 @@ def test_loading_can_be_restricted_and_unknown_names_list_the_valid_ones() -> No
     assert "sqlite" in only and "bigcommerce" not in only
     result = run_cli("runner", "spec", "shopify")
     assert result.returncode == 2
-    assert "unknown connector 'shopify'; valid: bigcommerce, sqlite" in result.stderr.decode()
+    assert ("unknown connector 'shopify'; valid: bigcommerce, brevo, sqlite"
+            in result.stderr.decode())
     result = run_cli("runner", "write", "bigcommerce", "--config", "x.json")
-    assert "unknown destination connector 'bigcommerce'; valid: sqlite" in result.stderr.decode()
+    assert ("unknown destination connector 'bigcommerce'; valid: brevo, sqlite"
+            in result.stderr.decode())
 
 
 def test_packaged_catalog_matches_discover() -> None:

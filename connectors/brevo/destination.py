@@ -1,0 +1,316 @@
+"""The Brevo destination: keeps a Brevo account in step with the records it reads on stdin.
+
+One path: records -> contacts (mapped, validated) and ledger updates -> at each STATE, imports to
+Brevo, polled until Brevo has completed them -> the STATE is echoed. A record that cannot be
+sent goes to the dead-letter file with its reason and is counted in ``rejectedRecordCount``;
+the sync goes on.
+
+What this version sends: customers as contacts (``customer_mapping``, phones in international
+form, group names, form fields and attributes by name, ``ORDER_COUNT`` and ``TOTAL_SPENT``
+computed from the orders) in the ``all_customers`` and ``buyers`` lists. Orders, events and the
+catalog are read into the ledger or logged as not sent yet.
+
+Marketing safety: imports never set or clear a blacklist (``emailBlacklist`` and
+``smsBlacklist`` stay false, which Brevo reads as "leave as is"), so a contact unsubscribed in
+Brevo stays unsubscribed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from connectors.brevo.ledger import Ledger
+from connectors.brevo.mapping import DEFAULT_MAPPING, ContactMapper
+from framework import protocol as p
+from framework.errors import ConnectorError
+from framework.http import HttpClient
+from framework.spec import RateLimitHeaders
+
+log = logging.getLogger("tajo.brevo")
+
+RATE_LIMIT = RateLimitHeaders(requests_left="x-sib-ratelimit-remaining",
+                              reset="x-sib-ratelimit-reset", reset_unit="s",
+                              quota="x-sib-ratelimit-limit")
+ERRORS = {
+    "401": "Brevo rejected the API key (HTTP 401 on {path}): create a new API key in Brevo "
+           "(Settings > SMTP & API > API keys) and put it in api_key",
+    "403": "Brevo refused {path} (HTTP 403): the API key's account lacks the permission; "
+           "check the key's restrictions (Settings > Security > Authorised IPs) and plan",
+}
+IMPORT_BYTES = 8 * 1024 * 1024  # Brevo allows 10 MB of JSON and advises about 8
+LIST_CALL = 150
+POLL_LIMIT_S = 1800
+NOT_SENT_YET = frozenset({"orders", "order_products", "products", "categories", "inventory",
+                          "inventory_locations", "channels", "store", "carts"})
+
+
+class BrevoWriter:
+    """One ``write`` run: its clients, ledger, pending contacts and counters."""
+
+    def __init__(self, config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog) -> None:
+        self.config = config
+        base = config["api_url"].rstrip("/")
+        headers = {"api-key": config["api_key"]}
+        # Brevo limits each group of endpoints on its own: one pacer per group.
+        self.contacts_api = HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
+        self.other_api = HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
+        state_dir = Path(config.get("state_dir") or ".tajo")
+        self.ledger = Ledger(state_dir / "brevo.db")
+        self.dead_letters = (state_dir / "dead-letter.jsonl").open("ab")
+        self.mapper = ContactMapper(config.get("customer_mapping") or DEFAULT_MAPPING,
+                                    self.ledger.group_name, self.ledger.attribute_name,
+                                    self.ledger.store_country)
+        lists = config.get("lists") or {}
+        self.all_customers: int = lists["all_customers"]
+        self.buyers: int | None = lists.get("buyers")
+        self.batch = int(config.get("import_batch") or 5000)
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.touched: set[str] = set()
+        self.written: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
+        self.noted: set[str] = set()
+        self.attributes_ready = False
+        self.held_states: list[dict[str, Any]] = []
+        self.flushed_at = time.monotonic()
+        self.flush_every_s = float(config.get("flush_seconds") or 30)
+        self.catalog_streams = {s.stream.name for s in catalog.streams}
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.dead_letters.close()
+        self.contacts_api.close()
+        self.other_api.close()
+
+    # --- records --------------------------------------------------------------------------
+
+    def record(self, stream: str, data: dict[str, Any]) -> None:
+        store = str(data.get("store_hash", ""))
+        if stream == "store":
+            self.ledger.put_store(store, data)
+        elif stream == "customer_groups":
+            self.ledger.put_group(store, data)
+        elif stream == "customer_attributes":
+            self.ledger.put_attribute(store, data)
+        elif stream == "customers":
+            email = self.mapper.email(data)
+            if email is None:
+                self.reject(stream, f"invalid email {data.get('email')!r}", data)
+                return
+            self.ledger.put_customer(store, data["id"], email)
+            self.pending[email] = data  # mapped when sent, once group names etc. are known
+            self.touched.add(email)
+        elif stream == "orders":
+            email = self.ledger.put_order(store, data)
+            if email:
+                self.touched.add(email)
+        if stream in NOT_SENT_YET and stream not in self.noted and stream != "orders":
+            self.noted.add(stream)
+            log.info("stream %s: not sent to Brevo by this version of the destination", stream)
+        self.written[stream] = self.written.get(stream, 0) + 1
+
+    def reject(self, stream: str, reason: str, data: dict[str, Any]) -> None:
+        """Keep a record Brevo cannot take, with why, and count it."""
+        self.dead_letters.write(orjson.dumps({"stream": stream, "reason": reason,
+                                              "at": p.now_ms(), "record": data}) + b"\n")
+        self.rejected[stream] = self.rejected.get(stream, 0) + 1
+        log.warning("rejected a %s record (%s); kept in the dead-letter file", stream, reason)
+
+    # --- flushing -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Send everything pending and wait until Brevo has it; then commit the ledger."""
+        self.dead_letters.flush()
+        if not self.pending and not self.touched:
+            self.ledger.commit()
+            return
+        self._ensure_attributes()
+        computed = self.mapper.computed()
+        known = self._known_customers(self.touched - set(self.pending))
+        rows = {email: self.mapper.contact(record)[1] for email, record in self.pending.items()}
+        shared = [email for email, attrs in rows.items()
+                  if attrs.get("SMS") and not self.ledger.claim_sms(attrs["SMS"], email)]
+        for email in shared:  # keep the contact; only the phone stays with its first owner
+            del rows[email]["SMS"]
+        if shared:
+            log.warning("%d contacts share a phone number with another contact; their SMS "
+                        "was left out (Brevo allows one contact per number)", len(shared))
+        totals, lapsed = {}, []
+        for email, orders, spent, before in self.ledger.changed_totals(set(rows) | known):
+            totals[email] = (orders, spent)
+            rows.setdefault(email, {})
+            if before > 0 and orders == 0:
+                lapsed.append(email)  # no order counts any more: out of the buyers list
+        for email, attributes in rows.items():
+            orders, spent = totals.get(email) or self.ledger.totals(email)
+            if "orders_count" in computed:
+                attributes[computed["orders_count"]] = orders
+            if "total_spent" in computed:
+                attributes[computed["total_spent"]] = spent
+        buyers = {e for e in rows if (totals.get(e) or self.ledger.totals(e))[0] > 0}
+        groups = [([self.all_customers], sorted(set(rows) - buyers))]
+        if self.buyers is not None:
+            groups.append(([self.all_customers, self.buyers], sorted(buyers)))
+        else:
+            groups[0][1].extend(sorted(buyers))
+        for list_ids, emails in groups:
+            self._import([{"email": e, "attributes": rows[e]} for e in emails], list_ids)
+        if self.buyers is not None:
+            self._remove_from_list(self.buyers, lapsed)
+        for email, (orders, spent) in totals.items():
+            self.ledger.mark_sent(email, orders, spent)
+        self.ledger.commit()
+        self.pending.clear()
+        self.touched.clear()
+        left_out = self.mapper.phones_left_out
+        if left_out:
+            log.warning("%d phone numbers are not valid numbers and were left out of SMS "
+                        "(customers %s%s)", len(left_out), ", ".join(left_out[:5]),
+                        ", ..." if len(left_out) > 5 else "")
+            left_out.clear()
+
+    def _names_missing(self) -> bool:
+        """Whether a pending customer refers to a group or attribute whose name the catalog
+        will bring but has not yet (streams arrive in any order)."""
+        groups = "customer_groups" in self.catalog_streams
+        attributes = "customer_attributes" in self.catalog_streams
+        for record in self.pending.values():
+            store = str(record.get("store_hash", ""))
+            group = record.get("customer_group_id")
+            if groups and group and self.ledger.group_name(store, group) is None:
+                return True
+            if attributes and any(self.ledger.attribute_name(store, a.get("attribute_id"))
+                                  is None for a in record.get("attributes") or []):
+                return True
+        return False
+
+    def _known_customers(self, emails: set[str]) -> set[str]:
+        if not emails:
+            return set()
+        found = set()
+        for email in emails:
+            row = self.ledger.db.execute("SELECT 1 FROM customers WHERE email = ? LIMIT 1",
+                                         (email,)).fetchone()
+            if row:
+                found.add(email)
+        return found
+
+    def _ensure_attributes(self) -> None:
+        """Create the Brevo attributes the mapping writes that the account lacks."""
+        if self.attributes_ready:
+            return
+        status, body = self.contacts_api.send("GET", "/v3/contacts/attributes")
+        if status != 200:
+            raise ConnectorError(f"Brevo did not list the contact attributes (HTTP {status}): "
+                                 f"{body}", "system_error")
+        existing = {a["name"].upper() for a in (body or {}).get("attributes", [])}
+        for name, kind in self.mapper.attribute_types().items():
+            if name in existing:
+                continue
+            status, body = self.contacts_api.send(
+                "POST", f"/v3/contacts/attributes/normal/{name}", json={"type": kind})
+            if status not in (200, 201, 204):
+                raise ConnectorError(f"Brevo refused to create the contact attribute {name} "
+                                     f"({kind}): {body}; create it in Brevo (Contacts > "
+                                     "Settings > Contact attributes)", "config_error")
+            log.info("created the Brevo contact attribute %s (%s)", name, kind)
+        self.attributes_ready = True
+
+    def _import(self, rows: list[dict[str, Any]], list_ids: list[int]) -> None:
+        """Import rows in chunks under Brevo's size advice, each polled to completion."""
+        chunk: list[dict[str, Any]] = []
+        size = 0
+        for row in rows:
+            row_size = len(orjson.dumps(row)) + 1
+            if chunk and (len(chunk) >= self.batch or size + row_size > IMPORT_BYTES):
+                self._import_chunk(chunk, list_ids)
+                chunk, size = [], 0
+            chunk.append(row)
+            size += row_size
+        if chunk:
+            self._import_chunk(chunk, list_ids)
+
+    def _import_chunk(self, rows: list[dict[str, Any]], list_ids: list[int]) -> None:
+        body = {"jsonBody": rows, "listIds": list_ids, "updateExistingContacts": True,
+                "emptyContactsAttributes": False, "emailBlacklist": False,
+                "smsBlacklist": False, "disableNotification": True}
+        status, answer = self.contacts_api.send("POST", "/v3/contacts/import", json=body)
+        if status != 202 or not isinstance(answer, dict) or "processId" not in answer:
+            raise ConnectorError(f"Brevo refused a contact import (HTTP {status}): {answer}",
+                                 "config_error" if status in (400, 404) else "system_error")
+        self._wait_for(answer["processId"], len(rows))
+
+    def _wait_for(self, process_id: int, rows: int) -> None:
+        """Poll an import until Brevo says completed (sparingly: the endpoint allows 100 an
+        hour on the general tier)."""
+        started, pause = time.monotonic(), 0.2
+        while True:
+            status, answer = self.other_api.send("GET", f"/v3/processes/{process_id}")
+            state = (answer or {}).get("status") if status == 200 else None
+            if state == "completed":
+                log.info("Brevo imported %d contacts (process %s)", rows, process_id)
+                return
+            if status != 200:
+                raise ConnectorError(f"Brevo lost import process {process_id} (HTTP {status}: "
+                                     f"{answer})", "transient_error")
+            if time.monotonic() - started > POLL_LIMIT_S:
+                raise ConnectorError(f"Brevo import process {process_id} still {state} after "
+                                     f"{POLL_LIMIT_S} s; run again later", "transient_error")
+            time.sleep(pause)
+            pause = min(pause * 2, 30.0)
+
+    def _remove_from_list(self, list_id: int, emails: list[str]) -> None:
+        for start in range(0, len(emails), LIST_CALL):
+            part = emails[start:start + LIST_CALL]
+            status, answer = self.contacts_api.send(
+                "POST", f"/v3/contacts/lists/{list_id}/contacts/remove", json={"emails": part})
+            if status not in (200, 201, 204):
+                raise ConnectorError(f"Brevo did not take contacts out of list {list_id} "
+                                     f"(HTTP {status}): {answer}", "system_error")
+
+    # --- the run --------------------------------------------------------------------------
+
+    def state(self, message: dict[str, Any], final: bool = False) -> Iterator[bytes]:
+        """Hold a STATE until the records before it are in Brevo; batches are flushed when
+        full or every ``flush_seconds``, then the held states are echoed in order."""
+        if message:
+            stream = ((message.get("state") or {}).get("stream") or {}).get(
+                "stream_descriptor", {}).get("name")
+            names = [stream] if stream else list(self.written)
+            message["state"]["destinationStats"] = {
+                "recordCount": float(sum(self.written.pop(n, 0) for n in names)),
+                "rejectedRecordCount": float(sum(self.rejected.pop(n, 0) for n in names))}
+            self.held_states.append(message)
+        due = (final or len(self.pending) >= self.batch
+               or time.monotonic() - self.flushed_at >= self.flush_every_s)
+        if not due or not (self.held_states or final):
+            return
+        if not final and len(self.pending) < 2 * self.batch and self._names_missing():
+            return  # the group or attribute names these contacts need are still on their way
+        self.flush()
+        self.flushed_at = time.monotonic()
+        for held in self.held_states:
+            yield orjson.dumps(held) + b"\n"
+        self.held_states.clear()
+
+
+def write(config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
+          messages: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    """Consume messages; yield each STATE once Brevo holds the records before it."""
+    writer = BrevoWriter(config, catalog)
+    try:
+        for message in messages:
+            if message["type"] == "RECORD":
+                writer.record(message["record"]["stream"], message["record"]["data"])
+                if len(writer.pending) >= writer.batch:  # memory stays flat between states
+                    yield from writer.state({})
+            elif message["type"] == "STATE":
+                yield from writer.state(message)
+        yield from writer.state({}, final=True)
+    finally:
+        writer.close()

@@ -1,0 +1,131 @@
+"""The destination's own memory (SQLite): what Brevo needs that one record does not carry.
+
+Customer group and attribute names, each customer's email, and the orders that make
+``orders_count`` and ``total_spent``; plus what was last sent for each contact, so that a changed
+count is sent again and an unchanged one is not. Kept across runs in the state directory.
+
+Counting rule: an order counts once, by its (store, id), however often it is updated; orders
+whose status is Incomplete, Cancelled, Declined or Refunded do not count, and a partial refund
+is taken off the amount spent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+NOT_COUNTED = frozenset({0, 4, 5, 6})  # Incomplete, Refunded, Cancelled, Declined
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS customer_groups (store TEXT, id INTEGER, name TEXT,
+                                            PRIMARY KEY (store, id));
+CREATE TABLE IF NOT EXISTS customer_attributes (store TEXT, id INTEGER, name TEXT,
+                                                PRIMARY KEY (store, id));
+CREATE TABLE IF NOT EXISTS customers (store TEXT, id INTEGER, email TEXT,
+                                      PRIMARY KEY (store, id));
+CREATE TABLE IF NOT EXISTS orders (store TEXT, id INTEGER, email TEXT, counted INTEGER,
+                                   spent REAL, PRIMARY KEY (store, id));
+CREATE INDEX IF NOT EXISTS orders_by_email ON orders (email);
+CREATE TABLE IF NOT EXISTS sent_totals (email TEXT PRIMARY KEY, orders INTEGER, spent REAL);
+CREATE TABLE IF NOT EXISTS stores (store TEXT PRIMARY KEY, country_code TEXT);
+CREATE TABLE IF NOT EXISTS sms_owners (sms TEXT PRIMARY KEY, email TEXT);
+"""
+
+
+class Ledger:
+    """One SQLite file; every write is committed with the batch it belongs to."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path))
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()
+
+    def put_group(self, store: str, row: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO customer_groups VALUES (?, ?, ?)",
+                        (store, row["id"], row.get("name")))
+
+    def put_attribute(self, store: str, row: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO customer_attributes VALUES (?, ?, ?)",
+                        (store, row["id"], row.get("name")))
+
+    def group_name(self, store: str, group_id: int) -> str | None:
+        row = self.db.execute("SELECT name FROM customer_groups WHERE store = ? AND id = ?",
+                              (store, group_id)).fetchone()
+        return row[0] if row else None
+
+    def attribute_name(self, store: str, attribute_id: int) -> str | None:
+        row = self.db.execute("SELECT name FROM customer_attributes WHERE store = ? AND id = ?",
+                              (store, attribute_id)).fetchone()
+        return row[0] if row else None
+
+    def put_store(self, store: str, row: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO stores VALUES (?, ?)",
+                        (store, row.get("country_code")))
+
+    def store_country(self, store: str) -> str | None:
+        row = self.db.execute("SELECT country_code FROM stores WHERE store = ?",
+                              (store,)).fetchone()
+        return row[0] if row else None
+
+    def put_customer(self, store: str, customer_id: int, email: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?)",
+                        (store, customer_id, email))
+
+    def put_order(self, store: str, order: dict[str, Any]) -> str | None:
+        """Record an order; returns the email it counts for (None: a guest we cannot place)."""
+        email = None
+        if order.get("customer_id"):
+            row = self.db.execute("SELECT email FROM customers WHERE store = ? AND id = ?",
+                                  (store, order["customer_id"])).fetchone()
+            email = row[0] if row else None
+        if email is None:
+            billing = order.get("billing_address") or {}
+            email = (billing.get("email") or "").strip().lower() or None
+        counted = order.get("status_id") not in NOT_COUNTED
+        spent = float(order.get("total_inc_tax") or 0) - float(order.get("refunded_amount") or 0)
+        previous = self.db.execute("SELECT email FROM orders WHERE store = ? AND id = ?",
+                                   (store, order["id"])).fetchone()
+        self.db.execute("INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?)",
+                        (store, order["id"], email, int(counted), spent if counted else 0.0))
+        if previous and previous[0] and previous[0] != email:
+            return previous[0]  # moved between customers: both totals change
+        return email
+
+    def claim_sms(self, sms: str, email: str) -> bool:
+        """Give ``sms`` to ``email`` unless another contact holds it (Brevo refuses a phone
+        number on two contacts)."""
+        row = self.db.execute("SELECT email FROM sms_owners WHERE sms = ?", (sms,)).fetchone()
+        if row and row[0] != email:
+            return False
+        self.db.execute("INSERT OR REPLACE INTO sms_owners VALUES (?, ?)", (sms, email))
+        return True
+
+    def totals(self, email: str) -> tuple[int, float]:
+        """(orders, spent) of a contact over every store."""
+        row = self.db.execute("SELECT COALESCE(SUM(counted), 0), COALESCE(SUM(spent), 0) "
+                              "FROM orders WHERE email = ?", (email,)).fetchone()
+        return int(row[0]), round(float(row[1]), 2)
+
+    def changed_totals(self, emails: set[str]) -> Iterator[tuple[str, int, float, int]]:
+        """(email, orders, spent, orders last sent) of the contacts among ``emails`` whose
+        totals differ from what was last sent."""
+        for email in sorted(emails):
+            orders, spent = self.totals(email)
+            sent = self.db.execute("SELECT orders, spent FROM sent_totals WHERE email = ?",
+                                   (email,)).fetchone()
+            if sent is None or (sent[0], round(sent[1], 2)) != (orders, spent):
+                yield email, orders, spent, sent[0] if sent else 0
+
+    def mark_sent(self, email: str, orders: int, spent: float) -> None:
+        self.db.execute("INSERT OR REPLACE INTO sent_totals VALUES (?, ?, ?)",
+                        (email, orders, spent))

@@ -1,0 +1,211 @@
+"""``runner read bigcommerce | runner write brevo`` against the two sandboxes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import RUNNER, messages, run_cli
+
+from connectors.brevo.ledger import NOT_COUNTED
+from connectors.brevo.mapping import international_phone
+from framework import protocol as p
+
+LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
+
+
+class BrevoBox:
+    def __init__(self, process: subprocess.Popen[str], url: str, key: str) -> None:
+        self.process, self.url, self.key = process, url, key
+
+    def state(self) -> dict[str, Any]:
+        return requests.get(f"{self.url}/_sandbox/state", headers={"api-key": self.key},
+                            timeout=30).json()
+
+    def admin(self, path: str, body: dict[str, Any]) -> Any:
+        return requests.post(f"{self.url}/_sandbox/{path}", json=body,
+                             headers={"api-key": self.key}, timeout=30).json()
+
+    def contacts(self) -> dict[str, dict[str, Any]]:
+        return {c["email"]: c for c in self.state()["contacts"]}
+
+
+@pytest.fixture
+def brevo() -> Iterator[BrevoBox]:
+    process = subprocess.Popen([RUNNER, "sandbox", "brevo", "--lists", "40,41,42",
+                                "--import-delay-ms", "30"], stdout=subprocess.PIPE, text=True)
+    ready = json.loads(process.stdout.readline())
+    yield BrevoBox(process, ready["url"], ready["api_key"])
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def destination(brevo: BrevoBox, tmp_path: Path) -> Path:
+    path = tmp_path / "brevo.json"
+    path.write_text(json.dumps({"api_url": brevo.url, "api_key": brevo.key, "lists": LISTS,
+                                "state_dir": str(tmp_path / "state")}))
+    return path
+
+
+def pipeline(source: Path, destination: Path, *extra: str) -> tuple[list[Any], list[Any]]:
+    """Run read | write with real pipes; returns (source messages, echoed states)."""
+    read = subprocess.run([RUNNER, "read", "bigcommerce", "--config", str(source), *extra],
+                          capture_output=True, timeout=300)
+    assert read.returncode == 0, read.stderr.decode()
+    write = subprocess.run([RUNNER, "write", "brevo", "--config", str(destination)],
+                           input=read.stdout, capture_output=True, timeout=300)
+    assert write.returncode == 0, write.stderr.decode()
+    return messages(read.stdout), messages(write.stdout)
+
+
+def expected_totals(source: list[Any]) -> dict[int, tuple[int, float]]:
+    totals: dict[int, tuple[int, float]] = {}
+    orders = {m["record"]["data"]["id"]: m["record"]["data"] for m in source
+              if m["type"] == "RECORD" and m["record"]["stream"] == "orders"}
+    for order in orders.values():
+        if order["customer_id"] and order["status_id"] not in NOT_COUNTED:
+            count, spent = totals.get(order["customer_id"], (0, 0.0))
+            totals[order["customer_id"]] = (count + 1, spent + order["total_inc_tax"]
+                                            - order["refunded_amount"])
+    return totals
+
+
+@pytest.mark.e2e
+def test_brevo_holds_what_the_store_implies_then_only_changes_follow(
+        make_sandbox, write_json, brevo: BrevoBox, destination: Path) -> None:
+    store = make_sandbox("--customers", "300", "--orders", "700", "--products", "10",
+                         "--plan", "enterprise", "--seed", "51")
+    source = write_json(store.config())
+    read, echoed = pipeline(source, destination)
+    source_states = [m for m in read if m["type"] == "STATE"]
+    assert [m["state"]["stream"] for m in echoed] == [m["state"]["stream"] for m in source_states]
+    customers = [m["record"]["data"] for m in read
+                 if m["type"] == "RECORD" and m["record"]["stream"] == "customers"]
+    groups = {m["record"]["data"]["id"]: m["record"]["data"]["name"] for m in read
+              if m["type"] == "RECORD" and m["record"]["stream"] == "customer_groups"}
+    totals = expected_totals(read)
+    contacts = brevo.contacts()
+    assert len(contacts) == len(customers) == 300
+    for customer in customers:
+        contact = contacts[customer["email"].lower()]
+        attributes = contact["attributes"]
+        assert attributes["FIRSTNAME"] == customer["first_name"]
+        assert attributes["LASTNAME"] == customer["last_name"]
+        assert attributes.get("CUSTOMER_GROUP") == groups.get(customer["customer_group_id"])
+        region = (customer["addresses"] or [{}])[0].get("country_code") or "US"
+        phone = international_phone(customer["phone"], region) if customer["phone"] else None
+        assert attributes.get("SMS") in (phone, None)  # None: a number another contact holds
+        orders, spent = totals.get(customer["id"], (0, 0.0))
+        assert attributes["ORDER_COUNT"] == orders
+        assert attributes["TOTAL_SPENT"] == pytest.approx(spent, abs=0.01)
+        assert 40 in contact["listIds"]
+        assert (41 in contact["listIds"]) == (orders > 0)
+        assert contact["emailBlacklisted"] is False
+    # A contact unsubscribes in Brevo; then the store changes and a second run follows.
+    quiet = customers[0]["email"].lower()
+    brevo.admin("blacklist", {"email": quiet})
+    before = len(brevo.state()["processes"])
+    changed = store.admin("POST", "mutate", {"update": 6, "seed": 3})["updated"]
+    state = destination.parent / "state.jsonl"
+    state.write_text("\n".join(json.dumps(m) for m in echoed))
+    store.admin("POST", "mutate", {"resource": "customers", "update": 0})
+    second_read, _ = pipeline(source, destination, "--state", str(state))
+    processes = brevo.state()["processes"][before:]
+    sent = sum(process["rows"] for process in processes)
+    assert len(changed) <= sent <= len(changed) + 4  # the changed ones and the boundary second
+    assert brevo.contacts()[quiet]["emailBlacklisted"] is True  # never resubscribed
+    assert second_read
+
+
+def customer(i: int, email: str, phone: str = "") -> dict[str, Any]:
+    return {"id": i, "email": email, "first_name": f"F{i}", "last_name": "L", "phone": phone,
+            "customer_group_id": 0, "store_hash": "s1", "date_created": "2024-01-02T00:00:00Z",
+            "addresses": [{"country_code": "TH", "city": "Bangkok", "postal_code": "10500"}]}
+
+
+def order(i: int, customer_id: int, status: int, total: float, refunded: float = 0.0
+          ) -> dict[str, Any]:
+    return {"id": i, "customer_id": customer_id, "status_id": status, "total_inc_tax": total,
+            "refunded_amount": refunded, "store_hash": "s1", "billing_address": {}}
+
+
+def lines(*items: tuple[str, dict[str, Any]], state_for: str | None = None) -> bytes:
+    out = b"".join(p.record_line(stream, data, 1) for stream, data in items)
+    if state_for:
+        out += p.dump(p.state_message(state_for, {"stores": {"s1": {"n": 1}}}))
+    return out
+
+
+def test_bad_records_go_to_the_dead_letter_file_and_are_counted(
+        brevo: BrevoBox, destination: Path) -> None:
+    stdin = lines(("customers", customer(1, "not an email")),
+                  ("customers", customer(2, "ok@example.com", "081-234-5678")),
+                  ("customers", customer(3, "bad-phone@example.com", "12345")),
+                  state_for="customers")
+    result = run_cli("runner", "write", "brevo", "--config", str(destination), stdin=stdin)
+    assert result.returncode == 0, result.stderr.decode()
+    echoed = messages(result.stdout)
+    assert echoed[0]["state"]["destinationStats"] == {"recordCount": 2.0,
+                                                      "rejectedRecordCount": 1.0}
+    dead = [json.loads(line) for line in (destination.parent / "state" /
+                                          "dead-letter.jsonl").read_text().splitlines()]
+    assert dead[0]["reason"] == "invalid email 'not an email'"
+    assert dead[0]["record"]["id"] == 1
+    contacts = brevo.contacts()
+    assert contacts["ok@example.com"]["attributes"]["SMS"] == "+66812345678"
+    assert "SMS" not in contacts["bad-phone@example.com"]["attributes"]  # synced all the same
+    assert b"1 phone numbers are not valid numbers" in result.stderr
+
+
+def test_orders_count_once_by_the_stated_rule_across_runs(brevo: BrevoBox,
+                                                          destination: Path) -> None:
+    first = lines(("customers", customer(7, "buyer@example.com")),
+                  ("orders", order(100, 7, 10, 50.0)),
+                  ("orders", order(100, 7, 2, 50.0)),  # the same order, updated: once
+                  ("orders", order(101, 7, 5, 80.0)),  # cancelled: not counted
+                  ("orders", order(102, 7, 14, 40.0, refunded=15.0)),  # partly refunded
+                  state_for="orders")
+    assert run_cli("runner", "write", "brevo", "--config", str(destination),
+                   stdin=first).returncode == 0
+    contact = brevo.contacts()["buyer@example.com"]
+    assert contact["attributes"]["ORDER_COUNT"] == 2
+    assert contact["attributes"]["TOTAL_SPENT"] == 75.0
+    assert 41 in contact["listIds"]
+    # Next run: both counted orders are refunded or cancelled; the contact leaves buyers.
+    later = lines(("orders", order(100, 7, 4, 50.0, refunded=50.0)),
+                  ("orders", order(102, 7, 5, 40.0)), state_for="orders")
+    assert run_cli("runner", "write", "brevo", "--config", str(destination),
+                   stdin=later).returncode == 0
+    contact = brevo.contacts()["buyer@example.com"]
+    assert contact["attributes"]["ORDER_COUNT"] == 0
+    assert 41 not in contact["listIds"] and 40 in contact["listIds"]
+
+
+def test_check_names_the_lists_that_do_not_exist(brevo: BrevoBox, tmp_path: Path) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"api_url": brevo.url, "api_key": brevo.key,
+                                  "lists": {"all_customers": 40, "buyers": 77}}))
+    result = run_cli("runner", "check", "brevo", "--config", str(config))
+    assert result.returncode == 1
+    assert b"these lists do not exist in Brevo: buyers=77" in result.stderr
+    config.write_text(json.dumps({"api_url": brevo.url, "api_key": "xkeysib-wrong-key",
+                                  "lists": {"all_customers": 40}}))
+    result = run_cli("runner", "check", "brevo", "--config", str(config))
+    assert b"Brevo rejected the API key" in result.stderr
+    assert b"xkeysib-wrong-key" not in result.stderr + result.stdout
+
+
+def test_config_requires_the_all_customers_list(tmp_path: Path) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"api_key": "k", "lists": {"buyers": 1}}))
+    result = run_cli("runner", "write", "brevo", "--config", str(config), stdin=b"")
+    assert result.returncode == 2
+    assert b"'lists.all_customers' is required" in result.stderr
+    assert sys.executable  # the interpreter that runs the suite
