@@ -209,3 +209,42 @@ def test_config_requires_the_all_customers_list(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert b"'lists.all_customers' is required" in result.stderr
     assert sys.executable  # the interpreter that runs the suite
+
+
+@pytest.mark.e2e
+def test_orders_backfill_quietly_then_each_change_fires_one_event(
+        make_sandbox, write_json, brevo: BrevoBox, destination: Path) -> None:
+    store = make_sandbox("--customers", "100", "--orders", "200", "--products", "10",
+                         "--plan", "enterprise", "--seed", "61")
+    source = write_json(store.config())
+    _, echoed = pipeline(source, destination)
+    state = brevo.state()
+    assert len(state["orders"]) == 200 and all(o["historical"] for o in state["orders"])
+    assert state["events"] == []  # the backfill fires no automation
+    first = {o["id"]: o for o in state["orders"]}
+    some = next(iter(first.values()))
+    assert some["products"] and {"productId", "variantId", "quantity", "price"} <= set(
+        some["products"][0])
+    saved = destination.parent / "first-state.jsonl"
+    saved.write_text("\n".join(json.dumps(m) for m in echoed))
+    changed = store.admin("POST", "mutate", {"resource": "orders", "update": 3, "create": 2,
+                                             "seed": 8})
+    pipeline(source, destination, "--state", str(saved))
+    events = brevo.state()["events"]
+    placed = [e for e in events if e["event_name"] == "order_placed"]
+    updated = [e for e in events if e["event_name"] == "order_updated"]
+    assert sorted(e["event_properties"]["order_id"] for e in placed) == sorted(
+        f"{store.store_hash}-{i}" for i in changed["created"])
+    assert sorted(e["event_properties"]["order_id"] for e in updated) == sorted(
+        f"{store.store_hash}-{i}" for i in changed["updated"])
+    for event in events:
+        if event["event_name"] == "order_status_changed":
+            props = event["event_properties"]
+            assert props["previous_status"] != props["new_status"] == props["status"]
+    orders = {o["id"]: o for o in brevo.state()["orders"]}
+    assert len(orders) == 202
+    for order_id in changed["created"]:
+        assert orders[f"{store.store_hash}-{order_id}"]["historical"] is False
+    # The same changes read again (a rerun from the same state): no event twice.
+    pipeline(source, destination, "--state", str(saved))
+    assert len(brevo.state()["events"]) == len(events)

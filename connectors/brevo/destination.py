@@ -7,8 +7,9 @@ the sync goes on.
 
 What this version sends: customers as contacts (``customer_mapping``, phones in international
 form, group names, form fields and attributes by name, ``ORDER_COUNT`` and ``TOTAL_SPENT``
-computed from the orders) in the ``all_customers`` and ``buyers`` lists. Orders, events and the
-catalog are read into the ledger or logged as not sent yet.
+computed from the orders) in the ``all_customers`` and ``buyers`` lists; orders as Brevo
+e-commerce orders with their lines, and their lifecycle events (``order_placed``,
+``order_updated``, ``order_status_changed``). The catalog is logged as not sent yet.
 
 Marketing safety: imports never set or clear a blacklist (``emailBlacklist`` and
 ``smsBlacklist`` stay false, which Brevo reads as "leave as is"), so a contact unsubscribed in
@@ -46,8 +47,10 @@ ERRORS = {
 IMPORT_BYTES = 8 * 1024 * 1024  # Brevo allows 10 MB of JSON and advises about 8
 LIST_CALL = 150
 POLL_LIMIT_S = 1800
-NOT_SENT_YET = frozenset({"orders", "order_products", "products", "categories", "inventory",
-                          "inventory_locations", "channels", "store", "carts"})
+NOT_SENT_YET = frozenset({"products", "categories", "inventory", "inventory_locations",
+                          "channels", "carts"})
+ORDER_BATCH = 500  # Brevo documents no maximum for /v3/orders/status/batch
+EVENT_BATCH = 100  # nor for /v3/events/batch
 
 
 class BrevoWriter:
@@ -60,6 +63,7 @@ class BrevoWriter:
         # Brevo limits each group of endpoints on its own: one pacer per group.
         self.contacts_api = HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
         self.other_api = HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
+        self.events_api = HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
         state_dir = Path(config.get("state_dir") or ".tajo")
         self.ledger = Ledger(state_dir / "brevo.db")
         self.dead_letters = (state_dir / "dead-letter.jsonl").open("ab")
@@ -77,6 +81,9 @@ class BrevoWriter:
         self.noted: set[str] = set()
         self.attributes_ready = False
         self.held_states: list[dict[str, Any]] = []
+        self.connected_at = self.ledger.connected_at(p_now_iso())
+        self.pending_orders: dict[tuple[str, int], dict[str, Any]] = {}
+        self.pending_events: list[tuple[str, dict[str, Any]]] = []
         self.flushed_at = time.monotonic()
         self.flush_every_s = float(config.get("flush_seconds") or 30)
         self.catalog_streams = {s.stream.name for s in catalog.streams}
@@ -86,6 +93,7 @@ class BrevoWriter:
         self.dead_letters.close()
         self.contacts_api.close()
         self.other_api.close()
+        self.events_api.close()
 
     # --- records --------------------------------------------------------------------------
 
@@ -109,10 +117,52 @@ class BrevoWriter:
             email = self.ledger.put_order(store, data)
             if email:
                 self.touched.add(email)
-        if stream in NOT_SENT_YET and stream not in self.noted and stream != "orders":
+            self._order_events(store, data)
+            self.pending_orders[(store, data["id"])] = data
+        elif stream == "order_products":
+            self.ledger.put_line(store, data)
+        if stream in NOT_SENT_YET and stream not in self.noted:
             self.noted.add(stream)
             log.info("stream %s: not sent to Brevo by this version of the destination", stream)
         self.written[stream] = self.written.get(stream, 0) + 1
+
+    def _order_email(self, store: str, order: dict[str, Any]) -> str | None:
+        if order.get("customer_id"):
+            row = self.ledger.db.execute("SELECT email FROM customers WHERE store = ? AND id = ?",
+                                         (store, order["customer_id"])).fetchone()
+            if row:
+                return row[0]
+        email = ((order.get("billing_address") or {}).get("email") or "").strip().lower()
+        return email or None
+
+    def _order_events(self, store: str, order: dict[str, Any]) -> None:
+        """Lifecycle events of an order change. None for what the first sync finds (backfill
+        never fires automations); one per change, keyed by the order's date_modified, so a
+        change seen twice (webhook and poll, a rerun after a crash) is sent once."""
+        modified = order.get("date_modified") or ""
+        status = str(order.get("status") or order.get("status_id"))
+        before = self.ledger.order_version(store, order["id"])
+        self.ledger.put_order_version(store, order["id"], modified, status)
+        email = self._order_email(store, order)
+        if email is None or (before is not None and before[0] == modified):
+            return
+        names: list[tuple[str, dict[str, Any]]] = []
+        if before is None:
+            if (order.get("date_created") or modified) >= self.connected_at:
+                names.append(("order_placed", {}))
+        else:
+            names.append(("order_updated", {}))
+            if before[1] != status:
+                names.append(("order_status_changed", {"previous_status": before[1],
+                                                       "new_status": status}))
+        for name, extra in names:
+            event = {"event_name": name, "identifiers": {"email_id": email},
+                     "event_date": modified,
+                     "event_properties": {"order_id": brevo_order_id(store, order["id"]),
+                                          "store_hash": store, "status": status,
+                                          "amount": order.get("total_inc_tax"),
+                                          "currency": order.get("currency_code"), **extra}}
+            self.pending_events.append((f"{store}:{order['id']}:{modified}:{name}", event))
 
     def reject(self, stream: str, reason: str, data: dict[str, Any]) -> None:
         """Keep a record Brevo cannot take, with why, and count it."""
@@ -126,9 +176,19 @@ class BrevoWriter:
     def flush(self) -> None:
         """Send everything pending and wait until Brevo has it; then commit the ledger."""
         self.dead_letters.flush()
-        if not self.pending and not self.touched:
-            self.ledger.commit()
-            return
+        if self.pending or self.touched:
+            self._flush_contacts()
+        self._send_orders()
+        self._send_events()
+        self.ledger.commit()
+        left_out = self.mapper.phones_left_out
+        if left_out:
+            log.warning("%d phone numbers are not valid numbers and were left out of SMS "
+                        "(customers %s%s)", len(left_out), ", ".join(left_out[:5]),
+                        ", ..." if len(left_out) > 5 else "")
+            left_out.clear()
+
+    def _flush_contacts(self) -> None:
         self._ensure_attributes()
         computed = self.mapper.computed()
         known = self._known_customers(self.touched - set(self.pending))
@@ -167,12 +227,52 @@ class BrevoWriter:
         self.ledger.commit()
         self.pending.clear()
         self.touched.clear()
-        left_out = self.mapper.phones_left_out
-        if left_out:
-            log.warning("%d phone numbers are not valid numbers and were left out of SMS "
-                        "(customers %s%s)", len(left_out), ", ".join(left_out[:5]),
-                        ", ..." if len(left_out) > 5 else "")
-            left_out.clear()
+
+    def _send_orders(self) -> None:
+        """Orders to Brevo's e-commerce orders; those older than the first sync are marked
+        ``historical`` (they trigger no automation)."""
+        batches: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+        for (store, _), order in self.pending_orders.items():
+            created = order.get("date_created") or order.get("date_modified")
+            email = self._order_email(store, order)
+            payload = brevo_order(store, order, self.ledger.lines(store, order["id"]), email)
+            batches[bool(created and created < self.connected_at)].append(payload)
+        for historical, orders in batches.items():
+            for start in range(0, len(orders), ORDER_BATCH):
+                body = {"orders": orders[start:start + ORDER_BATCH], "historical": historical}
+                status, answer = self.other_api.send("POST", "/v3/orders/status/batch",
+                                                     json=body)
+                if status not in (200, 201, 202, 204):
+                    for order in body["orders"]:
+                        self.reject("orders", f"Brevo refused the order batch (HTTP {status}: "
+                                    f"{answer})", order)
+        self.pending_orders.clear()
+
+    def _send_events(self) -> None:
+        """Events in batches; each is claimed in the ledger before it is sent, so a crash
+        can lose an event but never send one twice (an automation fired twice is worse)."""
+        events = self.pending_events
+        self.pending_events = []
+        for start in range(0, len(events), EVENT_BATCH):
+            claimed = [(key, event) for key, event in events[start:start + EVENT_BATCH]
+                       if self.ledger.claim_event(key, p_now_iso())]
+            if not claimed:
+                continue
+            self.ledger.commit()
+            status, answer = self.events_api.send(
+                "POST", "/v3/events/batch", json={"events": [e for _, e in claimed]},
+                idempotent=False)
+            failed: dict[int, str] = {}
+            if status == 207:
+                failed = {f["index"]: f.get("message", "") for f in (answer or {}).get(
+                    "failed", [])}
+            elif status not in (200, 201, 202, 204):
+                failed = {i: f"HTTP {status}: {answer}" for i in range(len(claimed))}
+            for index, reason in failed.items():
+                key, event = claimed[index]
+                self.ledger.release_event(key)
+                self.reject("events", f"Brevo refused the event: {reason}", event)
+            self.ledger.commit()
 
     def _names_missing(self) -> bool:
         """Whether a pending customer refers to a group or attribute whose name the catalog
@@ -286,7 +386,7 @@ class BrevoWriter:
                 "recordCount": float(sum(self.written.pop(n, 0) for n in names)),
                 "rejectedRecordCount": float(sum(self.rejected.pop(n, 0) for n in names))}
             self.held_states.append(message)
-        due = (final or len(self.pending) >= self.batch
+        due = (final or len(self.pending) >= self.batch or len(self.pending_orders) >= self.batch
                or time.monotonic() - self.flushed_at >= self.flush_every_s)
         if not due or not (self.held_states or final):
             return
@@ -297,6 +397,38 @@ class BrevoWriter:
         for held in self.held_states:
             yield orjson.dumps(held) + b"\n"
         self.held_states.clear()
+
+
+def p_now_iso() -> str:
+    """Now, as the records write dates (ISO 8601 UTC, seconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def brevo_order_id(store: str, order_id: int) -> str:
+    """Brevo order ids are unique per account: several stores feed one, so the store leads."""
+    return f"{store}-{order_id}"
+
+
+def brevo_order(store: str, order: dict[str, Any], lines: list[dict[str, Any]],
+                email: str | None) -> dict[str, Any]:
+    """An order as ``/v3/orders/status`` takes it."""
+    billing = order.get("billing_address") or {}
+    payload: dict[str, Any] = {
+        "id": brevo_order_id(store, order["id"]),
+        "createdAt": order.get("date_created") or order.get("date_modified"),
+        "updatedAt": order.get("date_modified"),
+        "status": str(order.get("status") or order.get("status_id")),
+        "amount": round(float(order.get("total_inc_tax") or 0), 2), "storeId": store,
+        "products": lines,
+        "billing": {"address": billing.get("street_1"), "city": billing.get("city"),
+                    "countryCode": billing.get("country_iso2"), "phone": billing.get("phone"),
+                    "postCode": billing.get("zip"), "region": billing.get("state"),
+                    "paymentMethod": order.get("payment_method")},
+    }
+    if email:
+        payload["email"] = email
+        payload["identifiers"] = {"email_id": email}
+    return payload
 
 
 def write(config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,

@@ -31,6 +31,13 @@ CREATE INDEX IF NOT EXISTS orders_by_email ON orders (email);
 CREATE TABLE IF NOT EXISTS sent_totals (email TEXT PRIMARY KEY, orders INTEGER, spent REAL);
 CREATE TABLE IF NOT EXISTS stores (store TEXT PRIMARY KEY, country_code TEXT);
 CREATE TABLE IF NOT EXISTS sms_owners (sms TEXT PRIMARY KEY, email TEXT);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS order_versions (store TEXT, id INTEGER, date_modified TEXT,
+                                           status TEXT, PRIMARY KEY (store, id));
+CREATE TABLE IF NOT EXISTS order_lines (store TEXT, order_id INTEGER, id INTEGER, product_id TEXT,
+                                        variant_id TEXT, quantity REAL, price REAL,
+                                        PRIMARY KEY (store, order_id, id));
+CREATE TABLE IF NOT EXISTS events_sent (key TEXT PRIMARY KEY, at TEXT);
 """
 
 
@@ -67,6 +74,42 @@ class Ledger:
         row = self.db.execute("SELECT name FROM customer_attributes WHERE store = ? AND id = ?",
                               (store, attribute_id)).fetchone()
         return row[0] if row else None
+
+    def connected_at(self, now: str) -> str:
+        """When this destination first wrote to Brevo (set on the first call)."""
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('connected_at', ?)", (now,))
+        return self.db.execute("SELECT value FROM meta WHERE key = 'connected_at'").fetchone()[0]
+
+    def order_version(self, store: str, order_id: int) -> tuple[str, str] | None:
+        """(date_modified, status) of the order as last seen, or None when never seen."""
+        row = self.db.execute("SELECT date_modified, status FROM order_versions WHERE "
+                              "store = ? AND id = ?", (store, order_id)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def put_order_version(self, store: str, order_id: int, modified: str, status: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO order_versions VALUES (?, ?, ?, ?)",
+                        (store, order_id, modified, status))
+
+    def put_line(self, store: str, line: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO order_lines VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (store, line["order_id"], line["id"], str(line.get("product_id")),
+                         str(line.get("variant_id")), float(line.get("quantity") or 0),
+                         float(line.get("price_inc_tax") or line.get("base_price") or 0)))
+
+    def lines(self, store: str, order_id: int) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT product_id, variant_id, quantity, price FROM order_lines "
+                               "WHERE store = ? AND order_id = ? ORDER BY id", (store, order_id))
+        return [{"productId": r[0], "variantId": r[1], "quantity": r[2], "price": r[3]}
+                for r in rows]
+
+    def claim_event(self, key: str, at: str) -> bool:
+        """Record that an event is being sent; False when it already was (no duplicate)."""
+        cursor = self.db.execute("INSERT OR IGNORE INTO events_sent VALUES (?, ?)", (key, at))
+        return cursor.rowcount == 1
+
+    def release_event(self, key: str) -> None:
+        """Forget an event Brevo refused, so that a later run may send it."""
+        self.db.execute("DELETE FROM events_sent WHERE key = ?", (key,))
 
     def put_store(self, store: str, row: dict[str, Any]) -> None:
         self.db.execute("INSERT OR REPLACE INTO stores VALUES (?, ?)",
