@@ -248,3 +248,47 @@ def test_orders_backfill_quietly_then_each_change_fires_one_event(
     # The same changes read again (a rerun from the same state): no event twice.
     pipeline(source, destination, "--state", str(saved))
     assert len(brevo.state()["events"]) == len(events)
+
+
+@pytest.mark.e2e
+def test_catalog_with_variants_categories_urls_and_stock(make_sandbox, write_json,
+                                                          brevo: BrevoBox,
+                                                          destination: Path) -> None:
+    store = make_sandbox("--customers", "20", "--orders", "20", "--products", "40",
+                         "--plan", "enterprise", "--seed", "71")
+    source = write_json(store.config())
+    read, echoed = pipeline(source, destination)
+    records = {}
+    for m in read:
+        if m["type"] == "RECORD":
+            records.setdefault(m["record"]["stream"], []).append(m["record"]["data"])
+    site = records["store"][0]["secure_url"]
+    stock = {row["variant_id"]: sum(loc["available_to_sell"] for loc in row["locations"])
+             for row in records["inventory"]}
+    products = {item["id"]: item for item in brevo.state()["products"]}
+    expected = 0
+    for product in records["products"]:
+        parent = products[f"{store.store_hash}-{product['id']}"]
+        assert parent["url"] == site + product["custom_url"]["url"]
+        assert parent["categories"] == [f"{store.store_hash}-{c}" for c in product["categories"]]
+        variants = product["variants"]
+        expected += 1 if len(variants) == 1 else 1 + len(variants)
+        if len(variants) == 1:
+            assert parent["stock"] == stock[variants[0]["id"]]
+        for variant in variants if len(variants) > 1 else []:
+            item = products[f"{store.store_hash}-{product['id']}-{variant['id']}"]
+            assert item["parentId"] == parent["id"] and item["stock"] == stock[variant["id"]]
+    assert len(products) == expected
+    categories = {c["id"]: c for c in brevo.state()["categories"]}
+    assert len(categories) == len(records["categories"]) == 12
+    # Stock runs out at the main location: the next run sends the new level.
+    variant_id = records["inventory"][0]["variant_id"]
+    store.admin("POST", "inventory", {"variant_id": variant_id, "location_id": 1, "level": 0})
+    store.admin("POST", "inventory", {"variant_id": variant_id, "location_id": 2, "level": 0})
+    saved = destination.parent / "catalog-state.jsonl"
+    saved.write_text("\n".join(json.dumps(m) for m in echoed))
+    pipeline(source, destination, "--state", str(saved))
+    after = {item["id"]: item for item in brevo.state()["products"]}
+    holder = [i for i in after.values() if i["id"].endswith(f"-{variant_id}")
+              or i["id"] == f"{store.store_hash}-{variant_id // 10}"]
+    assert any(i.get("stock") == 0 for i in holder)

@@ -9,7 +9,9 @@ What this version sends: customers as contacts (``customer_mapping``, phones in 
 form, group names, form fields and attributes by name, ``ORDER_COUNT`` and ``TOTAL_SPENT``
 computed from the orders) in the ``all_customers`` and ``buyers`` lists; orders as Brevo
 e-commerce orders with their lines, and their lifecycle events (``order_placed``,
-``order_updated``, ``order_status_changed``). The catalog is logged as not sent yet.
+``order_updated``, ``order_status_changed``); products, variants (``parentId``) and categories to
+the catalog, with URLs on the store's domain, images, prices, SKUs and stock from the inventory
+stream (across locations), so that product blocks and back-in-stock alerts work.
 
 Marketing safety: imports never set or clear a blacklist (``emailBlacklist`` and
 ``smsBlacklist`` stay false, which Brevo reads as "leave as is"), so a contact unsubscribed in
@@ -47,8 +49,8 @@ ERRORS = {
 IMPORT_BYTES = 8 * 1024 * 1024  # Brevo allows 10 MB of JSON and advises about 8
 LIST_CALL = 150
 POLL_LIMIT_S = 1800
-NOT_SENT_YET = frozenset({"products", "categories", "inventory", "inventory_locations",
-                          "channels", "carts"})
+NOT_SENT_YET = frozenset({"inventory_locations", "channels", "carts"})
+CATALOG_BATCH = 100  # Brevo's limit for product and category batches
 ORDER_BATCH = 500  # Brevo documents no maximum for /v3/orders/status/batch
 EVENT_BATCH = 100  # nor for /v3/events/batch
 
@@ -84,6 +86,8 @@ class BrevoWriter:
         self.connected_at = self.ledger.connected_at(p_now_iso())
         self.pending_orders: dict[tuple[str, int], dict[str, Any]] = {}
         self.pending_events: list[tuple[str, dict[str, Any]]] = []
+        self.pending_products: dict[tuple[str, int], dict[str, Any]] = {}
+        self.pending_categories: dict[tuple[str, int], dict[str, Any]] = {}
         self.flushed_at = time.monotonic()
         self.flush_every_s = float(config.get("flush_seconds") or 30)
         self.catalog_streams = {s.stream.name for s in catalog.streams}
@@ -121,6 +125,14 @@ class BrevoWriter:
             self.pending_orders[(store, data["id"])] = data
         elif stream == "order_products":
             self.ledger.put_line(store, data)
+        elif stream == "products":
+            self.pending_products[(store, data["id"])] = data
+        elif stream == "categories":
+            self.pending_categories[(store, data["category_id"])] = data
+        elif stream == "inventory":
+            level = sum(loc.get("available_to_sell") or 0 for loc in data.get("locations") or []
+                        if loc.get("location_enabled", True))
+            self.ledger.set_stock(store, data["variant_id"], level)
         if stream in NOT_SENT_YET and stream not in self.noted:
             self.noted.add(stream)
             log.info("stream %s: not sent to Brevo by this version of the destination", stream)
@@ -180,6 +192,7 @@ class BrevoWriter:
             self._flush_contacts()
         self._send_orders()
         self._send_events()
+        self._send_catalog()
         self.ledger.commit()
         left_out = self.mapper.phones_left_out
         if left_out:
@@ -247,6 +260,40 @@ class BrevoWriter:
                         self.reject("orders", f"Brevo refused the order batch (HTTP {status}: "
                                     f"{answer})", order)
         self.pending_orders.clear()
+
+    def _send_catalog(self) -> None:
+        """Categories, then products and their variants (``parentId``), then stock changes:
+        what Brevo's product blocks and back-in-stock alerts read."""
+        categories = [brevo_category(store, row, self.ledger.store_url(store))
+                      for (store, _), row in self.pending_categories.items()]
+        self._upsert("categories", categories)
+        items: list[dict[str, Any]] = []
+        for (store, _), product in self.pending_products.items():
+            for item, variant_id in brevo_products(store, product, self.ledger.store_url(store),
+                                                   self.ledger.stock):
+                items.append(item)
+                if variant_id is not None:
+                    self.ledger.put_item(store, variant_id, item["id"])
+                    if "stock" in item:
+                        self.ledger.mark_stock_sent(store, variant_id, item["stock"])
+        self._upsert("products", items)
+        stale = self.ledger.stale_stock()
+        self._upsert("products", [{"id": brevo_id, "stock": level}
+                                  for _, _, brevo_id, level in stale])
+        for store, variant_id, _, level in stale:
+            self.ledger.mark_stock_sent(store, variant_id, level)
+        self.pending_categories.clear()
+        self.pending_products.clear()
+
+    def _upsert(self, kind: str, items: list[dict[str, Any]]) -> None:
+        for start in range(0, len(items), CATALOG_BATCH):
+            part = items[start:start + CATALOG_BATCH]
+            status, answer = self.other_api.send("POST", f"/v3/{kind}/batch",
+                                                 json={kind: part, "updateEnabled": True})
+            if status not in (200, 201, 204):
+                for item in part:
+                    self.reject(kind, f"Brevo refused the batch (HTTP {status}: {answer})",
+                                item)
 
     def _send_events(self) -> None:
         """Events in batches; each is claimed in the ledger before it is sent, so a crash
@@ -386,7 +433,8 @@ class BrevoWriter:
                 "recordCount": float(sum(self.written.pop(n, 0) for n in names)),
                 "rejectedRecordCount": float(sum(self.rejected.pop(n, 0) for n in names))}
             self.held_states.append(message)
-        due = (final or len(self.pending) >= self.batch or len(self.pending_orders) >= self.batch
+        due = (final or max(len(self.pending), len(self.pending_orders),
+                            len(self.pending_products)) >= self.batch
                or time.monotonic() - self.flushed_at >= self.flush_every_s)
         if not due or not (self.held_states or final):
             return
@@ -429,6 +477,61 @@ def brevo_order(store: str, order: dict[str, Any], lines: list[dict[str, Any]],
         payload["email"] = email
         payload["identifiers"] = {"email_id": email}
     return payload
+
+
+def brevo_category(store: str, row: dict[str, Any], base_url: str | None) -> dict[str, Any]:
+    """A category as ``/v3/categories/batch`` takes it."""
+    path = (row.get("url") or {}).get("path")
+    item = {"id": f"{store}-{row['category_id']}", "name": row.get("name") or "",
+            "isDeleted": False}
+    if base_url and path:
+        item["url"] = base_url + path
+    return item
+
+
+def brevo_products(store: str, product: dict[str, Any], base_url: str | None,
+                   stock: Any) -> Iterator[tuple[dict[str, Any], int | None]]:
+    """A product (and, when it has several, its variants with ``parentId``) as
+    ``/v3/products/batch`` takes them, each with the variant whose stock it carries."""
+    parent = f"{store}-{product['id']}"
+    images = product.get("images") or []
+    thumbnail = next((i for i in images if i.get("is_thumbnail")), images[0] if images else None)
+    url = (product.get("custom_url") or {}).get("url")
+    base: dict[str, Any] = {
+        "name": product.get("name") or "", "sku": product.get("sku"),
+        "price": product.get("calculated_price") or product.get("price"),
+        "categories": [f"{store}-{c}" for c in product.get("categories") or []],
+        "isDeleted": not product.get("is_visible", True)}
+    if base_url and url:
+        base["url"] = base_url + url
+    if thumbnail and thumbnail.get("url_standard"):
+        base["imageUrl"] = thumbnail["url_standard"]
+    variants = product.get("variants") or []
+
+    def level(variant: dict[str, Any]) -> float | None:
+        known = stock(store, variant["id"])
+        return known if known is not None else variant.get("inventory_level")
+
+    if len(variants) <= 1:
+        item = {"id": parent, **base}
+        variant_id = variants[0]["id"] if variants else None
+        if variants and level(variants[0]) is not None:
+            item["stock"] = level(variants[0])
+        yield item, variant_id
+        return
+    yield {"id": parent, **base,
+           "stock": sum(level(v) or 0 for v in variants)}, None
+    for variant in variants:
+        labels = " / ".join(o.get("label", "") for o in variant.get("option_values") or [])
+        item = {**base, "id": f"{parent}-{variant['id']}", "parentId": parent,
+                "name": f"{base['name']} ({labels})" if labels else base["name"],
+                "sku": variant.get("sku") or base["sku"],
+                "price": variant.get("calculated_price") or base["price"]}
+        if variant.get("image_url"):
+            item["imageUrl"] = variant["image_url"]
+        if level(variant) is not None:
+            item["stock"] = level(variant)
+        yield item, variant["id"]
 
 
 def write(config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,

@@ -29,7 +29,11 @@ CREATE TABLE IF NOT EXISTS orders (store TEXT, id INTEGER, email TEXT, counted I
                                    spent REAL, PRIMARY KEY (store, id));
 CREATE INDEX IF NOT EXISTS orders_by_email ON orders (email);
 CREATE TABLE IF NOT EXISTS sent_totals (email TEXT PRIMARY KEY, orders INTEGER, spent REAL);
-CREATE TABLE IF NOT EXISTS stores (store TEXT PRIMARY KEY, country_code TEXT);
+CREATE TABLE IF NOT EXISTS stores (store TEXT PRIMARY KEY, country_code TEXT,
+                                   secure_url TEXT);
+CREATE TABLE IF NOT EXISTS catalog_items (store TEXT, variant_id INTEGER, brevo_id TEXT,
+                                          stock REAL, sent_stock REAL,
+                                          PRIMARY KEY (store, variant_id));
 CREATE TABLE IF NOT EXISTS sms_owners (sms TEXT PRIMARY KEY, email TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS order_versions (store TEXT, id INTEGER, date_modified TEXT,
@@ -112,8 +116,40 @@ class Ledger:
         self.db.execute("DELETE FROM events_sent WHERE key = ?", (key,))
 
     def put_store(self, store: str, row: dict[str, Any]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO stores VALUES (?, ?)",
-                        (store, row.get("country_code")))
+        self.db.execute("INSERT OR REPLACE INTO stores VALUES (?, ?, ?)",
+                        (store, row.get("country_code"), row.get("secure_url")))
+
+    def store_url(self, store: str) -> str | None:
+        row = self.db.execute("SELECT secure_url FROM stores WHERE store = ?",
+                              (store,)).fetchone()
+        return row[0].rstrip("/") if row and row[0] else None
+
+    def put_item(self, store: str, variant_id: int, brevo_id: str) -> None:
+        """Which Brevo product holds a variant's stock (the product itself when it has one
+        variant, the variant's own product otherwise)."""
+        self.db.execute("INSERT INTO catalog_items VALUES (?, ?, ?, NULL, NULL) ON CONFLICT "
+                        "(store, variant_id) DO UPDATE SET brevo_id = excluded.brevo_id",
+                        (store, variant_id, brevo_id))
+
+    def set_stock(self, store: str, variant_id: int, level: float) -> None:
+        self.db.execute("INSERT INTO catalog_items VALUES (?, ?, NULL, ?, NULL) "
+                        "ON CONFLICT (store, variant_id) DO UPDATE SET stock = excluded.stock",
+                        (store, variant_id, level))
+
+    def stock(self, store: str, variant_id: int) -> float | None:
+        row = self.db.execute("SELECT stock FROM catalog_items WHERE store = ? AND "
+                              "variant_id = ?", (store, variant_id)).fetchone()
+        return row[0] if row else None
+
+    def stale_stock(self) -> list[tuple[str, int, str, float]]:
+        """(store, variant, Brevo id, stock) where the stock differs from what Brevo has."""
+        return list(self.db.execute(
+            "SELECT store, variant_id, brevo_id, stock FROM catalog_items WHERE brevo_id IS NOT "
+            "NULL AND stock IS NOT NULL AND (sent_stock IS NULL OR sent_stock != stock)"))
+
+    def mark_stock_sent(self, store: str, variant_id: int, level: float) -> None:
+        self.db.execute("UPDATE catalog_items SET sent_stock = ? WHERE store = ? AND "
+                        "variant_id = ?", (level, store, variant_id))
 
     def store_country(self, store: str) -> str | None:
         row = self.db.execute("SELECT country_code FROM stores WHERE store = ?",
