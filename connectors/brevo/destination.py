@@ -51,7 +51,8 @@ LIST_CALL = 150
 POLL_LIMIT_S = 1800
 NOT_SENT_YET = frozenset({"inventory_locations", "channels", "carts"})
 CATALOG_BATCH = 100  # Brevo's limit for product and category batches
-ORDER_BATCH = 500  # Brevo documents no maximum for /v3/orders/status/batch
+ORDER_BATCH = 1000  # Brevo documents no maximum for /v3/orders/status/batch; it allows 100
+# calls an hour there (general tier), so batches are as large as is reasonable
 EVENT_BATCH = 100  # nor for /v3/events/batch
 
 
