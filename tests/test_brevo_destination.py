@@ -12,6 +12,7 @@ import pytest
 import requests
 from conftest import RUNNER, messages, run_cli
 
+from connectors.bigcommerce import connector as bigcommerce
 from connectors.brevo.ledger import NOT_COUNTED
 from connectors.brevo.mapping import international_phone
 from framework import protocol as p
@@ -290,3 +291,35 @@ def test_catalog_with_variants_categories_urls_and_stock(make_sandbox, write_jso
     holder = [i for i in after.values() if i["id"].endswith(f"-{variant_id}")
               or i["id"] == f"{store.store_hash}-{variant_id // 10}"]
     assert any(i.get("stock") == 0 for i in holder)
+
+
+def test_custom_fields_group_names_and_a_custom_mapping(brevo: BrevoBox, tmp_path: Path) -> None:
+    config = tmp_path / "brevo.json"
+    config.write_text(json.dumps({
+        "api_url": brevo.url, "api_key": brevo.key, "lists": {"all_customers": 40},
+        "state_dir": str(tmp_path / "state"),
+        "customer_mapping": {"email": "email", "first_name": "FIRSTNAME",
+                             "form_fields.Birthday": "BIRTHDAY",
+                             "attributes.Loyalty tier": "LOYALTY_TIER",
+                             "customer_group_id": "CUSTOMER_GROUP",
+                             "orders_count": "ORDER_COUNT"}}))
+    shopper = {**customer(5, "fields@example.com"), "customer_group_id": 3,
+               "form_fields": [{"name": "Birthday", "value": "1990-04-12"}],
+               "attributes": [{"attribute_id": 9, "attribute_value": "gold"}]}
+    stdin = (lines(("customers", shopper), state_for="customers")
+             + lines(("customer_groups", {"id": 3, "name": "VIP", "store_hash": "s1"}),
+                     ("customer_attributes", {"id": 9, "name": "Loyalty tier",
+                                              "store_hash": "s1"}),
+                     state_for="customer_groups"))
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps(bigcommerce.configured_catalog().model_dump(
+        mode="json", exclude_none=True)))
+    result = run_cli("runner", "write", "brevo", "--config", str(config), "--catalog",
+                     str(catalog), stdin=stdin)
+    assert result.returncode == 0, result.stderr.decode()
+    # The group and attribute names came after the customer: the contact waited for them.
+    assert brevo.contacts()["fields@example.com"]["attributes"] == {
+        "FIRSTNAME": "F5", "BIRTHDAY": "1990-04-12", "LOYALTY_TIER": "gold",
+        "CUSTOMER_GROUP": "VIP", "ORDER_COUNT": 0}
+    types = {a["name"]: a["type"] for a in brevo.state()["attributes"]}
+    assert types["ORDER_COUNT"] == "float" and types["BIRTHDAY"] == "text"

@@ -384,9 +384,10 @@ class BrevoWriter:
             self._import_chunk(chunk, list_ids)
 
     def _import_chunk(self, rows: list[dict[str, Any]], list_ids: list[int]) -> None:
+        # No blacklist option and no blacklist field is ever sent: Brevo keeps a contact's
+        # unsubscription whatever the store says.
         body = {"jsonBody": rows, "listIds": list_ids, "updateExistingContacts": True,
-                "emptyContactsAttributes": False, "emailBlacklist": False,
-                "smsBlacklist": False, "disableNotification": True}
+                "emptyContactsAttributes": False, "disableNotification": True}
         status, answer = self.contacts_api.send("POST", "/v3/contacts/import", json=body)
         if status != 202 or not isinstance(answer, dict) or "processId" not in answer:
             raise ConnectorError(f"Brevo refused a contact import (HTTP {status}): {answer}",

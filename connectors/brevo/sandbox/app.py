@@ -175,6 +175,15 @@ def get_folders(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     return 200, {"folders": folders, "count": len(folders)}
 
 
+def create_folder(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
+    name = _object(body).get("name")
+    if not name:
+        raise BrevoError(400, "missing_parameter", "name is required")
+    folder_id = max(s.account.folders) + 1
+    s.account.folders[folder_id] = name
+    return 201, {"id": folder_id}
+
+
 def add_to_list(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     return 201, s.account.list_members(r.path_params["list_id"], _object(body), add=True)
 
@@ -244,6 +253,7 @@ ROUTES: list[tuple[str, str, str, Callable[..., tuple[int, Any]]]] = [
     ("GET", "/v3/contacts/lists", "contacts", get_lists),
     ("POST", "/v3/contacts/lists", "contacts", create_list),
     ("GET", "/v3/contacts/folders", "contacts", get_folders),
+    ("POST", "/v3/contacts/folders", "contacts", create_folder),
     ("POST", "/v3/contacts/lists/{list_id:int}/contacts/add", "contacts", add_to_list),
     ("POST", "/v3/contacts/lists/{list_id:int}/contacts/remove", "contacts", remove_from_list),
     ("POST", "/v3/contacts/import", "contacts", import_contacts),
