@@ -196,7 +196,13 @@ def read_slice(unit: Unit, index: int, hooks: dict[str, Hook], probe: bool,
 
 
 def read_ids(unit: Unit, stopped: Callable[[], bool]) -> Iterator[Page]:
-    """A stream of resources fetched one by one, for ids recorded in the spool."""
+    """A stream of resources fetched one by one, for ids recorded in the spool.
+
+    Each record carries ``webhook_scope``, the scope of the latest event about it (e.g.
+    ``store/cart/abandoned``). A resource that is gone (404: converted, deleted, expired) is
+    written as a tombstone, ``{id, store_hash, is_deleted: true}``: the fact matters (a cart
+    that converted leaves the abandoned-cart list).
+    """
     stream = unit.stream
     source, _, resource = (stream.ids_from or "").partition(":")
     if source != "spool":
@@ -209,7 +215,7 @@ def read_ids(unit: Unit, stopped: Callable[[], bool]) -> Iterator[Page]:
     plan, records = unit.plans[stream.name], []
     offset = int(unit.slices[0].lower or 0)
     try:
-        for event_offset, resource_id in spool.ids(unit.account, resource, offset):
+        for event_offset, resource_id, scope in spool.ids(unit.account, resource, offset):
             offset = event_offset
             if stopped():
                 return
@@ -217,9 +223,10 @@ def read_ids(unit: Unit, stopped: Callable[[], bool]) -> Iterator[Page]:
                                    dict(unit.params), scope=stream.scope, missing_ok=True)
             record = dig(body, stream.records_path) if body is not None else None
             if not isinstance(record, dict):  # converted, deleted or expired (404)
-                log.info("%s %s is gone; skipped", resource, resource_id)
-                continue
+                log.info("%s %s is gone; written as deleted", resource, resource_id)
+                record = {"id": resource_id, "is_deleted": True}
             apply_plan(record, plan)
+            record["webhook_scope"] = scope
             record.update(unit.added)
             records.append(record)
             if len(records) >= 50:

@@ -49,11 +49,14 @@ class Spool:
              orjson.dumps(payload).decode(), time.time()))
         return cursor.lastrowid if cursor.rowcount else None
 
-    def ids(self, account: str, resource: str, after: int = 0) -> Iterator[tuple[int, str]]:
-        """Distinct resource ids with events after ``after``, each at its latest offset."""
+    def ids(self, account: str, resource: str, after: int = 0
+            ) -> Iterator[tuple[int, str, str]]:
+        """Distinct resource ids with events after ``after``: (latest offset, id, the scope
+        of that latest event)."""
         rows = self.db.execute(
-            "SELECT MAX(offset), resource_id FROM events WHERE account = ? AND resource = ? "
-            "AND offset > ? GROUP BY resource_id ORDER BY MAX(offset)",
+            "SELECT e.offset, e.resource_id, e.scope FROM events e JOIN (SELECT MAX(offset) AS "
+            "last FROM events WHERE account = ? AND resource = ? AND offset > ? GROUP BY "
+            "resource_id) m ON e.offset = m.last ORDER BY e.offset",
             (account, resource, after))
         yield from rows
 

@@ -323,3 +323,41 @@ def test_custom_fields_group_names_and_a_custom_mapping(brevo: BrevoBox, tmp_pat
         "CUSTOMER_GROUP": "VIP", "ORDER_COUNT": 0}
     types = {a["name"]: a["type"] for a in brevo.state()["attributes"]}
     assert types["ORDER_COUNT"] == "float" and types["BIRTHDAY"] == "text"
+
+
+@pytest.mark.e2e
+def test_abandoned_carts_follow_consent_and_leave_the_list_when_converted(
+        make_sandbox, write_json, brevo: BrevoBox, destination: Path, tmp_path: Path) -> None:
+    from framework.spool import Spool
+    store = make_sandbox("--customers", "40", "--orders", "10", "--products", "10",
+                         "--plan", "enterprise", "--seed", "81")
+    spool_path = tmp_path / "spool.db"
+    source = write_json(store.config(spool_path=str(spool_path)))
+    read, echoed = pipeline(source, destination)  # contacts first, no cart yet
+    customers = [m["record"]["data"] for m in read
+                 if m["type"] == "RECORD" and m["record"]["stream"] == "customers"]
+    yes = next(c for c in customers if c["accepts_product_review_abandoned_cart_emails"])
+    no = next(c for c in customers if not c["accepts_product_review_abandoned_cart_emails"])
+    carts = {name: store.admin("POST", "carts", {"create": 1, "customer_id": c["id"]})[
+        "created"][0] for name, c in (("yes", yes), ("no", no))}
+    guest = store.admin("POST", "carts", {"create": 1, "customer_id": 0})["created"][0]
+    spool = Spool(spool_path)
+    for cart_id in (carts["yes"], carts["no"], guest):
+        spool.append(store.store_hash, "store/cart/abandoned", "cart", cart_id, {}, None)
+    saved = tmp_path / "after-first.jsonl"
+    saved.write_text("\n".join(json.dumps(m) for m in echoed))
+    _, echoed = pipeline(source, destination, "--state", str(saved))
+    events = [e for e in brevo.state()["events"] if e["event_name"] == "cart_abandoned"]
+    assert [e["identifiers"]["email_id"] for e in events] == [yes["email"].lower()]
+    assert events[0]["event_properties"]["cart_id"] == carts["yes"]
+    assert events[0]["event_properties"]["items"]
+    contacts = brevo.contacts()
+    assert 42 in contacts[yes["email"].lower()]["listIds"]
+    assert 42 not in contacts[no["email"].lower()]["listIds"]
+    # The cart converts: BigCommerce deletes it and says so; the contact leaves the list.
+    store.admin("POST", "carts", {"delete": [carts["yes"]]})
+    spool.append(store.store_hash, "store/cart/converted", "cart", carts["yes"], {}, None)
+    saved.write_text("\n".join(json.dumps(m) for m in echoed))
+    pipeline(source, destination, "--state", str(saved))
+    assert 42 not in brevo.contacts()[yes["email"].lower()]["listIds"]
+    assert len([e for e in brevo.state()["events"] if e["event_name"] == "cart_abandoned"]) == 1

@@ -182,8 +182,13 @@ def test_carts_come_from_the_spool_and_resume_at_its_offset(shop, write_json, tm
                   str(catalog))
     assert run.returncode == 0, run.stderr.decode()
     output = messages(run.stdout)
-    assert sorted(c["id"] for c in records_by_stream(output)["carts"]) == sorted(first)
-    assert b"is gone; skipped" in run.stderr  # the unknown cart (404) is skipped, not fatal
+    carts = records_by_stream(output)["carts"]
+    assert sorted(c["id"] for c in carts if not c.get("is_deleted")) == sorted(first)
+    # The unknown cart (404) is a tombstone, not a failure.
+    assert [c for c in carts if c.get("is_deleted")] == [{
+        "id": "00000000-dead-4000-8000-000000000000", "is_deleted": True,
+        "webhook_scope": "store/cart/updated", "store_hash": shop.store_hash}]
+    assert all(c["webhook_scope"] == "store/cart/updated" for c in carts)
     state = tmp_path / "state.jsonl"
     state.write_bytes(run.stdout)
     assert [m["state"]["stream"]["stream_state"] for m in output if m["type"] == "STATE"][-1] \

@@ -49,7 +49,9 @@ ERRORS = {
 IMPORT_BYTES = 8 * 1024 * 1024  # Brevo allows 10 MB of JSON and advises about 8
 LIST_CALL = 150
 POLL_LIMIT_S = 1800
-NOT_SENT_YET = frozenset({"inventory_locations", "channels", "carts"})
+NOT_SENT_YET = frozenset({"inventory_locations", "channels"})
+ABANDONED = "store/cart/abandoned"
+CONVERTED = "store/cart/converted"
 CATALOG_BATCH = 100  # Brevo's limit for product and category batches
 ORDER_BATCH = 1000  # Brevo documents no maximum for /v3/orders/status/batch; it allows 100
 # calls an hour there (general tier), so batches are as large as is reasonable
@@ -89,6 +91,10 @@ class BrevoWriter:
         self.pending_events: list[tuple[str, dict[str, Any]]] = []
         self.pending_products: dict[tuple[str, int], dict[str, Any]] = {}
         self.pending_categories: dict[tuple[str, int], dict[str, Any]] = {}
+        self.cart_list_add: set[str] = set()
+        self.cart_list_remove: set[str] = set()
+        self.abandoned_list: int | None = lists.get("abandoned_cart")
+        self.skipped_carts = 0
         self.flushed_at = time.monotonic()
         self.flush_every_s = float(config.get("flush_seconds") or 30)
         self.catalog_streams = {s.stream.name for s in catalog.streams}
@@ -116,6 +122,7 @@ class BrevoWriter:
                 self.reject(stream, f"invalid email {data.get('email')!r}", data)
                 return
             self.ledger.put_customer(store, data["id"], email)
+            self.ledger.put_consent(email, data.get("accepts_product_review_abandoned_cart_emails"))
             self.pending[email] = data  # mapped when sent, once group names etc. are known
             self.touched.add(email)
         elif stream == "orders":
@@ -128,6 +135,8 @@ class BrevoWriter:
             self.ledger.put_line(store, data)
         elif stream == "products":
             self.pending_products[(store, data["id"])] = data
+        elif stream == "carts":
+            self._cart(store, data)
         elif stream == "categories":
             self.pending_categories[(store, data["category_id"])] = data
         elif stream == "inventory":
@@ -177,6 +186,44 @@ class BrevoWriter:
                                           "currency": order.get("currency_code"), **extra}}
             self.pending_events.append((f"{store}:{order['id']}:{modified}:{name}", event))
 
+    def _cart(self, store: str, cart: dict[str, Any]) -> None:
+        """An abandoned cart of a consenting customer: into the abandoned-cart list, with a
+        ``cart_abandoned`` event; a converted or vanished cart: out of the list again."""
+        cart_id = str(cart["id"])
+        if cart.get("is_deleted") or cart.get("webhook_scope") == CONVERTED:
+            email = self.ledger.drop_abandoned(store, cart_id)
+            if email:
+                self.cart_list_remove.add(email)
+                self.cart_list_add.discard(email)
+            return
+        if cart.get("webhook_scope") != ABANDONED:
+            return
+        email = (self.ledger.customer_email(store, cart["customer_id"])
+                 if cart.get("customer_id") else None)
+        if email is None or not self.ledger.cart_consent(email):
+            # A guest, or a customer who has not accepted abandoned-cart emails: nothing.
+            self.skipped_carts += 1
+            return
+        self.ledger.put_abandoned(store, cart_id, email)
+        self.cart_list_add.add(email)
+        self.cart_list_remove.discard(email)
+        items = [{"product_id": i.get("product_id"), "variant_id": i.get("variant_id"),
+                  "name": i.get("name"), "quantity": i.get("quantity"),
+                  "price": i.get("sale_price"), "url": i.get("url"),
+                  "image_url": i.get("image_url")}
+                 for i in (cart.get("line_items") or {}).get("physical_items") or []]
+        modified = cart.get("updated_time") or ""
+        event = {"event_name": "cart_abandoned", "identifiers": {"email_id": email},
+                 "event_date": modified or None,
+                 "event_properties": {"cart_id": cart_id, "store_hash": store,
+                                      "amount": cart.get("cart_amount"),
+                                      "currency": (cart.get("currency") or {}).get("code"),
+                                      "items": items}}
+        if not modified:
+            del event["event_date"]
+        self.pending_events.append((f"{store}:cart:{cart_id}:{modified}:cart_abandoned",
+                                    event))
+
     def reject(self, stream: str, reason: str, data: dict[str, Any]) -> None:
         """Keep a record Brevo cannot take, with why, and count it."""
         self.dead_letters.write(orjson.dumps({"stream": stream, "reason": reason,
@@ -192,6 +239,7 @@ class BrevoWriter:
         if self.pending or self.touched:
             self._flush_contacts()
         self._send_orders()
+        self._send_cart_lists()
         self._send_events()
         self._send_catalog()
         self.ledger.commit()
@@ -261,6 +309,26 @@ class BrevoWriter:
                         self.reject("orders", f"Brevo refused the order batch (HTTP {status}: "
                                     f"{answer})", order)
         self.pending_orders.clear()
+
+    def _send_cart_lists(self) -> None:
+        if self.abandoned_list is not None:
+            self._add_to_list(self.abandoned_list, sorted(self.cart_list_add))
+            self._remove_from_list(self.abandoned_list, sorted(self.cart_list_remove))
+        if self.skipped_carts:
+            log.info("%d abandoned carts had no consenting customer (a guest, or no consent "
+                     "to abandoned-cart emails): no event, not in the list", self.skipped_carts)
+        self.cart_list_add.clear()
+        self.cart_list_remove.clear()
+        self.skipped_carts = 0
+
+    def _add_to_list(self, list_id: int, emails: list[str]) -> None:
+        for start in range(0, len(emails), LIST_CALL):
+            part = emails[start:start + LIST_CALL]
+            status, answer = self.contacts_api.send(
+                "POST", f"/v3/contacts/lists/{list_id}/contacts/add", json={"emails": part})
+            if status not in (200, 201, 204):
+                raise ConnectorError(f"Brevo did not add contacts to list {list_id} "
+                                     f"(HTTP {status}): {answer}", "system_error")
 
     def _send_catalog(self) -> None:
         """Categories, then products and their variants (``parentId``), then stock changes:

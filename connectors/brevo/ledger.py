@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS order_lines (store TEXT, order_id INTEGER, id INTEGER
                                         variant_id TEXT, quantity REAL, price REAL,
                                         PRIMARY KEY (store, order_id, id));
 CREATE TABLE IF NOT EXISTS events_sent (key TEXT PRIMARY KEY, at TEXT);
+CREATE TABLE IF NOT EXISTS consents (email TEXT PRIMARY KEY, cart_emails INTEGER);
+CREATE TABLE IF NOT EXISTS abandoned_carts (store TEXT, cart_id TEXT, email TEXT,
+                                            PRIMARY KEY (store, cart_id));
 """
 
 
@@ -114,6 +117,38 @@ class Ledger:
     def release_event(self, key: str) -> None:
         """Forget an event Brevo refused, so that a later run may send it."""
         self.db.execute("DELETE FROM events_sent WHERE key = ?", (key,))
+
+    def put_consent(self, email: str, cart_emails: bool | None) -> None:
+        """Whether the customer accepts abandoned-cart emails (None: the store did not say)."""
+        self.db.execute("INSERT OR REPLACE INTO consents VALUES (?, ?)",
+                        (email, None if cart_emails is None else int(cart_emails)))
+
+    def cart_consent(self, email: str) -> bool:
+        """True only when the store said yes: consent is carried, never invented."""
+        row = self.db.execute("SELECT cart_emails FROM consents WHERE email = ?",
+                              (email,)).fetchone()
+        return bool(row and row[0])
+
+    def customer_email(self, store: str, customer_id: int) -> str | None:
+        row = self.db.execute("SELECT email FROM customers WHERE store = ? AND id = ?",
+                              (store, customer_id)).fetchone()
+        return row[0] if row else None
+
+    def put_abandoned(self, store: str, cart_id: str, email: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO abandoned_carts VALUES (?, ?, ?)",
+                        (store, cart_id, email))
+
+    def drop_abandoned(self, store: str, cart_id: str) -> str | None:
+        """Forget an abandoned cart; returns its email when no other abandoned cart has it."""
+        row = self.db.execute("SELECT email FROM abandoned_carts WHERE store = ? AND "
+                              "cart_id = ?", (store, cart_id)).fetchone()
+        if row is None:
+            return None
+        self.db.execute("DELETE FROM abandoned_carts WHERE store = ? AND cart_id = ?",
+                        (store, cart_id))
+        others = self.db.execute("SELECT 1 FROM abandoned_carts WHERE email = ? LIMIT 1",
+                                 (row[0],)).fetchone()
+        return None if others else row[0]
 
     def put_store(self, store: str, row: dict[str, Any]) -> None:
         self.db.execute("INSERT OR REPLACE INTO stores VALUES (?, ?, ?)",

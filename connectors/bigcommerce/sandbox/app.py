@@ -196,9 +196,11 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
 
     def carts(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
         store = sandbox.store
-        made = [store.create_cart(body.get("customer_id") or random.Random(n).randrange(
-            1, len(store.customers) + 1) if store.customers else None)["id"]
-            for n in range(int(body.get("create", 0)))]
+        # customer_id 0 is a guest's cart; without customer_id, a random customer's.
+        made = [store.create_cart(body["customer_id"] if "customer_id" in body else
+                                  random.Random(n).randrange(1, len(store.customers) + 1)
+                                  if len(store.customers) else None)["id"]
+                for n in range(int(body.get("create", 0)))]
         for cart_id in body.get("delete", []):
             store.carts.pop(cart_id, None)
         return {"created": made, "carts": sorted(store.carts)}
