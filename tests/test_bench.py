@@ -27,4 +27,4 @@ def test_quota_floor_benchmark_reports_every_plan(tmp_path: Path) -> None:
     for row in rows:
         assert row["records"] > 700 and row["requests"] > 5 and row["throttled"] == 0
         assert row["floor_s"] > 0 and row["ratio"] == pytest.approx(
-            row["wall_s"] / row["floor_s"], rel=0.01)
+            row["wall_s"] / row["floor_s"], rel=0.05)  # both rounded in the report

@@ -224,6 +224,9 @@ def test_orders_backfill_quietly_then_each_change_fires_one_event(
     some = next(iter(first.values()))
     assert some["products"] and {"productId", "variantId", "quantity", "price"} <= set(
         some["products"][0])
+    with_coupon = [o for o in state["orders"] if o.get("coupons")]
+    assert with_coupon and all(c.startswith("SAVE10-") for o in with_coupon
+                               for c in o["coupons"])
     saved = destination.parent / "first-state.jsonl"
     saved.write_text("\n".join(json.dumps(m) for m in echoed))
     changed = store.admin("POST", "mutate", {"resource": "orders", "update": 3, "create": 2,

@@ -181,7 +181,7 @@ def test_airbyte_cli_spec_check_discover_read(sandbox, write_json, tmp_path) -> 
                                 str(config)).stdout)
     stream = discover[0]["catalog"]["streams"][0]
     assert stream["name"] == "customers"
-    assert len(discover[0]["catalog"]["streams"]) == 12
+    assert len(discover[0]["catalog"]["streams"]) == 13
     assert stream["default_cursor_field"] == ["date_modified"]
     assert stream["source_defined_primary_key"] == [["store_hash"], ["id"]]
     catalog = tmp_path / "configured.json"

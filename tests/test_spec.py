@@ -72,7 +72,7 @@ INVALID = [
     (lambda s: s["connectionSpecification"].update(type="thing"),
      "at $.connectionSpecification: not a valid JSON Schema"),
     (lambda s: s["streams"].append(copy.deepcopy(stream(s))),
-     "at $.streams[12].name: duplicate stream name 'customers'"),
+     "at $.streams[13].name: duplicate stream name 'customers'"),
     (lambda s: s["streams"][4]["parent"].update(stream="order"),
      "at $.streams[4].parent.stream: no stream 'order'"),
     (lambda s: s["streams"][1].pop("path"), "at $.streams[1].path: a stream needs a path"),

@@ -1,7 +1,7 @@
 """The BigCommerce source: declared in specs/bigcommerce.json, run by the framework's engine.
 
-The only Python here is what JSON cannot say: how an order's line items come out of the orders
-page (and when they must be fetched separately), and the sandbox.
+The only Python here is what JSON cannot say: how an order's line items and coupons come out of
+the orders page (and when they must be fetched separately), and the sandbox.
 """
 
 from __future__ import annotations
@@ -59,8 +59,17 @@ def order_line_items(order: dict[str, Any], fetch: Callable[..., Any]) -> list[d
         page += 1
 
 
+def order_coupons(order: dict[str, Any], fetch: Callable[..., Any]) -> list[dict[str, Any]]:
+    """The coupons of an order: orders pages do not embed them, so only an order with a
+    coupon discount costs a ``GET /v2/orders/{id}/coupons``."""
+    if not order.get("coupon_discount"):
+        return []
+    return [dict(coupon) for coupon in fetch(f"/v2/orders/{order['id']}/coupons") or []]
+
+
 connector = HttpSource(data_path("specs/bigcommerce.json"), sandbox=sandbox_command,
-                       hooks={"order_line_items": order_line_items})
+                       hooks={"order_line_items": order_line_items,
+                              "order_coupons": order_coupons})
 
 #: ``source-bigcommerce``: the Airbyte CLI (spec, check, discover, read).
 main = airbyte_cli(connector)

@@ -133,6 +133,8 @@ class BrevoWriter:
             self.pending_orders[(store, data["id"])] = data
         elif stream == "order_products":
             self.ledger.put_line(store, data)
+        elif stream == "order_coupons":
+            self.ledger.put_coupon(store, data)
         elif stream == "products":
             self.pending_products[(store, data["id"])] = data
         elif stream == "carts":
@@ -298,6 +300,9 @@ class BrevoWriter:
             created = order.get("date_created") or order.get("date_modified")
             email = self._order_email(store, order)
             payload = brevo_order(store, order, self.ledger.lines(store, order["id"]), email)
+            coupons = self.ledger.coupons(store, order["id"])
+            if coupons:
+                payload["coupons"] = coupons
             batches[bool(created and created < self.connected_at)].append(payload)
         for historical, orders in batches.items():
             for start in range(0, len(orders), ORDER_BATCH):

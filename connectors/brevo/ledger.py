@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS order_lines (store TEXT, order_id INTEGER, id INTEGER
                                         variant_id TEXT, quantity REAL, price REAL,
                                         PRIMARY KEY (store, order_id, id));
 CREATE TABLE IF NOT EXISTS events_sent (key TEXT PRIMARY KEY, at TEXT);
+CREATE TABLE IF NOT EXISTS order_coupons (store TEXT, order_id INTEGER, code TEXT,
+                                          PRIMARY KEY (store, order_id, code));
 CREATE TABLE IF NOT EXISTS consents (email TEXT PRIMARY KEY, cart_emails INTEGER);
 CREATE TABLE IF NOT EXISTS abandoned_carts (store TEXT, cart_id TEXT, email TEXT,
                                             PRIMARY KEY (store, cart_id));
@@ -108,6 +110,16 @@ class Ledger:
                                "WHERE store = ? AND order_id = ? ORDER BY id", (store, order_id))
         return [{"productId": r[0], "variantId": r[1], "quantity": r[2], "price": r[3]}
                 for r in rows]
+
+    def put_coupon(self, store: str, coupon: dict[str, Any]) -> None:
+        if coupon.get("code"):
+            self.db.execute("INSERT OR IGNORE INTO order_coupons VALUES (?, ?, ?)",
+                            (store, coupon["order_id"], coupon["code"]))
+
+    def coupons(self, store: str, order_id: int) -> list[str]:
+        return [row[0] for row in self.db.execute(
+            "SELECT code FROM order_coupons WHERE store = ? AND order_id = ? ORDER BY code",
+            (store, order_id))]
 
     def claim_event(self, key: str, at: str) -> bool:
         """Record that an event is being sent; False when it already was (no duplicate)."""

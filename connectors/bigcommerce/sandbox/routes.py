@@ -411,6 +411,20 @@ def order_products(store: Store, params: Any, path: dict[str, Any]
     return lines[(page - 1) * limit:page * limit] or None
 
 
+def order_coupons(store: Store, params: Any, path: dict[str, Any]
+                  ) -> list[dict[str, Any]] | None:
+    """``GET /v2/orders/{id}/coupons``: the coupons used (204 when none)."""
+    order_id = int(path["order_id"])
+    if order_id not in store.orders:
+        raise ApiError(404, "The requested resource was not found.")
+    coupon = store.orders.get(order_id)["_coupon"]
+    if not coupon:
+        return None
+    return [{"id": order_id, "coupon_id": order_id % 97, "order_id": order_id,
+             "code": coupon["code"], "amount": f"{coupon['amount']:.4f}", "type": 1,
+             "discount": coupon["amount"]}]
+
+
 # --- catalog ------------------------------------------------------------------------------
 
 PRODUCT_INCLUDES = ("bulk_pricing_rules", "channels", "custom_fields", "images", "modifiers",
@@ -532,6 +546,7 @@ ROUTES: dict[str, tuple[str, str, Callable[..., Any]]] = {
     "/v2/customer_groups": ("store_v2_customers", "v2", customer_groups),
     "/v2/orders": ("store_v2_orders", "v2", orders),
     "/v2/orders/{order_id:int}/products": ("store_v2_orders", "v2", order_products),
+    "/v2/orders/{order_id:int}/coupons": ("store_v2_orders", "v2", order_coupons),
     "/v3/catalog/products": ("store_v2_products", "v3", products),
     "/v3/catalog/trees/categories": ("store_v2_products", "v3", categories),
     "/v3/inventory/items": ("store_v2_products", "v3", inventory_items),
