@@ -120,6 +120,12 @@ def test_brevo_holds_what_the_store_implies_then_only_changes_follow(
     processes = brevo.state()["processes"][before:]
     sent = sum(process["rows"] for process in processes)
     assert len(changed) <= sent <= len(changed) + 4  # the changed ones and the boundary second
+    events = brevo.state()["events"]
+    by_customer = {c["id"]: c["email"].lower() for c in customers}
+    assert sorted(e["identifiers"]["email_id"] for e in events
+                  if e["event_name"] == "customer_updated") == sorted(
+        by_customer[i] for i in changed)
+    assert not [e for e in events if e["event_name"] == "customer_created"]
     assert brevo.contacts()[quiet]["emailBlacklisted"] is True  # never resubscribed
     assert second_read
 
@@ -231,8 +237,11 @@ def test_orders_backfill_quietly_then_each_change_fires_one_event(
     saved.write_text("\n".join(json.dumps(m) for m in echoed))
     changed = store.admin("POST", "mutate", {"resource": "orders", "update": 3, "create": 2,
                                              "seed": 8})
+    signed_up = store.admin("POST", "mutate", {"resource": "customers", "create": 2})["created"]
     pipeline(source, destination, "--state", str(saved))
     events = brevo.state()["events"]
+    created = [e for e in events if e["event_name"] == "customer_created"]
+    assert sorted(e["event_properties"]["customer_id"] for e in created) == sorted(signed_up)
     placed = [e for e in events if e["event_name"] == "order_placed"]
     updated = [e for e in events if e["event_name"] == "order_updated"]
     assert sorted(e["event_properties"]["order_id"] for e in placed) == sorted(

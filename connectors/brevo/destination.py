@@ -8,8 +8,9 @@ the sync goes on.
 What this version sends: customers as contacts (``customer_mapping``, phones in international
 form, group names, form fields and attributes by name, ``ORDER_COUNT`` and ``TOTAL_SPENT``
 computed from the orders) in the ``all_customers`` and ``buyers`` lists; orders as Brevo
-e-commerce orders with their lines, and their lifecycle events (``order_placed``,
-``order_updated``, ``order_status_changed``); products, variants (``parentId``) and categories to
+e-commerce orders with their lines and coupons, and lifecycle events (``order_placed``,
+``order_updated``, ``order_status_changed``, ``customer_created``, ``customer_updated``,
+``cart_abandoned``); products, variants (``parentId``) and categories to
 the catalog, with URLs on the store's domain, images, prices, SKUs and stock from the inventory
 stream (across locations), so that product blocks and back-in-stock alerts work.
 
@@ -124,6 +125,7 @@ class BrevoWriter:
             self.ledger.put_customer(store, data["id"], email)
             self.ledger.put_consent(email, data.get("accepts_product_review_abandoned_cart_emails"))
             self.pending[email] = data  # mapped when sent, once group names etc. are known
+            self._customer_events(store, email, data)
             self.touched.add(email)
         elif stream == "orders":
             email = self.ledger.put_order(store, data)
@@ -149,6 +151,25 @@ class BrevoWriter:
             self.noted.add(stream)
             log.info("stream %s: not sent to Brevo by this version of the destination", stream)
         self.written[stream] = self.written.get(stream, 0) + 1
+
+    def _customer_events(self, store: str, email: str, customer: dict[str, Any]) -> None:
+        """``customer_created`` for a customer who signed up after the first run,
+        ``customer_updated`` for a later change; nothing for what the first sync finds."""
+        modified = customer.get("date_modified") or ""
+        before = self.ledger.customer_version(store, customer["id"], modified)
+        if before == modified:
+            return
+        if before is None:
+            if (customer.get("date_created") or modified) < self.connected_at:
+                return
+            name = "customer_created"
+        else:
+            name = "customer_updated"
+        event = {"event_name": name, "identifiers": {"email_id": email},
+                 "event_date": modified,
+                 "event_properties": {"customer_id": customer["id"], "store_hash": store}}
+        self.pending_events.append((f"{store}:customer:{customer['id']}:{modified}:{name}",
+                                    event))
 
     def _order_email(self, store: str, order: dict[str, Any]) -> str | None:
         if order.get("customer_id"):

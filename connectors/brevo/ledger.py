@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS order_lines (store TEXT, order_id INTEGER, id INTEGER
                                         variant_id TEXT, quantity REAL, price REAL,
                                         PRIMARY KEY (store, order_id, id));
 CREATE TABLE IF NOT EXISTS events_sent (key TEXT PRIMARY KEY, at TEXT);
+CREATE TABLE IF NOT EXISTS customer_versions (store TEXT, id INTEGER, date_modified TEXT,
+                                              PRIMARY KEY (store, id));
 CREATE TABLE IF NOT EXISTS order_coupons (store TEXT, order_id INTEGER, code TEXT,
                                           PRIMARY KEY (store, order_id, code));
 CREATE TABLE IF NOT EXISTS consents (email TEXT PRIMARY KEY, cart_emails INTEGER);
@@ -110,6 +112,14 @@ class Ledger:
                                "WHERE store = ? AND order_id = ? ORDER BY id", (store, order_id))
         return [{"productId": r[0], "variantId": r[1], "quantity": r[2], "price": r[3]}
                 for r in rows]
+
+    def customer_version(self, store: str, customer_id: int, modified: str) -> str | None:
+        """The customer's date_modified as last seen (None: never), recording the new one."""
+        row = self.db.execute("SELECT date_modified FROM customer_versions WHERE store = ? "
+                              "AND id = ?", (store, customer_id)).fetchone()
+        self.db.execute("INSERT OR REPLACE INTO customer_versions VALUES (?, ?, ?)",
+                        (store, customer_id, modified))
+        return row[0] if row else None
 
     def put_coupon(self, store: str, coupon: dict[str, Any]) -> None:
         if coupon.get("code"):
