@@ -31,6 +31,7 @@ import orjson
 
 from connectors.brevo.ledger import Ledger
 from connectors.brevo.mapping import DEFAULT_MAPPING, ContactMapper
+from connectors.brevo.payloads import brevo_category, brevo_order, brevo_order_id, brevo_products
 from framework import protocol as p
 from framework.errors import ConnectorError
 from framework.http import HttpClient
@@ -306,7 +307,7 @@ class BrevoWriter:
         for list_ids, emails in groups:
             self._import([{"email": e, "attributes": rows[e]} for e in emails], list_ids)
         if self.buyers is not None:
-            self._remove_from_list(self.buyers, lapsed)
+            self._list_members(self.buyers, lapsed, "remove")
         for email, (orders, spent) in totals.items():
             self.ledger.mark_sent(email, orders, spent)
         self.ledger.commit()
@@ -338,23 +339,14 @@ class BrevoWriter:
 
     def _send_cart_lists(self) -> None:
         if self.abandoned_list is not None:
-            self._add_to_list(self.abandoned_list, sorted(self.cart_list_add))
-            self._remove_from_list(self.abandoned_list, sorted(self.cart_list_remove))
+            self._list_members(self.abandoned_list, sorted(self.cart_list_add), "add")
+            self._list_members(self.abandoned_list, sorted(self.cart_list_remove), "remove")
         if self.skipped_carts:
             log.info("%d abandoned carts had no consenting customer (a guest, or no consent "
                      "to abandoned-cart emails): no event, not in the list", self.skipped_carts)
         self.cart_list_add.clear()
         self.cart_list_remove.clear()
         self.skipped_carts = 0
-
-    def _add_to_list(self, list_id: int, emails: list[str]) -> None:
-        for start in range(0, len(emails), LIST_CALL):
-            part = emails[start:start + LIST_CALL]
-            status, answer = self.contacts_api.send(
-                "POST", f"/v3/contacts/lists/{list_id}/contacts/add", json={"emails": part})
-            if status not in (200, 201, 204):
-                raise ConnectorError(f"Brevo did not add contacts to list {list_id} "
-                                     f"(HTTP {status}): {answer}", "system_error")
 
     def _send_catalog(self) -> None:
         """Categories, then products and their variants (``parentId``), then stock changes:
@@ -507,13 +499,14 @@ class BrevoWriter:
             time.sleep(pause)
             pause = min(pause * 2, 30.0)
 
-    def _remove_from_list(self, list_id: int, emails: list[str]) -> None:
+    def _list_members(self, list_id: int, emails: list[str], action: str) -> None:
+        """Add (``add``) or take out (``remove``) contacts, 150 per call as Brevo allows."""
         for start in range(0, len(emails), LIST_CALL):
             part = emails[start:start + LIST_CALL]
             status, answer = self.contacts_api.send(
-                "POST", f"/v3/contacts/lists/{list_id}/contacts/remove", json={"emails": part})
+                "POST", f"/v3/contacts/lists/{list_id}/contacts/{action}", json={"emails": part})
             if status not in (200, 201, 204):
-                raise ConnectorError(f"Brevo did not take contacts out of list {list_id} "
+                raise ConnectorError(f"Brevo did not {action} contacts of list {list_id} "
                                      f"(HTTP {status}): {answer}", "system_error")
 
     # --- the run --------------------------------------------------------------------------
@@ -546,88 +539,6 @@ class BrevoWriter:
 def p_now_iso() -> str:
     """Now, as the records write dates (ISO 8601 UTC, seconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def brevo_order_id(store: str, order_id: int) -> str:
-    """Brevo order ids are unique per account: several stores feed one, so the store leads."""
-    return f"{store}-{order_id}"
-
-
-def brevo_order(store: str, order: dict[str, Any], lines: list[dict[str, Any]],
-                email: str | None) -> dict[str, Any]:
-    """An order as ``/v3/orders/status`` takes it."""
-    billing = order.get("billing_address") or {}
-    payload: dict[str, Any] = {
-        "id": brevo_order_id(store, order["id"]),
-        "createdAt": order.get("date_created") or order.get("date_modified"),
-        "updatedAt": order.get("date_modified"),
-        "status": str(order.get("status") or order.get("status_id")),
-        "amount": round(float(order.get("total_inc_tax") or 0), 2), "storeId": store,
-        "products": lines,
-        "billing": {"address": billing.get("street_1"), "city": billing.get("city"),
-                    "countryCode": billing.get("country_iso2"), "phone": billing.get("phone"),
-                    "postCode": billing.get("zip"), "region": billing.get("state"),
-                    "paymentMethod": order.get("payment_method")},
-    }
-    if email:
-        payload["email"] = email
-        payload["identifiers"] = {"email_id": email}
-    return payload
-
-
-def brevo_category(store: str, row: dict[str, Any], base_url: str | None) -> dict[str, Any]:
-    """A category as ``/v3/categories/batch`` takes it."""
-    path = (row.get("url") or {}).get("path")
-    item = {"id": f"{store}-{row['category_id']}", "name": row.get("name") or "",
-            "isDeleted": False}
-    if base_url and path:
-        item["url"] = base_url + path
-    return item
-
-
-def brevo_products(store: str, product: dict[str, Any], base_url: str | None,
-                   stock: Any) -> Iterator[tuple[dict[str, Any], int | None]]:
-    """A product (and, when it has several, its variants with ``parentId``) as
-    ``/v3/products/batch`` takes them, each with the variant whose stock it carries."""
-    parent = f"{store}-{product['id']}"
-    images = product.get("images") or []
-    thumbnail = next((i for i in images if i.get("is_thumbnail")), images[0] if images else None)
-    url = (product.get("custom_url") or {}).get("url")
-    base: dict[str, Any] = {
-        "name": product.get("name") or "", "sku": product.get("sku"),
-        "price": product.get("calculated_price") or product.get("price"),
-        "categories": [f"{store}-{c}" for c in product.get("categories") or []],
-        "isDeleted": not product.get("is_visible", True)}
-    if base_url and url:
-        base["url"] = base_url + url
-    if thumbnail and thumbnail.get("url_standard"):
-        base["imageUrl"] = thumbnail["url_standard"]
-    variants = product.get("variants") or []
-
-    def level(variant: dict[str, Any]) -> float | None:
-        known = stock(store, variant["id"])
-        return known if known is not None else variant.get("inventory_level")
-
-    if len(variants) <= 1:
-        item = {"id": parent, **base}
-        variant_id = variants[0]["id"] if variants else None
-        if variants and level(variants[0]) is not None:
-            item["stock"] = level(variants[0])
-        yield item, variant_id
-        return
-    yield {"id": parent, **base,
-           "stock": sum(level(v) or 0 for v in variants)}, None
-    for variant in variants:
-        labels = " / ".join(o.get("label", "") for o in variant.get("option_values") or [])
-        item = {**base, "id": f"{parent}-{variant['id']}", "parentId": parent,
-                "name": f"{base['name']} ({labels})" if labels else base["name"],
-                "sku": variant.get("sku") or base["sku"],
-                "price": variant.get("calculated_price") or base["price"]}
-        if variant.get("image_url"):
-            item["imageUrl"] = variant["image_url"]
-        if level(variant) is not None:
-            item["stock"] = level(variant)
-        yield item, variant["id"]
 
 
 def write(config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,

@@ -1,0 +1,89 @@
+"""Store records in the shapes Brevo's e-commerce endpoints take: orders, categories, products."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+def brevo_order_id(store: str, order_id: int) -> str:
+    """Brevo order ids are unique per account: several stores feed one, so the store leads."""
+    return f"{store}-{order_id}"
+
+
+def brevo_order(store: str, order: dict[str, Any], lines: list[dict[str, Any]],
+                email: str | None) -> dict[str, Any]:
+    """An order as ``/v3/orders/status`` takes it."""
+    billing = order.get("billing_address") or {}
+    payload: dict[str, Any] = {
+        "id": brevo_order_id(store, order["id"]),
+        "createdAt": order.get("date_created") or order.get("date_modified"),
+        "updatedAt": order.get("date_modified"),
+        "status": str(order.get("status") or order.get("status_id")),
+        "amount": round(float(order.get("total_inc_tax") or 0), 2), "storeId": store,
+        "products": lines,
+        "billing": {"address": billing.get("street_1"), "city": billing.get("city"),
+                    "countryCode": billing.get("country_iso2"), "phone": billing.get("phone"),
+                    "postCode": billing.get("zip"), "region": billing.get("state"),
+                    "paymentMethod": order.get("payment_method")},
+    }
+    if email:
+        payload["email"] = email
+        payload["identifiers"] = {"email_id": email}
+    return payload
+
+
+def brevo_category(store: str, row: dict[str, Any], base_url: str | None) -> dict[str, Any]:
+    """A category as ``/v3/categories/batch`` takes it."""
+    path = (row.get("url") or {}).get("path")
+    item = {"id": f"{store}-{row['category_id']}", "name": row.get("name") or "",
+            "isDeleted": False}
+    if base_url and path:
+        item["url"] = base_url + path
+    return item
+
+
+def brevo_products(store: str, product: dict[str, Any], base_url: str | None,
+                   stock: Callable[[str, int], float | None]
+                   ) -> Iterator[tuple[dict[str, Any], int | None]]:
+    """A product (and, when it has several, its variants with ``parentId``) as
+    ``/v3/products/batch`` takes them, each with the variant whose stock it carries."""
+    parent = f"{store}-{product['id']}"
+    images = product.get("images") or []
+    thumbnail = next((i for i in images if i.get("is_thumbnail")), images[0] if images else None)
+    url = (product.get("custom_url") or {}).get("url")
+    base: dict[str, Any] = {
+        "name": product.get("name") or "", "sku": product.get("sku"),
+        "price": product.get("calculated_price") or product.get("price"),
+        "categories": [f"{store}-{c}" for c in product.get("categories") or []],
+        "isDeleted": not product.get("is_visible", True)}
+    if base_url and url:
+        base["url"] = base_url + url
+    if thumbnail and thumbnail.get("url_standard"):
+        base["imageUrl"] = thumbnail["url_standard"]
+    variants = product.get("variants") or []
+
+    def level(variant: dict[str, Any]) -> float | None:
+        known = stock(store, variant["id"])
+        return known if known is not None else variant.get("inventory_level")
+
+    if len(variants) <= 1:
+        item = {"id": parent, **base}
+        variant_id = variants[0]["id"] if variants else None
+        if variants and level(variants[0]) is not None:
+            item["stock"] = level(variants[0])
+        yield item, variant_id
+        return
+    yield {"id": parent, **base,
+           "stock": sum(level(v) or 0 for v in variants)}, None
+    for variant in variants:
+        labels = " / ".join(o.get("label", "") for o in variant.get("option_values") or [])
+        item = {**base, "id": f"{parent}-{variant['id']}", "parentId": parent,
+                "name": f"{base['name']} ({labels})" if labels else base["name"],
+                "sku": variant.get("sku") or base["sku"],
+                "price": variant.get("calculated_price") or base["price"]}
+        if variant.get("image_url"):
+            item["imageUrl"] = variant["image_url"]
+        if level(variant) is not None:
+            item["stock"] = level(variant)
+        yield item, variant["id"]
