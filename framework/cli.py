@@ -88,13 +88,16 @@ def check_command(name: str, config_path: str) -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Connector config (optional: the streams are declared in the spec).")
 @click.option("--configured", is_flag=True,
-              help="Print a ConfiguredAirbyteCatalog of every stream instead of a CATALOG message.")
-def discover_command(name: str, config_path: str | None, configured: bool) -> None:
+              help="Print a ConfiguredAirbyteCatalog instead of a CATALOG message.")
+@click.option("--all", "everything", is_flag=True,
+              help="With --configured: include the optional streams too.")
+def discover_command(name: str, config_path: str | None, configured: bool,
+                     everything: bool) -> None:
     """Print the streams the source offers."""
     conn = _get(name, "source")
     assert isinstance(conn, Source)
     if configured:
-        catalog = conn.configured_catalog()
+        catalog = conn.configured_catalog(everything)
         click.echo(orjson.dumps(catalog.model_dump(mode="json", exclude_none=True),
                                 option=orjson.OPT_INDENT_2).decode())
         return

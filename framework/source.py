@@ -137,10 +137,13 @@ class HttpSource(Source):
         """The declared streams (no request is needed: the schemas are static)."""
         return p.AirbyteCatalog(streams=[self.airbyte_stream(s) for s in self.loaded.model.streams])
 
-    def configured_catalog(self) -> p.ConfiguredAirbyteCatalog:
-        """Every stream, incremental where it can be, deduplicated by primary key."""
+    def configured_catalog(self, everything: bool = False) -> p.ConfiguredAirbyteCatalog:
+        """Every stream (but the optional ones, unless ``everything``), incremental where it
+        can be, deduplicated by primary key."""
         streams = []
         for stream in self.discover().streams:
+            if self.loaded.streams[stream.name].optional and not everything:
+                continue
             incremental = "incremental" in stream.supported_sync_modes
             streams.append(p.ConfiguredAirbyteStream(
                 stream=stream, sync_mode="incremental" if incremental else "full_refresh",

@@ -126,6 +126,8 @@ class Stream(_Strict):
     ids_from: str | None = None
     channels: Channels | None = None
     copy_fields: dict[str, str] = Field(default_factory=dict)
+    #: Left out of the default catalog (a stream that costs requests many users can spare).
+    optional: bool = False
 
 
 class Client(_Strict):

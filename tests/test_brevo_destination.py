@@ -55,11 +55,16 @@ def destination(brevo: BrevoBox, tmp_path: Path) -> Path:
 
 
 def pipeline(source: Path, destination: Path, *extra: str) -> tuple[list[Any], list[Any]]:
-    """Run read | write with real pipes; returns (source messages, echoed states)."""
-    read = subprocess.run([RUNNER, "read", "bigcommerce", "--config", str(source), *extra],
-                          capture_output=True, timeout=300)
+    """Run read | write with real pipes (every stream, the optional ones too); returns
+    (source messages, echoed states)."""
+    catalog = destination.parent / "everything.json"
+    catalog.write_text(json.dumps(bigcommerce.configured_catalog(everything=True).model_dump(
+        mode="json", exclude_none=True)))
+    read = subprocess.run([RUNNER, "read", "bigcommerce", "--config", str(source), "--catalog",
+                           str(catalog), *extra], capture_output=True, timeout=300)
     assert read.returncode == 0, read.stderr.decode()
-    write = subprocess.run([RUNNER, "write", "brevo", "--config", str(destination)],
+    write = subprocess.run([RUNNER, "write", "brevo", "--config", str(destination),
+                            "--catalog", str(catalog)],
                            input=read.stdout, capture_output=True, timeout=300)
     assert write.returncode == 0, write.stderr.decode()
     return messages(read.stdout), messages(write.stdout)

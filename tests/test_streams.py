@@ -72,7 +72,11 @@ def test_every_stream_through_a_pipe_is_valid(shop, write_json, tmp_path) -> Non
                      {"data": {"id": cart_id}}, f"hash-{n}")
     queue.close()
     config = write_json(shop.config(spool_path=str(spool)))
-    result = run_cli("runner", "read", "bigcommerce", "--config", str(config))
+    everything = tmp_path / "everything.json"
+    everything.write_bytes(run_cli("runner", "discover", "bigcommerce", "--configured",
+                                   "--all").stdout)
+    result = run_cli("runner", "read", "bigcommerce", "--config", str(config), "--catalog",
+                     str(everything))
     assert result.returncode == 0, result.stderr.decode()
     for line in result.stdout.splitlines():
         official.AirbyteMessage.model_validate_json(line)
@@ -88,6 +92,8 @@ def test_every_stream_through_a_pipe_is_valid(shop, write_json, tmp_path) -> Non
         assert len(keys) == len(set(keys)), f"{stream} has duplicate primary keys"
     snapshot = shop.admin("GET", "snapshot")
     assert len(found["orders"]) == len(snapshot["orders"]) == 2500
+    with_coupon = {o["id"] for o in found["orders"] if o["coupon_discount"]}
+    assert {c["order_id"] for c in found["order_coupons"]} == with_coupon
     assert {c["id"] for c in found["carts"]} == set(carts)
     order = found["orders"][0]
     assert isinstance(order["total_inc_tax"], float)  # "225.0000" became a number
