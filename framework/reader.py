@@ -62,7 +62,6 @@ class Unit:
     added: dict[str, Any]
     keep: Callable[[dict[str, Any]], bool] | None = None
     slices: list[Slice] = field(default_factory=list)
-    split: bool = False
     #: Upper bound of the slices: the server's time when they were cut. Whatever changes
     #: while they are read moves past it and is read by the next run.
     horizon: str | None = None

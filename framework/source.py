@@ -361,7 +361,6 @@ class _Coordinator:
         if page.split_at is not None:
             self._split(unit, page.split_at)
         elif page.pages is not None:
-            unit.split = True
             for number in range(2, page.pages + 1):
                 unit.slices.append(Slice(page=number))
                 self._submit(unit, len(unit.slices) - 1)
@@ -375,7 +374,6 @@ class _Coordinator:
         if lower is None:
             return
         count = max(2, 2 * int(unit.config.get("concurrency") or 1))
-        unit.split = True
         # The server's clock, not ours: a change made while the slices are read then always
         # lands at or past the horizon, never behind a slice that has finished.
         now = horizon(unit.client)

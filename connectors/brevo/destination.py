@@ -89,7 +89,7 @@ class BrevoWriter:
         self.attributes_ready = False
         self.held_states: list[dict[str, Any]] = []
         self.connected_at = self.ledger.connected_at(p_now_iso())
-        self.pending_orders: dict[tuple[str, int], dict[str, Any]] = {}
+        self.pending_orders: dict[tuple[str, int], tuple[dict[str, Any], str | None]] = {}
         self.pending_events: list[tuple[str, dict[str, Any]]] = []
         self.pending_products: dict[tuple[str, int], dict[str, Any]] = {}
         self.pending_categories: dict[tuple[str, int], dict[str, Any]] = {}
@@ -129,11 +129,11 @@ class BrevoWriter:
             self._customer_events(store, email, data)
             self.touched.add(email)
         elif stream == "orders":
-            email = self.ledger.put_order(store, data)
-            if email:
-                self.touched.add(email)
-            self._order_events(store, data)
-            self.pending_orders[(store, data["id"])] = data
+            email = self.ledger.order_email(store, data)
+            moved_from = self.ledger.put_order(store, data, email)
+            self.touched.update(e for e in (email, moved_from) if e)
+            self._order_events(store, data, email)
+            self.pending_orders[(store, data["id"])] = (data, email)
         elif stream == "order_products":
             self.ledger.put_line(store, data)
         elif stream == "order_coupons":
@@ -172,16 +172,7 @@ class BrevoWriter:
         self.pending_events.append((f"{store}:customer:{customer['id']}:{modified}:{name}",
                                     event))
 
-    def _order_email(self, store: str, order: dict[str, Any]) -> str | None:
-        if order.get("customer_id"):
-            row = self.ledger.db.execute("SELECT email FROM customers WHERE store = ? AND id = ?",
-                                         (store, order["customer_id"])).fetchone()
-            if row:
-                return row[0]
-        email = ((order.get("billing_address") or {}).get("email") or "").strip().lower()
-        return email or None
-
-    def _order_events(self, store: str, order: dict[str, Any]) -> None:
+    def _order_events(self, store: str, order: dict[str, Any], email: str | None) -> None:
         """Lifecycle events of an order change. None for what the first sync finds (backfill
         never fires automations); one per change, keyed by the order's date_modified, so a
         change seen twice (webhook and poll, a rerun after a crash) is sent once."""
@@ -189,7 +180,6 @@ class BrevoWriter:
         status = str(order.get("status") or order.get("status_id"))
         before = self.ledger.order_version(store, order["id"])
         self.ledger.put_order_version(store, order["id"], modified, status)
-        email = self._order_email(store, order)
         if email is None or (before is not None and before[0] == modified):
             return
         names: list[tuple[str, dict[str, Any]]] = []
@@ -277,7 +267,7 @@ class BrevoWriter:
     def _flush_contacts(self) -> None:
         self._ensure_attributes()
         computed = self.mapper.computed()
-        known = self._known_customers(self.touched - set(self.pending))
+        known = self.ledger.known_customers(self.touched - set(self.pending))
         rows = {email: self.mapper.contact(record)[1] for email, record in self.pending.items()}
         shared = [email for email, attrs in rows.items()
                   if attrs.get("SMS") and not self.ledger.claim_sms(attrs["SMS"], email)]
@@ -318,9 +308,8 @@ class BrevoWriter:
         """Orders to Brevo's e-commerce orders; those older than the first sync are marked
         ``historical`` (they trigger no automation)."""
         batches: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
-        for (store, _), order in self.pending_orders.items():
+        for (store, _), (order, email) in self.pending_orders.items():
             created = order.get("date_created") or order.get("date_modified")
-            email = self._order_email(store, order)
             payload = brevo_order(store, order, self.ledger.lines(store, order["id"]), email)
             coupons = self.ledger.coupons(store, order["id"])
             if coupons:
@@ -422,17 +411,6 @@ class BrevoWriter:
                                   is None for a in record.get("attributes") or []):
                 return True
         return False
-
-    def _known_customers(self, emails: set[str]) -> set[str]:
-        if not emails:
-            return set()
-        found = set()
-        for email in emails:
-            row = self.ledger.db.execute("SELECT 1 FROM customers WHERE email = ? LIMIT 1",
-                                         (email,)).fetchone()
-            if row:
-                found.add(email)
-        return found
 
     def _ensure_attributes(self) -> None:
         """Create the Brevo attributes the mapping writes that the account lacks."""

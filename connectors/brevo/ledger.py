@@ -217,25 +217,31 @@ class Ledger:
         self.db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?)",
                         (store, customer_id, email))
 
-    def put_order(self, store: str, order: dict[str, Any]) -> str | None:
-        """Record an order; returns the email it counts for (None: a guest we cannot place)."""
-        email = None
+    def order_email(self, store: str, order: dict[str, Any]) -> str | None:
+        """Whom an order belongs to: its customer's email, else (a guest) the billing email."""
         if order.get("customer_id"):
             row = self.db.execute("SELECT email FROM customers WHERE store = ? AND id = ?",
                                   (store, order["customer_id"])).fetchone()
-            email = row[0] if row else None
-        if email is None:
-            billing = order.get("billing_address") or {}
-            email = (billing.get("email") or "").strip().lower() or None
+            if row:
+                return row[0]
+        billing = order.get("billing_address") or {}
+        return (billing.get("email") or "").strip().lower() or None
+
+    def put_order(self, store: str, order: dict[str, Any], email: str | None) -> str | None:
+        """Record an order for ``email``; returns the email it counted for before when that
+        was another one (the order moved between customers: both totals change)."""
         counted = order.get("status_id") not in NOT_COUNTED
         spent = float(order.get("total_inc_tax") or 0) - float(order.get("refunded_amount") or 0)
         previous = self.db.execute("SELECT email FROM orders WHERE store = ? AND id = ?",
                                    (store, order["id"])).fetchone()
         self.db.execute("INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?)",
                         (store, order["id"], email, int(counted), spent if counted else 0.0))
-        if previous and previous[0] and previous[0] != email:
-            return previous[0]  # moved between customers: both totals change
-        return email
+        return previous[0] if previous and previous[0] and previous[0] != email else None
+
+    def known_customers(self, emails: set[str]) -> set[str]:
+        """Those of ``emails`` that belong to a customer (guests never become contacts)."""
+        return {email for email in emails if self.db.execute(
+            "SELECT 1 FROM customers WHERE email = ? LIMIT 1", (email,)).fetchone()}
 
     def claim_sms(self, sms: str, email: str) -> bool:
         """Give ``sms`` to ``email`` unless another contact holds it (Brevo refuses a phone

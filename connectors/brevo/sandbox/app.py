@@ -23,7 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.brevo.sandbox.store import Account, BrevoError
+from connectors.brevo.sandbox.store import (
+    ATTRIBUTE_CATEGORIES,
+    ATTRIBUTE_TYPES,
+    MAX_EVENTS_BATCH,
+    Account,
+    BrevoError,
+)
 from framework.sandbox import QuotaWindow, RequestStats, delay, json_response
 
 # Limits of Brevo's general tier (developers.brevo.com/docs/api-limits; the "everything else"
@@ -139,7 +145,6 @@ def get_attributes(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
 
 
 def create_attribute(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
-    from connectors.brevo.sandbox.store import ATTRIBUTE_CATEGORIES, ATTRIBUTE_TYPES
     category, name = r.path_params["category"], r.path_params["name"].upper()
     kind = _object(body).get("type", "text")
     if category not in ATTRIBUTE_CATEGORIES:
@@ -198,7 +203,6 @@ def create_event(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
 
 
 def create_events(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
-    from connectors.brevo.sandbox.store import MAX_EVENTS_BATCH
     events = _object(body).get("events")
     if not isinstance(events, list) or not events:
         raise BrevoError(400, "missing_parameter", "events is required")
