@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from framework import protocol as p
@@ -62,6 +63,11 @@ class Unit:
     added: dict[str, Any]
     keep: Callable[[dict[str, Any]], bool] | None = None
     slices: list[Slice] = field(default_factory=list)
+    #: The spool's last offset when the unit was made: a live unit reads up to it, a polling
+    #: unit's finished read covers every change spooled up to it.
+    spool_mark: int | None = None
+    #: Reads the spooled ids (``read_live``) rather than polling the list.
+    live: bool = False
     #: Upper bound of the slices: the server's time when they were cut. Whatever changes
     #: while they are read moves past it and is read by the next run.
     horizon: str | None = None
@@ -194,48 +200,110 @@ def read_slice(unit: Unit, index: int, hooks: dict[str, Hook], probe: bool,
         params, first = following, False
 
 
-def read_ids(unit: Unit, stopped: Callable[[], bool]) -> Iterator[Page]:
-    """A stream of resources fetched one by one, for ids recorded in the spool.
+def read_live(unit: Unit, hooks: dict[str, Hook], stopped: Callable[[], bool]
+              ) -> Iterator[Page]:
+    """The resources webhooks named since the unit's spool offset, fetched by id.
 
-    Each record carries ``webhook_scope``, the scope of the latest event about it (e.g.
-    ``store/cart/abandoned``). A resource that is gone (404: converted, deleted, expired) is
-    written as a tombstone, ``{id, store_hash, is_deleted: true}``: the fact matters (a cart
-    that converted leaves the abandoned-cart list).
+    Every record carries ``webhook_scope``, the scope of the latest event about it (e.g.
+    ``store/cart/abandoned``). A resource that is gone (404, or missing from a batch:
+    converted, deleted, expired) is written as a tombstone ``{id, store_hash, is_deleted:
+    true}``: the fact matters (a converted cart leaves the abandoned-cart list). The spool is
+    read up to its end as the unit starts; what arrives later is the next run's.
     """
-    stream = unit.stream
-    source, _, resource = (stream.ids_from or "").partition(":")
-    if source != "spool":
-        raise ConnectorError(f"stream {stream.name!r}: unknown id source {source!r}; valid: spool")
+    stream, live = unit.stream, unit.stream.live
+    assert live is not None
     spool_path = unit.config.get("spool_path")
     if not spool_path:
-        yield Page(unit, 0, b"", {stream.name: 0}, None, True)
+        yield Page(unit, 0, b"", {name: 0 for name in unit.names}, None, True)
         return
+    hook = hooks.get(live.hook) if live.hook else None
+    one_by_one = live.path or (stream.path if live.param is None else None)
+    params = dict(live.params if live.params is not None else unit.params)
     spool = Spool(spool_path)
-    plan, records = unit.plans[stream.name], []
-    offset = int(unit.slices[0].lower or 0)
     try:
-        for event_offset, resource_id, scope in spool.ids(unit.account, resource, offset):
-            offset = event_offset
+        last = None
+        pending = spool.ids(unit.account, live.resource, int(unit.slices[0].lower or 0),
+                            unit.spool_mark)
+        while batch := list(islice(pending, live.batch)):
             if stopped():
                 return
-            body = unit.client.get(stream.path.format(**{**unit.config, "id": resource_id}),
-                                   dict(unit.params), scope=stream.scope, missing_ok=True)
-            record = dig(body, stream.records_path) if body is not None else None
-            if not isinstance(record, dict):  # converted, deleted or expired (404)
-                log.info("%s %s is gone; written as deleted", resource, resource_id)
-                record = {"id": resource_id, "is_deleted": True}
-            apply_plan(record, plan)
-            record["webhook_scope"] = scope
-            record.update(unit.added)
-            records.append(record)
-            if len(records) >= 50:
-                lines, counts = _serialize(unit, records, {})
-                yield Page(unit, 0, lines, counts, None, False, offset=offset)
-                records = []
-        lines, counts = _serialize(unit, records, {})
-        yield Page(unit, 0, lines, counts, None, True, offset=offset)
+            yield _live_page(unit, batch, one_by_one, params, hooks, hook)
+            last = batch[-1][0]
     finally:
         spool.close()
+    yield Page(unit, 0, b"", {name: 0 for name in unit.names}, None, True, offset=last)
+
+
+def _live_page(unit: Unit, batch: list[tuple[int, str, str]], one_by_one: str | None,
+               params: dict[str, Any], hooks: dict[str, Hook], hook: Hook | None) -> Page:
+    """One batch of spooled ids, fetched, as a page of records (tombstones included)."""
+    stream, live = unit.stream, unit.stream.live
+    assert live is not None
+    scopes = {resource_id: scope for _, resource_id, scope in batch}
+    if one_by_one:
+        found = [_fetch_one(unit, one_by_one, resource_id, params) for resource_id in scopes]
+        records = [r for r in found if r is not None]
+    else:
+        records = _fetch_batch(unit, live.param or "", list(scopes), params)
+    present = {str(r.get(live.key)) for r in records} if live.key else set(scopes)
+    for record in records:
+        apply_plan(record, unit.plans[stream.name])
+        record.update(unit.added)
+    if unit.keep is not None:  # another storefront's: not ours, but not gone either
+        records = [r for r in records if unit.keep(r)]
+    for resource_id in scopes.keys() - present:
+        log.info("%s %s is gone; written as deleted", live.resource, resource_id)
+        records.append({live.key: _typed_id(resource_id), "is_deleted": True, **unit.added})
+    for record in records:
+        key = str(record.get(live.key)) if live.key else None
+        # A record fetched by another id (inventory by product) takes the batch's scope.
+        record["webhook_scope"] = scopes[key] if key in scopes else batch[-1][2]
+        if hook is not None and not record.get("is_deleted"):
+            hook(record, _fetcher(unit, stream.scope))
+    lines, counts = _serialize(unit, records, hooks)
+    return Page(unit, 0, lines, counts, None, False, offset=batch[-1][0])
+
+
+def _typed_id(resource_id: str) -> int | str:
+    return int(resource_id) if resource_id.isdigit() else resource_id
+
+
+def _fetch_one(unit: Unit, path: str, resource_id: str, params: dict[str, Any]
+               ) -> dict[str, Any] | None:
+    body = unit.client.get(path.format(**{**unit.config, "id": resource_id}), dict(params),
+                           scope=unit.stream.scope, missing_ok=True)
+    record = dig(body, unit.stream.records_path) if body is not None else None
+    return record if isinstance(record, dict) else None
+
+
+def _fetch_batch(unit: Unit, param: str, ids: list[str], params: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+    """Records of a list of ids: the stream's path filtered by ``param``, page after page."""
+    stream = unit.stream
+    assert stream.path is not None
+    limit = int(unit.config.get("page_size") or 250)
+    records: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        query = {**params, param: ",".join(ids), "limit": limit, "page": page}
+        body = unit.client.get(stream.path.format(**unit.config), query, scope=stream.scope)
+        found = dig(body, stream.records_path) if body is not None else None
+        found = found if isinstance(found, list) else []
+        records.extend(r for r in found if isinstance(r, dict))
+        if len(found) < limit:
+            return records
+        page += 1
+
+
+def _fetcher(unit: Unit, scope: str | None) -> Callable[..., Any]:
+    """What a hook uses to call the API: a GET (None on 404), or another method."""
+    def fetch(path: str, params: dict[str, Any] | None = None, *, method: str = "GET",
+              body: Any = None, scope: str | None = scope) -> Any:
+        if method == "GET":
+            return unit.client.get(path, params, scope=scope, missing_ok=True)
+        status, answer = unit.client.send(method, path, params=params, json=body, scope=scope)
+        return answer if status < 400 else None
+    return fetch
 
 
 def _serialize(unit: Unit, records: list[dict[str, Any]], hooks: dict[str, Hook]
@@ -252,10 +320,7 @@ def _serialize(unit: Unit, records: list[dict[str, Any]], hooks: dict[str, Hook]
         assert child.parent is not None
         hook, plan = hooks[child.parent.hook], unit.plans[child.name]
 
-        def fetch(path: str, params: dict[str, Any] | None = None, *,
-                  scope: str | None = child.scope) -> Any:
-            return unit.client.get(path, params, scope=scope, missing_ok=True)
-
+        fetch = _fetcher(unit, child.scope)
         cursor = unit.stream.incremental.cursor_field if unit.stream.incremental else None
         for record in records:
             for item in hook(record, fetch):

@@ -33,11 +33,12 @@ from framework.reader import (
     Slice,
     Unit,
     horizon,
-    read_ids,
+    read_live,
     read_slice,
     time_slices,
 )
 from framework.spec import Stream
+from framework.spool import Spool
 
 log = logging.getLogger("tajo.source")
 
@@ -98,7 +99,7 @@ class HttpSource(Source):
             checked = set()
             try:
                 for stream in self.loaded.model.streams:
-                    if stream.scope in checked or stream.path is None or stream.ids_from:
+                    if stream.scope in checked or stream.path is None or "{" in stream.path:
                         continue
                     checked.add(stream.scope)
                     client.get(stream.path.format(**account), stream.check_params or {},
@@ -114,7 +115,7 @@ class HttpSource(Source):
     def airbyte_stream(self, stream: Stream) -> p.AirbyteStream:
         """The catalog entry of one declared stream."""
         cursor = self._cursor(stream)
-        incremental = bool(cursor or stream.ids_from)  # ids_from: resumes at a spool offset
+        incremental = bool(cursor or (stream.live and stream.live.only))  # at a spool offset
         return p.AirbyteStream(
             name=stream.name,
             json_schema=self.loaded.schemas[stream.name],
@@ -181,26 +182,33 @@ class HttpSource(Source):
         children = {s.name: [c for c in streams if c.parent and c.parent.stream == s.name]
                     for s in streams}
         key = self.account_key(account)
+        webhooks_mode = account.get("read_mode") == "webhooks"
+        mark = _spool_mark(account)
+        added = {k: v.format(**account) for k, v in self.loaded.model.client.add_fields.items()}
         for stream in streams:
-            if stream.ids_from and stream.name in modes:
-                saved = (state.get(stream.name) or {}).get(ACCOUNTS_KEY, {}).get(key, {})
-                offset = (saved.get(SPOOL_OFFSET) or 0) if modes[stream.name] == "incremental" \
-                    else 0
-                yield Unit(stream=stream, children=[], emit={stream.name}, account=key,
-                           config=account, client=client, incremental=True, start=offset,
-                           params=dict(stream.params),
-                           plans={stream.name: compile_plan(self.loaded.schemas[stream.name])},
-                           added={k: v.format(**account)
-                                  for k, v in self.loaded.model.client.add_fields.items()},
-                           slices=[Slice(lower=offset)])
-                continue
-            if stream.parent is not None or stream.ids_from:
+            if stream.parent is not None:
                 continue
             wanted = [c for c in children[stream.name] if c.name in modes]
             if stream.name not in modes and not wanted:
                 continue
             names = [stream.name, *(c.name for c in wanted)]
             mode = modes.get(stream.name) or modes[wanted[0].name]
+            live = stream.live
+            if live and (live.only or webhooks_mode):
+                saved = (state.get(names[0]) or state.get(names[-1]) or {}
+                         ).get(ACCOUNTS_KEY, {}).get(key, {})
+                # Webhooks mode always resumes: it reads what changed since the last run.
+                resume = mode == "incremental" or webhooks_mode
+                offset = (saved.get(SPOOL_OFFSET) or 0) if resume else 0
+                yield Unit(stream=stream, children=wanted, emit={n for n in names if n in modes},
+                           account=key, config=account, client=client, incremental=True,
+                           start=offset, params=dict(stream.params),
+                           plans={n: compile_plan(self.loaded.schemas[n]) for n in names},
+                           added=added, keep=self._live_filter(stream, account),
+                           slices=[Slice(lower=offset)], spool_mark=mark, live=True)
+                continue
+            if webhooks_mode:  # nothing to learn from webhooks about this stream
+                continue
             incremental = mode == "incremental" and stream.incremental is not None
             for suffix, params, keep in self._channel_variants(stream, account):
                 saved = ((state.get(names[0]) or state.get(names[-1]) or {})
@@ -216,9 +224,26 @@ class HttpSource(Source):
                     config=account, client=client, incremental=incremental, start=start,
                     params={**stream.params, **params},
                     plans={n: compile_plan(self.loaded.schemas[n]) for n in names},
-                    added={k: v.format(**account)
-                           for k, v in self.loaded.model.client.add_fields.items()},
-                    keep=keep, slices=[Slice(lower=start)])
+                    added=added, keep=keep, slices=[Slice(lower=start)],
+                    spool_mark=mark if live else None)
+
+    @staticmethod
+    def _live_filter(stream: Stream, account: dict[str, Any]
+                     ) -> Callable[[dict[str, Any]], bool] | None:
+        """Records fetched by id are not narrowed by a channel parameter: filter them by
+        their channel field instead."""
+        channels, rule = account.get("channel_ids"), stream.channels
+        if not channels or rule is None or rule.field is None:
+            return None
+        wanted, name = set(channels), rule.field
+
+        def keep(record: dict[str, Any]) -> bool:
+            value = record.get(name)
+            if value is None:  # e.g. a customer who may log in to every channel
+                return True
+            return bool(wanted & set(value if isinstance(value, list) else [value]))
+
+        return keep
 
     @staticmethod
     def _channel_variants(stream: Stream, account: dict[str, Any]
@@ -232,15 +257,18 @@ class HttpSource(Source):
             return [("", {rule.param: ",".join(map(str, channels))}, None)]
         if rule.mode == "each":
             return [(f"#channel={c}", {rule.param: c}, None) for c in channels]
-        wanted, field = set(channels), rule.field
+        return [("", {}, HttpSource._live_filter(stream, account))]
 
-        def keep(record: dict[str, Any]) -> bool:
-            value = record.get(field)
-            if value is None:  # e.g. a customer who may log in to every channel
-                return True
-            return bool(wanted & set(value if isinstance(value, list) else [value]))
 
-        return [("", {}, keep)]
+def _spool_mark(account: dict[str, Any]) -> int | None:
+    """The account's spool's last offset now (None without a spool)."""
+    if not account.get("spool_path"):
+        return None
+    spool = Spool(account["spool_path"])
+    try:
+        return spool.last_offset()
+    finally:
+        spool.close()
 
 
 class _Coordinator:
@@ -322,7 +350,7 @@ class _Coordinator:
 
     def _work(self, unit: Unit, index: int, probe: bool) -> None:
         try:
-            pages = (read_ids(unit, self.stop.is_set) if unit.stream.ids_from else
+            pages = (read_live(unit, self.source.hooks, self.stop.is_set) if unit.live else
                      read_slice(unit, index, self.source.hooks, probe, self.stop.is_set))
             for page in pages:
                 self._put(("page", page))
@@ -364,7 +392,7 @@ class _Coordinator:
             for number in range(2, page.pages + 1):
                 unit.slices.append(Slice(page=number))
                 self._submit(unit, len(unit.slices) - 1)
-        if unit.incremental and (unit.stream.ids_from or
+        if unit.incremental and (unit.live or
                                  PAGINATORS[unit.stream.paginator.type].sorted_by_cursor):
             yield from self._checkpoint(unit)
 
@@ -386,7 +414,7 @@ class _Coordinator:
     def _finished(self, unit: Unit, index: int) -> Iterator[bytes]:
         if not all(piece.done for piece in unit.slices):
             return
-        if unit.incremental:
+        if unit.incremental or unit.spool_mark:
             yield from self._checkpoint(unit, final=True)
         for name in unit.emit:
             self.open_units[name] -= 1
@@ -395,22 +423,34 @@ class _Coordinator:
                 yield p.dump(p.stream_status(name, "COMPLETE"))
 
     def _checkpoint(self, unit: Unit, final: bool = False) -> Iterator[bytes]:
-        """A STATE per stream of the unit when its frontier moved (or at its end)."""
-        field = unit.stream.incremental.cursor_field if unit.stream.incremental else None
-        if unit.stream.ids_from:
-            field, value = SPOOL_OFFSET, unit.slices[0].cursor or unit.start
-        elif field is None:
-            return
-        elif PAGINATORS[unit.stream.paginator.type].sorted_by_cursor:
-            value = unit.frontier()
-        else:  # unsorted: only the end of the unit is safe, at the highest cursor seen
-            value = max(filter(None, [unit.start, *(s.cursor for s in unit.slices)]),
-                        default=None)
+        """A STATE per stream of the unit when its frontier moved (or at its end).
+
+        A live unit's position is its spool offset. A polling unit's is its cursor; when it
+        finishes, every change spooled before it started is covered, so the stream's spool
+        offset moves there too (the webhooks of those changes need no fetching).
+        """
+        cursor = unit.stream.incremental.cursor_field if unit.stream.incremental else None
+        moves: list[tuple[str, str, Any]] = []  # (state key, field, value)
+        if unit.live:
+            moves.append((unit.account, SPOOL_OFFSET, unit.slices[0].cursor or unit.start))
+        else:
+            if cursor is not None and PAGINATORS[unit.stream.paginator.type].sorted_by_cursor:
+                moves.append((unit.account, cursor, unit.frontier()))
+            elif cursor is not None:  # unsorted: only the end of the unit is safe
+                moves.append((unit.account, cursor, max(
+                    filter(None, [unit.start, *(s.cursor for s in unit.slices)]), default=None)))
+            if final and unit.spool_mark:
+                moves.append((self.source.account_key(unit.config), SPOOL_OFFSET,
+                              unit.spool_mark))
         for name in unit.emit:
-            before = self.saved[name].get(unit.account, {}).get(field)
-            if value is None or (value == before and not (final and self.since_state[name])):
-                continue
-            self.saved[name][unit.account] = {field: value}
-            yield p.dump(p.state_message(name, {ACCOUNTS_KEY: dict(self.saved[name])},
-                                         self.since_state[name]))
-            self.since_state[name] = 0
+            changed = False
+            for key, field, value in moves:
+                before = self.saved[name].get(key, {}).get(field)
+                if value is None or value == before:
+                    continue
+                self.saved[name][key] = {**self.saved[name].get(key, {}), field: value}
+                changed = True
+            if changed or (final and self.since_state[name] and moves):
+                yield p.dump(p.state_message(name, {ACCOUNTS_KEY: dict(self.saved[name])},
+                                             self.since_state[name]))
+                self.since_state[name] = 0

@@ -105,7 +105,57 @@ class Channels(_Strict):
 
     mode: Literal["list", "each", "field"]
     param: str | None = None
+    #: The record field naming the channel(s); with ``each``, what filters the records that
+    #: webhooks bring (they are fetched by id, not per channel).
     field: str | None = None
+
+
+class Live(_Strict):
+    """How a stream reads the resources that webhooks named: the ids spooled for
+    ``resource`` since the stream's spool offset, fetched one by one (``path`` with ``{id}``)
+    or in batches (the stream's path with the id-list filter ``param``).
+
+    ``key`` is the record field holding the id: an id that brings no record (404, or absent
+    from a batch) is written as a tombstone ``{key: id, "is_deleted": true}``. ``only``: the
+    stream has nothing to poll (BigCommerce has no list of carts), so it reads the spool in
+    every mode. ``hook`` names a connector function run on every record (e.g. a cart's
+    recovery link).
+    """
+
+    resource: str = Field(pattern=r"^[a-z_]+$")
+    path: str | None = Field(default=None, pattern=r"^/.*\{id\}")
+    param: str | None = None
+    params: dict[str, str | int | bool] | None = None
+    key: str | None = None
+    batch: int = Field(default=50, ge=1, le=250)
+    only: bool = False
+    hook: str | None = None
+
+
+class WebhookScope(_Strict):
+    """A webhook scope the connector understands: the spool resource it names, where its
+    payload holds the resource id, and the event name its subscription is known by."""
+
+    resource: str = Field(pattern=r"^[a-z_]+$")
+    id: str
+    event: str
+    oauth_scope: str
+
+
+class Webhooks(_Strict):
+    """The platform's webhooks: its subscriptions API and the payloads it delivers."""
+
+    path: str = Field(pattern=r"^/")
+    #: Payload field naming the sender, and its expected value for an account.
+    producer_field: str
+    producer: str
+    secret_header: str
+    max_per_scope: int
+    max_total: int
+    scopes: dict[str, WebhookScope]
+    #: Scope names that are not the platform's (e.g. the seed's ``store/inventory/updated``)
+    #: and the real scopes they stand for.
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class Stream(_Strict):
@@ -123,7 +173,7 @@ class Stream(_Strict):
     scope: str | None = None
     check_params: dict[str, str | int | bool] | None = None
     parent: Parent | None = None
-    ids_from: str | None = None
+    live: Live | None = None
     channels: Channels | None = None
     copy_fields: dict[str, str] = Field(default_factory=dict)
     #: Left out of the default catalog (a stream that costs requests many users can spare).
@@ -154,6 +204,7 @@ class ConnectorSpecFile(_Strict):
     client: Client | None = None
     stream_defaults: dict[str, Any] = Field(default_factory=dict)
     streams: list[Stream] = Field(default_factory=list)
+    webhooks: Webhooks | None = None
 
 
 class LoadedSpec:
@@ -187,6 +238,19 @@ def _read_json(path: Path, what: str) -> Any:
         raise SpecError(f"{path}: cannot read {what}: {exc.strerror}") from None
     except orjson.JSONDecodeError as exc:
         raise SpecError(f"{path}: {what} is not valid JSON: {exc}") from None
+
+
+def _check_live(stream: Stream, model: ConnectorSpecFile, where: str) -> None:
+    live = stream.live
+    assert live is not None
+    resources = {s.resource for s in model.webhooks.scopes.values()} if model.webhooks else set()
+    if live.resource not in resources:
+        raise SpecError(f"{where}.live.resource: no webhook scope names {live.resource!r}; "
+                        f"valid: {', '.join(sorted(resources)) or '(no webhooks declared)'}")
+    by_id = live.path or (stream.path if "{id}" in (stream.path or "") else None)
+    if bool(by_id) == bool(live.param):
+        raise SpecError(f"{where}.live: give either a path with {{id}} (one request per id) "
+                        "or param (an id-list filter on the stream's path)")
 
 
 def parse_spec(raw: Any, path: Path) -> LoadedSpec:
@@ -242,6 +306,8 @@ def parse_spec(raw: Any, path: Path) -> LoadedSpec:
                 raise SpecError(f"{where}.parent.stream: no stream {stream.parent.stream!r}")
         elif stream.path is None:
             raise SpecError(f"{where}.path: a stream needs a path (or a parent)")
+        if stream.live is not None:
+            _check_live(stream, model, where)
         if PAGINATORS[stream.paginator.type].needs_cursor and not stream.incremental:
             raise SpecError(f"{where}.paginator.type: {stream.paginator.type!r} walks the "
                             "cursor field, so the stream needs 'incremental'")

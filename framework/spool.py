@@ -1,17 +1,20 @@
 """The webhook spool: a durable change feed in SQLite (WAL mode).
 
-Webhook receivers append events; streams read the resource ids recorded since their offset (the
-``carts`` stream learns cart ids only this way: BigCommerce has no list of carts). An event's
-``hash`` is unique, so a re-delivered webhook is stored once.
+The receiver appends events; streams read the resource ids recorded since their offset (the
+``carts`` stream learns cart ids only this way: BigCommerce has no list of carts). Each event
+has a unique ``key``, so a re-delivered webhook is stored once.
+
+Durability: the receiver commits with ``synchronous=FULL`` before it answers, so an
+acknowledged event survives a crash of the process and of the machine. Readers only read.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -30,35 +33,76 @@ CREATE INDEX IF NOT EXISTS events_by_resource ON events (account, resource, offs
 """
 
 
+class Event(NamedTuple):
+    """One webhook as the spool keeps it; ``key`` is unique (None: never de-duplicated)."""
+
+    account: str
+    scope: str
+    resource: str
+    resource_id: str
+    payload: dict[str, Any]
+    key: str | None = None
+
+
 class Spool:
     """One spool file."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
+        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None,
+                                  check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.db.executescript(SCHEMA)
 
     def append(self, account: str, scope: str, resource: str, resource_id: str,
                payload: dict[str, Any], event_hash: str | None = None) -> int | None:
-        """Store an event durably; returns its offset, or None when its hash is already in."""
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO events (account, scope, resource, resource_id, hash, payload,"
-            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (account, scope, resource, str(resource_id), event_hash,
-             orjson.dumps(payload).decode(), time.time()))
-        return cursor.lastrowid if cursor.rowcount else None
+        """Store an event durably; returns its offset, or None when its key is already in."""
+        return self.append_many([Event(account, scope, resource, str(resource_id), payload,
+                                       event_hash)])[0]
 
-    def ids(self, account: str, resource: str, after: int = 0
+    def append_many(self, events: Iterable[Event]) -> list[int | None]:
+        """Store events in one transaction (one disk sync for all); for each, its offset or
+        None when its key was already in."""
+        now = time.time()
+        offsets: list[int | None] = []
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for event in events:
+                cursor = self.db.execute(
+                    "INSERT OR IGNORE INTO events (account, scope, resource, resource_id, hash,"
+                    " payload, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (event.account, event.scope, event.resource, str(event.resource_id),
+                     event.key, orjson.dumps(event.payload).decode(), now))
+                offsets.append(cursor.lastrowid if cursor.rowcount else None)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return offsets
+
+    def ids(self, account: str, resource: str, after: int = 0, upto: int | None = None
             ) -> Iterator[tuple[int, str, str]]:
-        """Distinct resource ids with events after ``after``: (latest offset, id, the scope
-        of that latest event)."""
+        """Distinct resource ids with events in (after, upto]: (latest offset, id, the scope
+        of that latest event), oldest first."""
+        upto = self.last_offset() if upto is None else upto
         rows = self.db.execute(
             "SELECT e.offset, e.resource_id, e.scope FROM events e JOIN (SELECT MAX(offset) AS "
-            "last FROM events WHERE account = ? AND resource = ? AND offset > ? GROUP BY "
-            "resource_id) m ON e.offset = m.last ORDER BY e.offset",
-            (account, resource, after))
+            "last FROM events WHERE account = ? AND resource = ? AND offset > ? AND offset <= ?"
+            " GROUP BY resource_id) m ON e.offset = m.last ORDER BY e.offset",
+            (account, resource, after, upto))
         yield from rows
+
+    def last_offset(self) -> int:
+        """The offset of the newest event (0 when empty)."""
+        return int(self.db.execute("SELECT COALESCE(MAX(offset), 0) FROM events").fetchone()[0])
+
+    def count(self) -> int:
+        """How many events are stored."""
+        return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def keys(self) -> set[str]:
+        """Every event key (for tests and audits)."""
+        return {row[0] for row in self.db.execute("SELECT hash FROM events WHERE hash NOT NULL")}
 
     def close(self) -> None:
         self.db.close()

@@ -26,9 +26,11 @@ def test_yaml_with_env_substitution_and_defaults(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BC_TOKEN", SECRET)
     config = load(tmp_path, 'store_hash: "abc123"\naccess_token: "${BC_TOKEN}"\n')
+    webhooks = config.pop("webhooks")
     assert config == {"store_hash": "abc123", "access_token": SECRET,
                       "api_url": "https://api.bigcommerce.com", "page_size": 250,
-                      "concurrency": 8}
+                      "concurrency": 8, "read_mode": "poll"}
+    assert {"scope": "store/cart/abandoned", "destination": "cart_abandoned"} in webhooks
 
 
 def test_json_config(tmp_path: Path) -> None:
@@ -57,7 +59,8 @@ def test_missing_env_var_names_field_and_variable(tmp_path: Path,
                                "access_token (one store) or stores (several)"),
     ({**GOOD, "sotre_hash": "x"},
      "unknown field 'sotre_hash' (valid: access_token, api_url, channel_ids, client_id, "
-     "concurrency, page_size, spool_path, start_date, store_hash, stores)"),
+     "client_secret, concurrency, page_size, read_mode, spool_path, start_date, store_hash, "
+     "stores, webhook_secret, webhooks)"),
     ({"stores": [{"store_hash": "abc", "access_token": 987654321}]},
      "'stores[0].access_token' must be of type string"),
     ({"stores": [{"store_hash": "abc"}]}, "'stores[0].access_token' is required"),
