@@ -15,6 +15,7 @@ from framework import commands
 from framework import connector as registry
 from framework.connector import Destination, Source
 from framework.errors import ConnectorError
+from framework.webhooks_cli import webhooks
 
 CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
                       help="Connector config, JSON or YAML; ${ENV_VAR} is replaced.")
@@ -143,6 +144,9 @@ class SandboxGroup(click.Group):
 @cli.group("sandbox", cls=SandboxGroup)
 def sandbox() -> None:
     """Serve a local emulator of a connector's API (for tests, benchmarks and demos)."""
+
+
+cli.add_command(webhooks)
 
 
 def main() -> None:

@@ -171,12 +171,8 @@ def read_slice(unit: Unit, index: int, hooks: dict[str, Hook], probe: bool,
                                  f"list of records at {stream.records_path or 'the body'!r} "
                                  f"(got {type(raw).__name__})", "system_error", stream.name)
         total = dig(body, stream.total_path) if first and stream.total_path else None
-        plan = unit.plans[stream.name]
         for record in raw:
-            apply_plan(record, plan)
-            for name, source in stream.copy_fields.items():
-                record[name] = dig(record, source)
-            record.update(unit.added)
+            _prepare(unit, record)
         fresh = paginator.fresh(raw)
         if unit.keep is not None:
             fresh = [r for r in fresh if unit.keep(r)]
@@ -247,8 +243,7 @@ def _live_page(unit: Unit, batch: list[tuple[int, str, str]], one_by_one: str | 
         records = _fetch_batch(unit, live.param or "", list(scopes), params)
     present = {str(r.get(live.key)) for r in records} if live.key else set(scopes)
     for record in records:
-        apply_plan(record, unit.plans[stream.name])
-        record.update(unit.added)
+        _prepare(unit, record)
     if unit.keep is not None:  # another storefront's: not ours, but not gone either
         records = [r for r in records if unit.keep(r)]
     for resource_id in scopes.keys() - present:
@@ -262,6 +257,14 @@ def _live_page(unit: Unit, batch: list[tuple[int, str, str]], one_by_one: str | 
             hook(record, _fetcher(unit, stream.scope))
     lines, counts = _serialize(unit, records, hooks)
     return Page(unit, 0, lines, counts, None, False, offset=batch[-1][0])
+
+
+def _prepare(unit: Unit, record: dict[str, Any]) -> None:
+    """Normalize a record by its schema, copy the declared fields, tag it (store_hash)."""
+    apply_plan(record, unit.plans[unit.stream.name])
+    for name, source in unit.stream.copy_fields.items():
+        record[name] = dig(record, source)
+    record.update(unit.added)
 
 
 def _typed_id(resource_id: str) -> int | str:

@@ -446,7 +446,7 @@ class _Coordinator:
             changed = False
             for key, field, value in moves:
                 before = self.saved[name].get(key, {}).get(field)
-                if value is None or value == before:
+                if value is None or value == before or (field == SPOOL_OFFSET and not value):
                     continue
                 self.saved[name][key] = {**self.saved[name].get(key, {}), field: value}
                 changed = True

@@ -1,7 +1,8 @@
 """The BigCommerce source: declared in specs/bigcommerce.json, run by the framework's engine.
 
 The only Python here is what JSON cannot say: how an order's line items and coupons come out of
-the orders page (and when they must be fetched separately), and the sandbox.
+the orders page (and when they must be fetched separately), an abandoned cart's recovery link,
+and the sandbox.
 """
 
 from __future__ import annotations
@@ -67,9 +68,20 @@ def order_coupons(order: dict[str, Any], fetch: Callable[..., Any]) -> list[dict
     return [dict(coupon) for coupon in fetch(f"/v2/orders/{order['id']}/coupons") or []]
 
 
+def cart_recovery(cart: dict[str, Any], fetch: Callable[..., Any]) -> list[dict[str, Any]]:
+    """The recovery links of an abandoned cart, put on the cart record: one
+    ``POST /v3/carts/{id}/redirect_urls`` per abandoned cart (it needs the ``store_cart``
+    scope with modify access; a read-only token fails with that fix)."""
+    if cart.get("webhook_scope") == "store/cart/abandoned":
+        answer = fetch(f"/v3/carts/{cart['id']}/redirect_urls", method="POST")
+        cart["redirect_urls"] = (answer or {}).get("data")
+    return []
+
+
 connector = HttpSource(data_path("specs/bigcommerce.json"), sandbox=sandbox_command,
                        hooks={"order_line_items": order_line_items,
-                              "order_coupons": order_coupons})
+                              "order_coupons": order_coupons,
+                              "cart_recovery": cart_recovery})
 
 #: ``source-bigcommerce``: the Airbyte CLI (spec, check, discover, read).
 main = airbyte_cli(connector)

@@ -54,6 +54,9 @@ POLL_LIMIT_S = 1800
 NOT_SENT_YET = frozenset({"inventory_locations", "channels"})
 ABANDONED = "store/cart/abandoned"
 CONVERTED = "store/cart/converted"
+CART_EVENTS = {"store/cart/created": "cart_created", "store/cart/updated": "cart_updated",
+               ABANDONED: "cart_abandoned"}
+CART_GONE = frozenset({CONVERTED, "store/cart/deleted"})
 CATALOG_BATCH = 100  # Brevo's limit for product and category batches
 ORDER_BATCH = 1000  # Brevo documents no maximum for /v3/orders/status/batch; it allows 100
 # calls an hour there (general tier), so batches are as large as is reasonable
@@ -97,6 +100,10 @@ class BrevoWriter:
         self.cart_list_remove: set[str] = set()
         self.abandoned_list: int | None = lists.get("abandoned_cart")
         self.skipped_carts = 0
+        self.deleted: dict[str, int] = {}
+        self.gone_customers: set[str] = set()
+        self.gone_products: list[tuple[str, int]] = []
+        self.back_in_stock = 0
         self.flushed_at = time.monotonic()
         self.flush_every_s = float(config.get("flush_seconds") or 30)
         self.catalog_streams = {s.stream.name for s in catalog.streams}
@@ -112,7 +119,9 @@ class BrevoWriter:
 
     def record(self, stream: str, data: dict[str, Any]) -> None:
         store = str(data.get("store_hash", ""))
-        if stream == "store":
+        if data.get("is_deleted") and stream in ("customers", "orders", "products"):
+            self._deleted(stream, store, data)
+        elif stream == "store":
             self.ledger.put_store(store, data)
         elif stream == "customer_groups":
             self.ledger.put_group(store, data)
@@ -147,11 +156,36 @@ class BrevoWriter:
         elif stream == "inventory":
             level = sum(loc.get("available_to_sell") or 0 for loc in data.get("locations") or []
                         if loc.get("location_enabled", True))
+            before = self.ledger.stock(store, data["variant_id"])
+            if before is not None and before <= 0 < level:
+                # Brevo fires its back-in-stock alerts when the product's stock rises above 0.
+                self.back_in_stock += 1
+                log.info("variant %s of product %s is back in stock (%s -> %s)",
+                         data["variant_id"], (data.get("identity") or {}).get("product_id"),
+                         before, level)
             self.ledger.set_stock(store, data["variant_id"], level)
         if stream in NOT_SENT_YET and stream not in self.noted:
             self.noted.add(stream)
             log.info("stream %s: not sent to Brevo by this version of the destination", stream)
         self.written[stream] = self.written.get(stream, 0) + 1
+
+    def _deleted(self, stream: str, store: str, data: dict[str, Any]) -> None:
+        """A record that is gone from the store (a tombstone, or an archived order)."""
+        self.deleted[stream] = self.deleted.get(stream, 0) + 1
+        if stream == "customers":
+            # The contact stays in Brevo (it holds the shopper's marketing consent and
+            # history); it leaves the customer lists.
+            email = self.ledger.customer_email(store, data["id"])
+            if email:
+                self.gone_customers.add(email)
+                self.pending.pop(email, None)
+        elif stream == "orders":
+            email = self.ledger.drop_order(store, data["id"])
+            if email:
+                self.touched.add(email)  # its totals no longer count the order
+        else:
+            self.pending_products.pop((store, data["id"]), None)
+            self.gone_products.append((store, data["id"]))
 
     def _customer_events(self, store: str, email: str, customer: dict[str, Any]) -> None:
         """``customer_created`` for a customer who signed up after the first run,
@@ -201,42 +235,49 @@ class BrevoWriter:
             self.pending_events.append((f"{store}:{order['id']}:{modified}:{name}", event))
 
     def _cart(self, store: str, cart: dict[str, Any]) -> None:
-        """An abandoned cart of a consenting customer: into the abandoned-cart list, with a
-        ``cart_abandoned`` event; a converted or vanished cart: out of the list again."""
-        cart_id = str(cart["id"])
-        if cart.get("is_deleted") or cart.get("webhook_scope") == CONVERTED:
+        """A cart of a shopper who has an email and consents to abandoned-cart emails:
+        ``cart_created`` / ``cart_updated`` events as it changes; abandoned, into the
+        abandoned-cart list with a ``cart_abandoned`` event (items, amount, recovery link).
+        A converted, deleted or vanished cart leaves the list."""
+        cart_id, scope = str(cart["id"]), cart.get("webhook_scope")
+        if cart.get("is_deleted") or scope in CART_GONE:
             email = self.ledger.drop_abandoned(store, cart_id)
             if email:
                 self.cart_list_remove.add(email)
                 self.cart_list_add.discard(email)
             return
-        if cart.get("webhook_scope") != ABANDONED:
+        name = CART_EVENTS.get(str(scope))
+        if name is None:
             return
         email = (self.ledger.customer_email(store, cart["customer_id"])
                  if cart.get("customer_id") else None)
+        email = email or (cart.get("email") or "").strip().lower() or None
         if email is None or not self.ledger.cart_consent(email):
             # A guest, or a customer who has not accepted abandoned-cart emails: nothing.
             self.skipped_carts += 1
             return
-        self.ledger.put_abandoned(store, cart_id, email)
-        self.cart_list_add.add(email)
-        self.cart_list_remove.discard(email)
+        if scope == ABANDONED:
+            self.ledger.put_abandoned(store, cart_id, email)
+            self.cart_list_add.add(email)
+            self.cart_list_remove.discard(email)
+        lines = cart.get("line_items") or {}
         items = [{"product_id": i.get("product_id"), "variant_id": i.get("variant_id"),
-                  "name": i.get("name"), "quantity": i.get("quantity"),
+                  "sku": i.get("sku"), "name": i.get("name"), "quantity": i.get("quantity"),
                   "price": i.get("sale_price"), "url": i.get("url"),
                   "image_url": i.get("image_url")}
-                 for i in (cart.get("line_items") or {}).get("physical_items") or []]
+                 for kind in ("physical_items", "digital_items") for i in lines.get(kind) or []]
+        links = cart.get("redirect_urls") or {}
         modified = cart.get("updated_time") or ""
-        event = {"event_name": "cart_abandoned", "identifiers": {"email_id": email},
-                 "event_date": modified or None,
-                 "event_properties": {"cart_id": cart_id, "store_hash": store,
-                                      "amount": cart.get("cart_amount"),
-                                      "currency": (cart.get("currency") or {}).get("code"),
-                                      "items": items}}
-        if not modified:
-            del event["event_date"]
-        self.pending_events.append((f"{store}:cart:{cart_id}:{modified}:cart_abandoned",
-                                    event))
+        properties = {"cart_id": cart_id, "store_hash": store, "amount": cart.get("cart_amount"),
+                      "currency": (cart.get("currency") or {}).get("code"), "items": items}
+        if links.get("checkout_url"):
+            properties["recovery_url"] = links["checkout_url"]
+            properties["cart_url"] = links.get("cart_url")
+        event = {"event_name": name, "identifiers": {"email_id": email},
+                 "event_properties": properties}
+        if modified:
+            event["event_date"] = modified
+        self.pending_events.append((f"{store}:cart:{cart_id}:{modified}:{name}", event))
 
     def reject(self, stream: str, reason: str, data: dict[str, Any]) -> None:
         """Keep a record Brevo cannot take, with why, and count it."""
@@ -256,6 +297,7 @@ class BrevoWriter:
         self._send_cart_lists()
         self._send_events()
         self._send_catalog()
+        self._send_deletions()
         self.ledger.commit()
         left_out = self.mapper.phones_left_out
         if left_out:
@@ -331,7 +373,7 @@ class BrevoWriter:
             self._list_members(self.abandoned_list, sorted(self.cart_list_add), "add")
             self._list_members(self.abandoned_list, sorted(self.cart_list_remove), "remove")
         if self.skipped_carts:
-            log.info("%d abandoned carts had no consenting customer (a guest, or no consent "
+            log.info("%d cart changes were of shoppers without consent (a guest, or no consent "
                      "to abandoned-cart emails): no event, not in the list", self.skipped_carts)
         self.cart_list_add.clear()
         self.cart_list_remove.clear()
@@ -360,6 +402,29 @@ class BrevoWriter:
             self.ledger.mark_stock_sent(store, variant_id, level)
         self.pending_categories.clear()
         self.pending_products.clear()
+
+    def _send_deletions(self) -> None:
+        """Customers gone from the store leave the customer lists (their contacts stay);
+        products gone are marked deleted in the catalog."""
+        gone = sorted(self.gone_customers)
+        for list_id in (self.all_customers, self.buyers, self.abandoned_list):
+            if list_id is not None and gone:
+                self._list_members(list_id, gone, "remove")
+        now = p_now_iso()
+        self._upsert("products", [{"id": brevo_id, "isDeleted": True, "deletedAt": now}
+                                  for store, product_id in self.gone_products
+                                  for brevo_id in self.ledger.product_items(store, product_id)])
+        if self.deleted:
+            log.info("gone from the store: %s (customers leave the lists and keep their "
+                     "contacts; products are marked deleted in Brevo)",
+                     ", ".join(f"{n} {k}" for k, n in sorted(self.deleted.items())))
+        if self.back_in_stock:
+            log.info("%d variants came back in stock; their stock is updated in Brevo, which "
+                     "sends its back-in-stock alerts", self.back_in_stock)
+        self.gone_customers.clear()
+        self.gone_products.clear()
+        self.deleted.clear()
+        self.back_in_stock = 0
 
     def _upsert(self, kind: str, items: list[dict[str, Any]]) -> None:
         for start in range(0, len(items), CATALOG_BATCH):

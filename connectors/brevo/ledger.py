@@ -238,6 +238,24 @@ class Ledger:
                         (store, order["id"], email, int(counted), spent if counted else 0.0))
         return previous[0] if previous and previous[0] and previous[0] != email else None
 
+    def drop_order(self, store: str, order_id: int) -> str | None:
+        """An order gone from the store no longer counts; returns whose totals change."""
+        row = self.db.execute("SELECT email FROM orders WHERE store = ? AND id = ?",
+                              (store, order_id)).fetchone()
+        self.db.execute("UPDATE orders SET counted = 0, spent = 0 WHERE store = ? AND id = ?",
+                        (store, order_id))
+        return row[0] if row else None
+
+    def product_items(self, store: str, product_id: int) -> list[str]:
+        """The Brevo catalog ids that hold a product and its variants."""
+        parent = f"{store}-{product_id}"
+        return [row[0] for row in self.db.execute(
+            "SELECT DISTINCT brevo_id FROM catalog_items WHERE store = ? AND (brevo_id = ? OR "
+            "brevo_id LIKE ?)", (store, parent, parent + "-%"))] + (
+            [parent] if self.db.execute("SELECT 1 FROM catalog_items WHERE store = ? AND "
+                                        "brevo_id LIKE ? LIMIT 1",
+                                        (store, parent + "-%")).fetchone() else [])
+
     def known_customers(self, emails: set[str]) -> set[str]:
         """Those of ``emails`` that belong to a customer (guests never become contacts)."""
         return {email for email in emails if self.db.execute(

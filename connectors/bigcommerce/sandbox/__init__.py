@@ -8,6 +8,7 @@ import click
 
 from connectors.bigcommerce.sandbox.app import PLANS, Sandbox, build_app
 from connectors.bigcommerce.sandbox.data import Store
+from connectors.bigcommerce.sandbox.hooks import Hooks
 from framework.sandbox import serve
 
 
@@ -28,9 +29,17 @@ from framework.sandbox import serve
 @click.option("--latency-ms", default=0, show_default=True, help="Added to every response.")
 @click.option("--access-token", default=None,
               help="Token of the first store (default: a random one).")
+@click.option("--client-id", default="sandbox-app", show_default=True,
+              help="The API account the tokens belong to (hooks are listed per account).")
+@click.option("--client-secret", default=None,
+              help="Sign webhook deliveries the Standard Webhooks way with this secret.")
+@click.option("--webhook-retry-scale", default=1.0, show_default=True,
+              help="Multiplies BigCommerce's retry delays (60 s, 180 s, ...): 0.001 retries "
+                   "after 60 ms.")
 def sandbox_command(host: str, port: int, seed: int, customers: int, orders: int,
                     products: int, stores: int, plan: str, window_ms: int, latency_ms: int,
-                    access_token: str | None) -> None:
+                    access_token: str | None, client_id: str, client_secret: str | None,
+                    webhook_retry_scale: float) -> None:
     """Serve BigCommerce stores on loopback.
 
     Prints {"url", "store_hash", "access_token", "stores": [...]} once ready.
@@ -39,7 +48,10 @@ def sandbox_command(host: str, port: int, seed: int, customers: int, orders: int
     for n in range(stores):
         store = Store.generate(seed + n, plan, customers, orders, products)
         token = (access_token if n == 0 and access_token else secrets.token_hex(16))
-        served.append(Sandbox(store, token, window_ms, latency_ms))
+        hooks = Hooks(store.store_hash, 1_000_000 + store.seed, webhook_retry_scale,
+                      client_secret)
+        served.append(Sandbox(store, token, window_ms, latency_ms, client_id=client_id,
+                              hooks=hooks))
     listing = [{"store_hash": s.store.store_hash, "access_token": s.access_token}
                for s in served]
     serve(build_app(served), host, port, {**listing[0], "stores": listing})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import random
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.bigcommerce.sandbox import generate as g
 from connectors.bigcommerce.sandbox.data import Collection, Store
+from connectors.bigcommerce.sandbox.hooks import Hooks
 from connectors.bigcommerce.sandbox.routes import ROUTES, STATUS_DOCS, ApiError
 from framework.sandbox import Faults, QuotaWindow, RequestStats, delay, json_response
 
@@ -47,22 +50,26 @@ def v2_error(status: int, message: str) -> list[dict[str, Any]]:
 class Sandbox:
     """One store being served: the store, its tokens, quota window, counters and faults."""
 
-    def __init__(self, store: Store, access_token: str, window_ms: int, latency_ms: int) -> None:
+    def __init__(self, store: Store, access_token: str, window_ms: int, latency_ms: int,
+                 *, client_id: str = "sandbox-app", hooks: Hooks | None = None) -> None:
         self.store = store
         self.access_token = access_token
         self.tokens: dict[str, frozenset[str]] = {access_token: ALL_SCOPES}
+        self.clients: dict[str, str] = {access_token: client_id}  # token -> API account
         self.window = QuotaWindow(PLANS[store.plan], window_ms)
         self.latency_ms = latency_ms
         self.stats = RequestStats()
         self.faults = Faults()
+        self.hooks = hooks or Hooks(store.store_hash, 1_000_000 + store.seed)
 
 
-def _has_scope(granted: frozenset[str], scope: str) -> bool:
-    return scope in granted or f"{scope}_read_only" in granted
+def _has_scope(granted: frozenset[str], scope: str, modify: bool = False) -> bool:
+    return scope in granted or (not modify and f"{scope}_read_only" in granted)
 
 
 def _store_endpoint(sandbox: Sandbox, template: str, scope: str, version: str,
-                    handler: Callable[..., Any]) -> Callable[[Request], Awaitable[Response]]:
+                    handler: Callable[..., Any], *, reads_request: bool = False
+                    ) -> Callable[[Request], Awaitable[Response]]:
     def error(status: int, title: str, errors: dict[str, str] | None = None,
               headers: dict[str, str] | None = None) -> Response:
         body = v3_error(status, title, errors) if version == "v3" else v2_error(status, title)
@@ -71,7 +78,8 @@ def _store_endpoint(sandbox: Sandbox, template: str, scope: str, version: str,
 
     async def endpoint(request: Request) -> Response:
         await delay(sandbox.latency_ms)
-        granted = sandbox.tokens.get(request.headers.get("x-auth-token", ""))
+        token = request.headers.get("x-auth-token", "")
+        granted = sandbox.tokens.get(token)
         if granted is None:  # unauthenticated requests do not use the quota
             return error(401, "You are not authorized to access this resource. Check that the "
                               "X-Auth-Token header holds a valid access token")
@@ -84,7 +92,7 @@ def _store_endpoint(sandbox: Sandbox, template: str, scope: str, version: str,
         if not allowed:
             headers["X-Retry-After"] = str(math.ceil(reset_ms / 1000))
             return error(429, "Too many requests", headers=headers)
-        if not _has_scope(granted, scope):
+        if scope and not _has_scope(granted, scope, request.method != "GET"):
             return error(403, "You don't have a required scope to access the endpoint",
                          headers=headers)
         fault = sandbox.faults.next()
@@ -97,7 +105,10 @@ def _store_endpoint(sandbox: Sandbox, template: str, scope: str, version: str,
             return error(status, {429: "Too many requests", 503: "Service Unavailable"}.get(
                 status, "Internal error"), headers=None if fault.get("bare") else headers)
         try:
-            body = handler(sandbox.store, request.query_params, request.path_params)
+            if reads_request:  # the hooks API: it reads the request and its body
+                body = handler(sandbox, request, await request.body(), granted, token)
+            else:
+                body = handler(sandbox.store, request.query_params, request.path_params)
         except ApiError as exc:
             return error(exc.status, exc.title, exc.errors, headers)
         status = 200 if body is not None else 204
@@ -109,14 +120,64 @@ def _store_endpoint(sandbox: Sandbox, template: str, scope: str, version: str,
     return endpoint
 
 
-def _mutate(store: Store, body: dict[str, Any]) -> dict[str, Any]:
-    """Change a store the way its merchant and shoppers would."""
+def _hooks_api(sandbox: Sandbox, request: Request, raw: bytes, granted: frozenset[str],
+               token: str) -> dict[str, Any] | None:
+    """``/v3/hooks`` and ``/v3/hooks/{id}``: only the calling API account's hooks."""
+    hooks, client_id = sandbox.hooks, sandbox.clients.get(token, "sandbox-app")
+    hook_id = request.path_params.get("hook_id")
+    if hook_id is not None:
+        hook = hooks.hooks.get(hook_id)
+        if hook is None or hook["client_id"] != client_id:
+            raise ApiError(404, "Webhook not found")
+    if request.method == "GET" and hook_id is None:
+        params = request.query_params
+        found = [h for h in hooks.mine(client_id)
+                 if all(params.get(k) is None or str(h[k]).lower() == params[k].lower()
+                        for k in ("scope", "destination", "is_active"))]
+        limit = min(max(int(params.get("limit") or 50), 1), 250)
+        page = max(int(params.get("page") or 1), 1)
+        data = found[(page - 1) * limit:page * limit]
+        return {"data": data, "meta": {"pagination": {
+            "total": len(found), "count": len(data), "per_page": limit, "current_page": page,
+            "total_pages": max(1, math.ceil(len(found) / limit))}}}
+    if request.method == "GET":
+        return {"data": hook, "meta": {}}
+    if request.method == "DELETE":
+        del hooks.hooks[hook_id]
+        return {"data": hook, "meta": {}}
+    try:
+        body = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "The request body must be an object")
+    if request.method == "PUT":
+        merged = {**hook, **{k: v for k, v in body.items()
+                             if k in ("scope", "destination", "is_active", "headers")}}
+        errors = hooks.validate(merged, granted)
+        if errors:
+            raise ApiError(422, "Invalid webhook", errors)
+        hook.update(merged, updated_at=int(time.time()))
+        return {"data": hook, "meta": {}}
+    missing = {k: f"{k} is required" for k in ("scope", "destination") if k not in body}
+    errors = missing or hooks.validate(body, granted)
+    if errors:
+        raise ApiError(422, "Invalid webhook", errors)
+    limit = hooks.limit_error(client_id, body["scope"], body["destination"])
+    if limit:
+        raise ApiError(422, limit)
+    return {"data": hooks.create(client_id, body), "meta": {}}
+
+
+def _mutate(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
+    """Change a store the way its merchant and shoppers would (and fire its webhooks)."""
+    store, emit = sandbox.store, sandbox.hooks.emit
     resource = body.get("resource", "customers")
     collections: dict[str, Collection] = {"customers": store.customers, "orders": store.orders,
                                           "products": store.products}
     if resource not in collections:
         raise ApiError(422, "Unknown resource", {"resource": f"valid: {', '.join(collections)}"})
-    items = collections[resource]
+    items, kind = collections[resource], resource[:-1]
     rng = random.Random(body.get("seed"))
     updated = rng.sample(items.ids, min(int(body.get("update", 0)), len(items.ids)))
     versions = {}
@@ -124,16 +185,26 @@ def _mutate(store: Store, body: dict[str, Any]) -> dict[str, Any]:
         tag = f"edited {rng.randrange(10**6)}"
         edit = {"customers": {"notes": tag}, "orders": {"staff_notes": tag},
                 "products": {"search_keywords": tag}}[resource]
+        before = items.get(record_id).get("status_id") if resource == "orders" else None
         if resource == "orders":
             edit["status_id"] = rng.choice((2, 5, 10, 11))
             edit["status"] = {2: "Shipped", 5: "Cancelled", 10: "Completed",
                               11: "Awaiting Fulfillment"}[edit["status_id"]]
         versions[str(record_id)] = [items.touch(record_id, edit), tag]
+        emit(f"store/{kind}/updated", {"type": kind, "id": record_id})
+        if resource == "orders" and before != edit["status_id"]:
+            emit("store/order/statusUpdated", {"type": "order", "id": record_id, "status": {
+                "previous_status_id": before, "new_status_id": edit["status_id"]}})
     created = [items.create() for _ in range(int(body.get("create", 0)))]
+    for record_id in created:
+        emit(f"store/{kind}/created", {"type": kind, "id": record_id})
     pool = [i for i in items.ids if i not in set(updated) | set(created)]
     deleted = rng.sample(pool, min(int(body.get("delete", 0)), len(pool)))
     for record_id in deleted:
         items.delete(record_id)
+        # BigCommerce archives a deleted order (store/order/archived).
+        emit(f"store/{kind}/{'archived' if kind == 'order' else 'deleted'}",
+             {"type": kind, "id": record_id})
     return {"updated": sorted(updated), "created": created, "deleted": sorted(deleted),
             "versions": versions}
 
@@ -143,10 +214,15 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
     routes = []
     for sandbox in sandboxes:
         prefix = f"/stores/{sandbox.store.store_hash}"
-        for template, (scope, version, handler) in ROUTES.items():
+        for template, (scope, version, handler, *method) in ROUTES.items():
             routes.append(Route(prefix + template, _store_endpoint(
                 sandbox, template.replace(":int", ""), scope, version, handler),
-                methods=["GET"]))
+                methods=method or ["GET"]))
+        for template, methods in (("/v3/hooks", ["GET", "POST"]),
+                                  ("/v3/hooks/{hook_id:int}", ["GET", "PUT", "DELETE"])):
+            routes.append(Route(prefix + template, _store_endpoint(
+                sandbox, template.replace(":int", ""), "", "v3", _hooks_api,
+                reads_request=True), methods=methods))
     by_token = {s.access_token: s for s in sandboxes}
 
     def owner(request: Request) -> Sandbox | None:
@@ -186,6 +262,9 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
     def tokens(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
         token = secrets.token_hex(16)
         sandbox.tokens[token] = frozenset(body.get("scopes", []))
+        # Another API account when client_id is given (its hooks are its own).
+        sandbox.clients[token] = str(body.get("client_id") or sandbox.clients[
+            sandbox.access_token])
         return {"access_token": token}
 
     def faults(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
@@ -195,23 +274,60 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
         return {"queued": len(sandbox.faults.queue)}
 
     def carts(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
-        store = sandbox.store
+        """Shoppers' carts: create, update, abandon (an hour without changes, in BigCommerce),
+        convert (checkout: the cart becomes an order and is deleted) and delete."""
+        store, emit = sandbox.store, sandbox.hooks.emit
         # customer_id 0 is a guest's cart; without customer_id, a random customer's.
         made = [store.create_cart(body["customer_id"] if "customer_id" in body else
                                   random.Random(n).randrange(1, len(store.customers) + 1)
                                   if len(store.customers) else None)["id"]
                 for n in range(int(body.get("create", 0)))]
+        for cart_id in made:
+            emit("store/cart/created", {"type": "cart", "id": cart_id})
+        unknown = [c for key in ("update", "abandon", "convert", "delete")
+                   for c in body.get(key, []) if c not in store.carts]
+        if unknown:
+            raise ApiError(404, "Cart not found", {"cart_id": ", ".join(unknown)})
+        for cart_id in body.get("update", []):
+            cart = store.carts[cart_id]
+            cart["version"] += 1
+            cart["updated_time"] = g.iso(store.customers.now())
+            emit("store/cart/updated", {"type": "cart", "id": cart_id})
+        for cart_id in body.get("abandon", []):
+            emit("store/cart/abandoned", {"type": "cart", "id": cart_id})
+        orders = []
+        for cart_id in body.get("convert", []):
+            del store.carts[cart_id]
+            order_id = store.orders.create()
+            orders.append(order_id)
+            emit("store/order/created", {"type": "order", "id": order_id})
+            emit("store/cart/converted", {"type": "cart", "id": cart_id, "orderId": order_id})
         for cart_id in body.get("delete", []):
-            store.carts.pop(cart_id, None)
-        return {"created": made, "carts": sorted(store.carts)}
+            del store.carts[cart_id]
+            emit("store/cart/deleted", {"type": "cart", "id": cart_id})
+        return {"created": made, "orders": orders, "carts": sorted(store.carts)}
 
     def inventory(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
+        store = sandbox.store
         key = (int(body["variant_id"]), int(body.get("location_id", 1)))
-        sandbox.store.inventory_edits[key] = int(body["level"])
         product_id = key[0] // 10
-        if product_id in sandbox.store.products:
-            sandbox.store.products.touch(product_id, {})
+        if product_id not in store.products:
+            raise ApiError(404, "Product not found", {"variant_id": str(key[0])})
+        variants = {v["id"]: v for v in store.products.get(product_id)["variants"]}
+        if key[0] not in variants:
+            raise ApiError(404, "Variant not found", {"variant_id": str(key[0])})
+        store.inventory_edits[key] = int(body["level"])
+        store.products.touch(product_id, {})
+        sandbox.hooks.emit("store/sku/inventory/updated", {
+            "type": "sku", "id": variants[key[0]]["sku_id"],
+            "inventory": {"product_id": product_id, "variant_id": key[0],
+                          "method": "absolute", "value": int(body["level"])}})
         return {"ok": True}
+
+    def hooks(sandbox: Sandbox, _: dict[str, Any]) -> dict[str, Any]:
+        """Subscriptions, delivery counters, deliveries waiting, and what was delivered."""
+        return {"hooks": list(sandbox.hooks.hooks.values()), "stats": dict(sandbox.hooks.stats),
+                "pending": sandbox.hooks.pending(), "delivered": sandbox.hooks.log}
 
     def snapshot(sandbox: Sandbox, _: dict[str, Any]) -> dict[str, Any]:
         store = sandbox.store
@@ -221,7 +337,7 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
 
     for path, handler, method in (
             ("stats", stats, "GET"), ("stats/reset", reset_stats, "POST"),
-            ("mutate", lambda s, b: _mutate(s.store, b), "POST"), ("tokens", tokens, "POST"),
+            ("mutate", _mutate, "POST"), ("tokens", tokens, "POST"), ("hooks", hooks, "GET"),
             ("faults", faults, "POST"), ("carts", carts, "POST"),
             ("inventory", inventory, "POST"), ("snapshot", snapshot, "GET")):
         routes.append(Route(f"/_sandbox/{path}", admin(handler), methods=[method]))

@@ -129,6 +129,7 @@ class Store:
     products: Collection
     carts: dict[str, dict[str, Any]] = field(default_factory=dict)
     inventory_edits: dict[tuple[int, int], int] = field(default_factory=dict)
+    carts_made: int = 0  # cart ids stay unique after carts are deleted
 
     @classmethod
     def generate(cls, seed: int, plan: str, customers: int, orders: int = 0,
@@ -154,7 +155,8 @@ class Store:
         """A new cart for a customer (or a guest), as a shopper would make it."""
         customer = (self.customers.get(customer_id)
                     if customer_id and customer_id in self.customers else None)
-        cart = g.make_cart(self.seed, len(self.carts) + 1, customer, len(self.products),
+        self.carts_made += 1
+        cart = g.make_cart(self.seed, self.carts_made, customer, len(self.products),
                            self.customers.now())
         self.carts[cart["id"]] = cart
         return cart

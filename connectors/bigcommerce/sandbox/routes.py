@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import bisect
+import hashlib
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -399,6 +401,22 @@ def orders(store: Store, params: Any, _: dict[str, Any]) -> list[dict[str, Any]]
     return v2_page(params, selection, cached(items, f"{sorted(includes)}{structure}", render))
 
 
+def order(store: Store, params: Any, path: dict[str, Any]) -> dict[str, Any]:
+    """``GET /v2/orders/{id}``: one order, with the same ``include`` options as the list."""
+    includes = _includes(params, ("consignments", "consignments.line_items", "fees"))
+    if params.get("consignment_structure") not in (None, "object"):
+        raise ApiError(400, "consignment_structure must be 'object'")
+    if path["order_id"] not in store.orders:
+        raise ApiError(404, "The requested resource was not found.")
+    row = store.orders.get(path["order_id"])
+    out = _public(row)
+    if includes & {"consignments", "consignments.line_items"}:
+        consignments = _consignments(row, "consignments.line_items" in includes)
+        out["consignments"] = (consignments if params.get("consignment_structure") == "object"
+                               else [consignments])
+    return out
+
+
 def order_products(store: Store, params: Any, path: dict[str, Any]
                    ) -> list[dict[str, Any]] | None:
     """``GET /v2/orders/{id}/products``: every line of one order (404 if the order is gone)."""
@@ -538,13 +556,31 @@ def cart(store: Store, params: Any, path: dict[str, Any]) -> dict[str, Any]:
     return {"data": found, "meta": {}}
 
 
-# path template -> (OAuth scope, API version, handler). A token with the scope or its
-# ``_read_only`` variant may read.
-ROUTES: dict[str, tuple[str, str, Callable[..., Any]]] = {
+def cart_redirect_urls(store: Store, params: Any, path: dict[str, Any]) -> dict[str, Any]:
+    """``POST /v3/carts/{cart_id}/redirect_urls``: links that bring the shopper back to the
+    cart and to checkout (a new token each time, as the real API mints them)."""
+    if path["cart_id"] not in store.carts:
+        raise ApiError(404, "Cart not found")
+    token = hashlib.sha1(f"{path['cart_id']}{time.time_ns()}".encode()).hexdigest()[:32]
+    base = f"https://sandbox-{store.store_hash}.mybigcommerce.com"
+    return {"data": {"cart_url": f"{base}/cart.php?action=load&id={path['cart_id']}"
+                                 f"&token={token}",
+                     "checkout_url": f"{base}/cart.php?action=loadInCheckout&id="
+                                     f"{path['cart_id']}&token={token}",
+                     "embedded_checkout_url": f"{base}/cart.php?embedded=1&action="
+                                              f"loadInCheckout&id={path['cart_id']}"
+                                              f"&token={token}"},
+            "meta": {}}
+
+
+# path template -> (OAuth scope, API version, handler[, method]). A token with the scope or
+# its ``_read_only`` variant may GET; other methods need the scope itself.
+ROUTES: dict[str, tuple[Any, ...]] = {
     "/v3/customers": ("store_v2_customers", "v3", customers),
     "/v3/customers/attributes": ("store_v2_customers", "v3", customer_attributes),
     "/v2/customer_groups": ("store_v2_customers", "v2", customer_groups),
     "/v2/orders": ("store_v2_orders", "v2", orders),
+    "/v2/orders/{order_id:int}": ("store_v2_orders", "v2", order),
     "/v2/orders/{order_id:int}/products": ("store_v2_orders", "v2", order_products),
     "/v2/orders/{order_id:int}/coupons": ("store_v2_orders", "v2", order_coupons),
     "/v3/catalog/products": ("store_v2_products", "v3", products),
@@ -554,4 +590,5 @@ ROUTES: dict[str, tuple[str, str, Callable[..., Any]]] = {
     "/v3/channels": ("store_v2_information", "v3", channels),
     "/v2/store": ("store_v2_information", "v2", store_info),
     "/v3/carts/{cart_id}": ("store_cart", "v3", cart),
+    "/v3/carts/{cart_id}/redirect_urls": ("store_cart", "v3", cart_redirect_urls, "POST"),
 }

@@ -1,0 +1,244 @@
+"""The webhook receiver: an ASGI app (served by uvicorn) that verifies, spools and acknowledges.
+
+``POST /webhooks/{connector}``, in this order, so that nothing unverified is parsed or stored:
+
+1. size: a body over ``max_body`` bytes is refused (413) before it is read in full;
+2. authenticity: the secret header (constant-time compare) or a Standard Webhooks signature
+   (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``: HMAC-SHA256 with the app's
+   client secret, five minutes of clock skew) -- otherwise 401;
+3. shape: strict JSON with ``scope``, ``data``, ``hash``, ``created_at``, ``producer`` -- 400;
+4. origin: ``producer`` must be ``stores/{hash}`` of a configured store -- 401 (``store_id`` is
+   a numeric id, not the hash, so it is not what identifies the store);
+5. scope: one the config subscribes to, with the resource id where the scope puts it -- 400;
+6. freshness: ``created_at`` within the platform's retry horizon (three days) -- 400;
+7. the event is committed to the spool (SQLite, WAL, synchronous FULL) and only then is 200
+   sent. A re-delivery (same producer, scope, hash and created_at) is acknowledged and not
+   stored again.
+
+Appends from concurrent requests are committed together by one writer thread (group commit):
+one disk sync per batch, not per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from framework.paginators import dig
+from framework.spec import Webhooks
+from framework.spool import Event, Spool
+
+log = logging.getLogger("tajo.receiver")
+
+MAX_BODY = 64 * 1024  # BigCommerce payloads carry ids only: a few hundred bytes
+SIGNATURE_SKEW_S = 300
+STALE_AFTER_S = 3 * 24 * 3600  # BigCommerce's last retry comes about 48 hours after the event
+REQUIRED = {"scope": str, "data": dict, "hash": str, "created_at": int, "producer": str}
+
+
+class Refused(Exception):
+    """A request that is not stored: its status and the one-line reason sent back."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class SpoolWriter:
+    """One thread that commits the events of concurrent requests in batches."""
+
+    def __init__(self, path: str | Path, on_stored: Callable[[], None] | None = None) -> None:
+        self.path = path
+        self.on_stored = on_stored
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.stored = self.duplicates = 0
+        Spool(path, durable=True).close()  # create it (and fail now if the path is wrong)
+        self.thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, event: Event) -> asyncio.Future[int | None]:
+        """Queue an event; the future gets its offset (None: a duplicate) once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int | None] = loop.create_future()
+        self.queue.put((event, future, loop))
+        return future
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        spool = Spool(self.path, durable=True)
+        try:
+            while True:
+                item = self.queue.get()
+                if item is None:
+                    return
+                batch = [item]
+                while len(batch) < 1000:
+                    try:
+                        item = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self.queue.put(None)
+                        break
+                    batch.append(item)
+                self._commit(spool, batch)
+        finally:
+            spool.close()
+
+    def _commit(self, spool: Spool, batch: list[Any]) -> None:
+        try:
+            offsets: list[Any] = spool.append_many(event for event, _, _ in batch)
+        except Exception as exc:  # e.g. the disk is full: every request in it gets a 503
+            log.error("cannot store %d webhooks in the spool: %s", len(batch), exc)
+            offsets = [exc] * len(batch)
+        for (_, future, loop), offset in zip(batch, offsets, strict=True):
+            loop.call_soon_threadsafe(_settle, future, offset)
+        new = sum(1 for o in offsets if isinstance(o, int))
+        self.stored += new
+        self.duplicates += sum(1 for o in offsets if o is None)
+        if new and self.on_stored:
+            self.on_stored()
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def signature_ok(key: bytes, headers: Any, body: bytes, now: float) -> bool:
+    """A valid Standard Webhooks signature made with ``key``, sent within the allowed skew."""
+    msg_id, stamp = headers.get("webhook-id"), headers.get("webhook-timestamp")
+    signatures = headers.get("webhook-signature")
+    if not (msg_id and stamp and signatures):
+        return False
+    try:
+        if abs(now - int(stamp)) > SIGNATURE_SKEW_S:
+            return False
+    except ValueError:
+        return False
+    expected = base64.b64encode(hmac.new(key, f"{msg_id}.{stamp}.".encode() + body,
+                                         hashlib.sha256).digest())
+    return any(version == "v1" and hmac.compare_digest(sig.encode(), expected)
+               for version, _, sig in (part.partition(",") for part in signatures.split()))
+
+
+def sign(key: bytes, msg_id: str, stamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header value for a body (what a sender computes)."""
+    digest = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+class Verifier:
+    """Turns a request into a spool event, or refuses it with a status and reason."""
+
+    def __init__(self, spec: Webhooks, accounts: dict[str, str], scopes: list[str],
+                 secret: str, client_secret: str | None = None) -> None:
+        self.spec = spec
+        self.accounts = accounts  # producer value -> account key
+        self.scopes = set(scopes)
+        self.secret = secret.encode()
+        self.key = client_secret.encode() if client_secret else None
+        self.header = spec.secret_header.lower()
+
+    def authentic(self, headers: Any, body: bytes) -> bool:
+        given = headers.get(self.header)
+        if given is not None:
+            return hmac.compare_digest(given.encode(), self.secret)
+        return self.key is not None and signature_ok(self.key, headers, body, time.time())
+
+    def event(self, body: bytes) -> Event:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise Refused(400, "the body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise Refused(400, "the body is not a JSON object")
+        for name, kind in REQUIRED.items():
+            value = payload.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise Refused(400, f"field {name!r} is missing or not a {kind.__name__}")
+        producer = payload[self.spec.producer_field]
+        account = self.accounts.get(producer)
+        if account is None:
+            raise Refused(401, f"producer {producer[:80]!r} is not a configured store")
+        scope = payload["scope"]
+        if scope not in self.scopes:
+            raise Refused(400, f"scope {scope[:80]!r} is not subscribed; subscribed: "
+                               f"{', '.join(sorted(self.scopes))}")
+        declared = self.spec.scopes[scope]
+        resource_id = dig(payload, declared.id)
+        if not isinstance(resource_id, (int, str)) or isinstance(resource_id, bool) or \
+                str(resource_id) == "":
+            raise Refused(400, f"{scope} payload has no resource id at {declared.id}")
+        age = time.time() - payload["created_at"]
+        if age > STALE_AFTER_S or age < -SIGNATURE_SKEW_S:
+            raise Refused(400, f"created_at {payload['created_at']} is out of range (older "
+                               "than three days, or in the future): a replay")
+        key = hashlib.sha1(f"{producer}|{scope}|{payload['hash']}|{payload['created_at']}"
+                           .encode()).hexdigest()
+        return Event(account, scope, declared.resource, str(resource_id), payload, key)
+
+
+def build_app(verifier: Verifier, writer: SpoolWriter, path: str,
+              max_body: int = MAX_BODY) -> Starlette:
+    """The receiver's ASGI app."""
+    counts = {"stored": 0, "duplicate": 0, "refused": 0}
+
+    def refuse(request: Request, status: int, reason: str) -> Response:
+        counts["refused"] += 1
+        client = request.client.host if request.client else "?"
+        log.warning("refused a webhook from %s: HTTP %d, %s", client, status, reason)
+        return Response(orjson.dumps({"status": status, "error": reason}), status,
+                        media_type="application/json")
+
+    async def receive(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body):
+            return refuse(request, 413, f"the body is over {max_body} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                return refuse(request, 413, f"the body is over {max_body} bytes")
+        if not verifier.authentic(request.headers, bytes(body)):
+            return refuse(request, 401, "no valid secret header or signature")
+        try:
+            event = verifier.event(bytes(body))
+        except Refused as exc:
+            return refuse(request, exc.status, exc.reason)
+        try:
+            offset = await writer.submit(event)
+        except Exception:  # the spool could not take it: let the platform retry
+            return refuse(request, 503, "the spool is unavailable; retry later")
+        status = "stored" if offset is not None else "duplicate"
+        counts[status] += 1
+        return Response(orjson.dumps({"status": status}), 200, media_type="application/json")
+
+    async def health(_: Request) -> Response:
+        return Response(orjson.dumps({"ok": True, **counts}), media_type="application/json")
+
+    return Starlette(routes=[Route(path, receive, methods=["POST"]),
+                             Route("/healthz", health, methods=["GET"])])

@@ -1,0 +1,61 @@
+"""The embedded state store: each stream's last committed state, in a SQLite file.
+
+What ``runner webhooks serve --forward`` (and ``runner sync``) resume from. A state is saved
+only when the destination has echoed it, that is, once what it covers is committed there.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS stream_state (
+    stream TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    saved_at REAL NOT NULL
+);
+"""
+
+
+class StateStore:
+    """Per-stream states of one sync."""
+
+    def __init__(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None,
+                                  check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """Stream name -> its state, as a source's ``read`` takes them."""
+        return {name: orjson.loads(state) for name, state in
+                self.db.execute("SELECT stream, state FROM stream_state")}
+
+    def saved_at(self) -> dict[str, float]:
+        """Stream name -> when its state was last saved (epoch seconds)."""
+        return dict(self.db.execute("SELECT stream, saved_at FROM stream_state"))
+
+    def save_message(self, line: bytes) -> str | None:
+        """Save the state a STATE line carries; returns its stream (None for other lines)."""
+        message = orjson.loads(line)
+        if message.get("type") != "STATE":
+            return None
+        stream = (message.get("state") or {}).get("stream") or {}
+        name = (stream.get("stream_descriptor") or {}).get("name")
+        if not name:
+            return None
+        self.db.execute("INSERT INTO stream_state (stream, state, saved_at) VALUES (?, ?, ?) "
+                        "ON CONFLICT (stream) DO UPDATE SET state = excluded.state, "
+                        "saved_at = excluded.saved_at",
+                        (name, orjson.dumps(stream.get("stream_state") or {}).decode(),
+                         time.time()))
+        return str(name)
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,173 @@
+"""``runner webhooks``: register, list and receive a source's webhooks (and forward them)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from framework import commands
+from framework import connector as registry
+from framework.errors import ConfigError, ConnectorError
+from framework.forward import Forwarder
+from framework.receiver import MAX_BODY, SpoolWriter, Verifier, build_app
+from framework.sandbox import serve
+from framework.source import HttpSource
+from framework.webhooks import (
+    check_destination,
+    declared,
+    list_hooks,
+    register,
+    secret_of,
+    shown,
+    subscriptions,
+)
+
+CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+                      help="The source's config (JSON or YAML): stores, tokens, webhooks table, "
+                           "webhook_secret, spool_path.")
+SOURCE = click.option("--source", "source_name", default="bigcommerce", show_default=True,
+                      help="The source connector whose webhooks these are.")
+AS_JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+
+
+def _source(name: str) -> HttpSource:
+    conn = registry.get(name, "source")
+    if not isinstance(conn, HttpSource):
+        raise ConfigError(f"connector {name!r} is not an HTTP source with webhooks")
+    declared(conn)
+    return conn
+
+
+def _run(body: Callable[[], Iterator[str]]) -> None:
+    """Print each line ``body`` yields; errors become one line on stderr and an exit code."""
+    def chunks() -> Iterator[bytes]:
+        for line in body():
+            yield (line + "\n").encode()
+    sys.exit(commands.run(chunks()))
+
+
+def _each_store(source: HttpSource, config: dict[str, Any]
+                ) -> Iterator[tuple[str, Any]]:
+    for account in source.accounts(config):
+        client = source.client(account)
+        try:
+            yield source.account_key(account), client
+        finally:
+            client.close()
+
+
+@click.group("webhooks")
+def webhooks() -> None:
+    """Subscribe to a store's webhooks, list them, and receive them."""
+
+
+@webhooks.command("register")
+@CONFIG
+@SOURCE
+@click.option("--url", required=True,
+              help="Where the platform delivers: the public https:// URL of `runner webhooks "
+                   "serve` (its path is /webhooks/SOURCE).")
+@AS_JSON
+def register_command(config_path: str, source_name: str, url: str, as_json: bool) -> None:
+    """Create, update, reactivate or remove hooks so that each store has exactly the
+    configured scopes (idempotent: a second run changes nothing)."""
+    def body() -> Iterator[str]:
+        source = _source(source_name)
+        config = source.load_config(config_path)
+        spec = declared(source)
+        wanted = subscriptions(source, config)
+        secret = secret_of(config)
+        check_destination(url)
+        for store, client in _each_store(source, config):
+            for row in register(client, spec, wanted, url, secret):
+                row = {"store": store, **row}
+                yield (orjson.dumps(row).decode() if as_json else
+                       f"{store:<14} {row['scope']:<40} {row['action']:<12} #{row['id']}")
+    _run(body)
+
+
+@webhooks.command("list")
+@CONFIG
+@SOURCE
+@AS_JSON
+def list_command(config_path: str, source_name: str, as_json: bool) -> None:
+    """The hooks of each store (header values, which hold secrets, are not shown)."""
+    def body() -> Iterator[str]:
+        source = _source(source_name)
+        config = source.load_config(config_path)
+        spec = declared(source)
+        for store, client in _each_store(source, config):
+            hooks = list_hooks(client, spec)
+            for hook in hooks:
+                row = {"store": store, **shown(hook)}
+                yield (orjson.dumps(row).decode() if as_json else
+                       f"{store:<14} #{row['id']:<6} {row['scope']:<40} "
+                       f"{'active' if row['is_active'] else 'INACTIVE':<9} {row['destination']}")
+            if not as_json:
+                yield (f"{store:<14} {len(hooks)} of {spec.max_total} hooks "
+                       f"(at most {spec.max_per_scope} per scope)")
+    _run(body)
+
+
+@webhooks.command("serve")
+@CONFIG
+@SOURCE
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (put a TLS proxy in front: the platform sends to "
+                   "https on port 443).")
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--max-body", default=MAX_BODY, show_default=True, type=int,
+              help="Largest body accepted, in bytes.")
+@click.option("--forward", "forward_config", type=click.Path(dir_okay=False),
+              help="Destination config: keep that destination current from the spool.")
+@click.option("--to", "destination_name", default="brevo", show_default=True,
+              help="The destination connector for --forward.")
+@click.option("--state-dir", default=".tajo", show_default=True, type=click.Path(),
+              help="Where --forward keeps its state (state.db).")
+@click.option("--poll-every", default=3600.0, show_default=True, type=float,
+              help="With --forward: seconds between full polls that catch what no webhook "
+                   "announced (one runs at start).")
+def serve_command(config_path: str, source_name: str, host: str, port: int, max_body: int,
+                  forward_config: str | None, destination_name: str, state_dir: str,
+                  poll_every: float) -> None:
+    """Receive webhooks on POST /webhooks/SOURCE: verify, spool, acknowledge."""
+    try:
+        source = _source(source_name)
+        config = source.load_config(config_path)
+        spec = declared(source)
+        if not config.get("spool_path"):
+            raise ConfigError("spool_path is not set: add the SQLite file the receiver spools "
+                              "events to (e.g. spool_path: .tajo/spool.db)")
+        Path(config["spool_path"]).parent.mkdir(parents=True, exist_ok=True)
+        accounts = {spec.producer.format(**a): source.account_key(a)
+                    for a in source.accounts(config)}
+        verifier = Verifier(spec, accounts, subscriptions(source, config), secret_of(config),
+                            config.get("client_secret"))
+        forwarder = None
+        if forward_config:
+            destination = registry.get(destination_name, "destination")
+            assert isinstance(destination, registry.Destination)
+            forwarder = Forwarder(source, config, destination,
+                                  destination.load_config(forward_config),
+                                  Path(state_dir) / "state.db", poll_every)
+        writer = SpoolWriter(config["spool_path"],
+                             on_stored=forwarder.wake if forwarder else None)
+    except ConnectorError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2 if exc.failure_type == "config_error" else 1)
+    path = f"/webhooks/{source_name}"
+    app = build_app(verifier, writer, path, max_body)
+    if forwarder:
+        forwarder.start()
+    try:
+        serve(app, host, port, {"path": path, "spool": config["spool_path"],
+                                "forwarding": bool(forwarder)})
+    finally:
+        writer.close()
+        if forwarder:
+            forwarder.stop()
