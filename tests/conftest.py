@@ -98,6 +98,43 @@ def write_json(tmp_path: Path) -> Any:
     return write
 
 
+LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
+
+
+class BrevoBox:
+    def __init__(self, process: subprocess.Popen[str], url: str, key: str) -> None:
+        self.process, self.url, self.key = process, url, key
+
+    def state(self) -> dict[str, Any]:
+        return requests.get(f"{self.url}/_sandbox/state", headers={"api-key": self.key},
+                            timeout=30).json()
+
+    def admin(self, path: str, body: dict[str, Any]) -> Any:
+        return requests.post(f"{self.url}/_sandbox/{path}", json=body,
+                             headers={"api-key": self.key}, timeout=30).json()
+
+    def contacts(self) -> dict[str, dict[str, Any]]:
+        return {c["email"]: c for c in self.state()["contacts"]}
+
+
+@pytest.fixture
+def brevo() -> Iterator[BrevoBox]:
+    process = subprocess.Popen([RUNNER, "sandbox", "brevo", "--lists", "40,41,42",
+                                "--import-delay-ms", "30"], stdout=subprocess.PIPE, text=True)
+    ready = json.loads(process.stdout.readline())
+    yield BrevoBox(process, ready["url"], ready["api_key"])
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def destination(brevo: BrevoBox, tmp_path: Path) -> Path:
+    path = tmp_path / "brevo.json"
+    path.write_text(json.dumps({"api_url": brevo.url, "api_key": brevo.key, "lists": LISTS,
+                                "state_dir": str(tmp_path / "state")}))
+    return path
+
+
 def query_shape(r1: Any, r2: Any) -> None:
     """Cassette matcher: query parameters equal, except the values of dates (the reader cuts
     its time slices at the current time, which differs between recording and replay)."""

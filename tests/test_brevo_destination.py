@@ -4,54 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from conftest import RUNNER, messages, run_cli
+from conftest import RUNNER, BrevoBox, messages, run_cli
 
 from connectors.bigcommerce import connector as bigcommerce
 from connectors.brevo.ledger import NOT_COUNTED
 from connectors.brevo.mapping import international_phone
 from framework import protocol as p
-
-LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
-
-
-class BrevoBox:
-    def __init__(self, process: subprocess.Popen[str], url: str, key: str) -> None:
-        self.process, self.url, self.key = process, url, key
-
-    def state(self) -> dict[str, Any]:
-        return requests.get(f"{self.url}/_sandbox/state", headers={"api-key": self.key},
-                            timeout=30).json()
-
-    def admin(self, path: str, body: dict[str, Any]) -> Any:
-        return requests.post(f"{self.url}/_sandbox/{path}", json=body,
-                             headers={"api-key": self.key}, timeout=30).json()
-
-    def contacts(self) -> dict[str, dict[str, Any]]:
-        return {c["email"]: c for c in self.state()["contacts"]}
-
-
-@pytest.fixture
-def brevo() -> Iterator[BrevoBox]:
-    process = subprocess.Popen([RUNNER, "sandbox", "brevo", "--lists", "40,41,42",
-                                "--import-delay-ms", "30"], stdout=subprocess.PIPE, text=True)
-    ready = json.loads(process.stdout.readline())
-    yield BrevoBox(process, ready["url"], ready["api_key"])
-    process.terminate()
-    process.wait(timeout=10)
-
-
-@pytest.fixture
-def destination(brevo: BrevoBox, tmp_path: Path) -> Path:
-    path = tmp_path / "brevo.json"
-    path.write_text(json.dumps({"api_url": brevo.url, "api_key": brevo.key, "lists": LISTS,
-                                "state_dir": str(tmp_path / "state")}))
-    return path
 
 
 def pipeline(source: Path, destination: Path, *extra: str) -> tuple[list[Any], list[Any]]:

@@ -1,0 +1,306 @@
+"""Webhooks: subscriptions, the receiver's verification, the spool as a change feed."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+from conftest import Sandbox, messages, run_cli
+from webhook_kit import HEADER, SECRET, Poster, payload, spool_key, start_receiver
+
+from connectors.bigcommerce import connector as bigcommerce
+from framework.errors import ConfigError
+from framework.receiver import sign
+from framework.spool import Spool
+from framework.webhooks import check_destination, declared, plan, subscriptions
+
+CLIENT_SECRET = "test-client-secret-abcdef"
+SEED_SCOPES = {"store/customer/created", "store/customer/updated", "store/order/created",
+               "store/order/updated", "store/order/statusUpdated", "store/cart/created",
+               "store/cart/updated", "store/cart/abandoned", "store/cart/converted",
+               "store/product/inventory/updated", "store/sku/inventory/updated"}
+
+
+def hooks_of(store: Sandbox) -> list[dict[str, Any]]:
+    return store.admin("GET", "hooks")["hooks"]
+
+
+def source_config(store: Sandbox, tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return store.config(spool_path=str(tmp_path / "spool.db"), webhook_secret=SECRET, **extra)
+
+
+# --- what the config asks for ----------------------------------------------------------------
+
+def test_the_seed_table_subscribes_to_real_scopes_only() -> None:
+    scopes = subscriptions(bigcommerce, {})
+    assert set(scopes) == SEED_SCOPES  # store/inventory/updated became the two real scopes
+    assert "store/inventory/updated" not in scopes
+
+
+@pytest.mark.parametrize(("row", "error"), [
+    ({"scope": "store/customer/signedUp"}, "webhooks[0].scope: unknown scope "
+                                           "'store/customer/signedUp'; valid: store/customer/"),
+    ({"scope": "store/order/created", "destination": "order_created"},
+     "webhooks[0].destination: store/order/created is sent to Brevo as 'order_placed', not "
+     "'order_created'; write destination: order_placed"),
+])
+def test_a_wrong_webhooks_table_is_a_clear_error(row: dict[str, str], error: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        subscriptions(bigcommerce, {"webhooks": [row]})
+    assert error in caught.value.message
+
+
+@pytest.mark.parametrize(("url", "error"), [
+    ("https://hooks.example.com/webhooks/bigcommerce", None),
+    ("http://127.0.0.1:8080/webhooks/bigcommerce", None),
+    ("https://hooks.example.com:8443/x", "port 443 only"),
+    ("http://hooks.example.com/x", "must be https:// URLs"),
+    ("ftp://hooks.example.com/x", "must be https:// URLs"),
+])
+def test_destinations_follow_bigcommerce_rules(url: str, error: str | None) -> None:
+    if error is None:
+        assert check_destination(url) == url
+    else:
+        with pytest.raises(ConfigError, match=error):
+            check_destination(url)
+
+
+def test_the_plan_touches_only_our_hooks() -> None:
+    spec = declared(bigcommerce)
+    url = "https://hooks.example.com/webhooks/bigcommerce"
+    ours = {HEADER: SECRET}
+    existing = [
+        {"id": 1, "scope": "store/order/created", "destination": url, "is_active": True,
+         "headers": ours},
+        {"id": 2, "scope": "store/order/updated", "destination": url, "is_active": False,
+         "headers": ours},
+        {"id": 3, "scope": "store/cart/created", "destination": "https://old.example.com/h",
+         "is_active": True, "headers": ours},
+        {"id": 4, "scope": "store/cart/created", "destination": url, "is_active": True,
+         "headers": {HEADER: "rotated-away-secret"}},
+        {"id": 5, "scope": "store/product/updated", "destination": url, "is_active": True,
+         "headers": ours},
+        {"id": 6, "scope": "store/order/created", "destination": "https://other-app.example",
+         "is_active": True, "headers": {"X-Other": "x"}},
+    ]
+    wanted = ["store/order/created", "store/order/updated", "store/cart/created",
+              "store/cart/abandoned"]
+    actions = {(action, scope, hook["id"] if hook else None)
+               for action, scope, hook in plan(existing, wanted, url, spec, SECRET)}
+    assert actions == {
+        ("unchanged", "store/order/created", 1),
+        ("reactivated", "store/order/updated", 2),
+        ("updated", "store/cart/created", 4),  # right destination kept; secret brought up to date
+        ("removed", "store/cart/created", 3),  # a second hook of ours for the scope
+        ("created", "store/cart/abandoned", None),
+        ("removed", "store/product/updated", 5),  # no longer configured
+    }  # hook 6 belongs to another app: untouched
+
+
+# --- registering against the sandbox -----------------------------------------------------------
+
+@pytest.mark.e2e
+def test_register_is_idempotent_and_keeps_the_store_in_line(make_sandbox, write_json,
+                                                          tmp_path: Path) -> None:
+    store = make_sandbox("--customers", "5", "--orders", "5", "--products", "5")
+    url = "http://127.0.0.1:9/webhooks/bigcommerce"
+    config = write_json(source_config(store, tmp_path))
+    first = run_cli("runner", "webhooks", "register", "--config", str(config), "--url", url,
+                    "--json")
+    assert first.returncode == 0, first.stderr.decode()
+    rows = messages(first.stdout)
+    assert {r["action"] for r in rows} == {"created"} and len(rows) == len(SEED_SCOPES)
+    assert "store/inventory/updated is not a BigCommerce scope" in first.stderr.decode()
+    hooks = hooks_of(store)
+    assert {h["scope"] for h in hooks} == SEED_SCOPES
+    assert all(h["headers"] == {HEADER: SECRET} and h["destination"] == url for h in hooks)
+
+    again = run_cli("runner", "webhooks", "register", "--config", str(config), "--url", url,
+                    "--json")
+    assert {r["action"] for r in messages(again.stdout)} == {"unchanged"}
+    assert len(hooks_of(store)) == len(SEED_SCOPES)
+
+    # BigCommerce deactivated one (its deliveries kept failing); the scope table shrinks.
+    hook = next(h for h in hooks if h["scope"] == "store/cart/created")
+    requests.put(f"{store.url}/stores/{store.store_hash}/v3/hooks/{hook['id']}",
+                 json={"is_active": False}, headers={"X-Auth-Token": store.access_token},
+                 timeout=10).raise_for_status()
+    table = [{"scope": s} for s in ("store/cart/created", "store/cart/abandoned")]
+    config = write_json(source_config(store, tmp_path, webhooks=table))
+    third = run_cli("runner", "webhooks", "register", "--config", str(config), "--url", url,
+                    "--json")
+    actions = {r["scope"]: r["action"] for r in messages(third.stdout)}
+    assert actions["store/cart/created"] == "reactivated"
+    assert actions["store/cart/abandoned"] == "unchanged"
+    assert actions["store/order/created"] == "removed"
+    assert {(h["scope"], h["is_active"]) for h in hooks_of(store)} == {
+        ("store/cart/created", True), ("store/cart/abandoned", True)}
+
+    listed = run_cli("runner", "webhooks", "list", "--config", str(config))
+    assert listed.returncode == 0
+    text = listed.stdout.decode()
+    assert "store/cart/abandoned" in text and "2 of 100 hooks" in text
+    assert SECRET not in text + listed.stderr.decode()
+
+
+@pytest.mark.e2e
+def test_register_refuses_what_bigcommerce_would(make_sandbox, write_json,
+                                                 tmp_path: Path) -> None:
+    store = make_sandbox("--customers", "5", "--orders", "5", "--products", "5")
+    config = write_json(source_config(store, tmp_path))
+    bad_port = run_cli("runner", "webhooks", "register", "--config", str(config), "--url",
+                       "https://hooks.example.com:8443/webhooks/bigcommerce")
+    assert bad_port.returncode == 2
+    assert "port 443 only" in bad_port.stderr.decode()
+    no_secret = write_json(store.config())
+    missing = run_cli("runner", "webhooks", "register", "--config", str(no_secret), "--url",
+                      "https://hooks.example.com/webhooks/bigcommerce")
+    assert missing.returncode == 2
+    assert "webhook_secret is not set" in missing.stderr.decode()
+    # Ten hooks of another app's making fill the abandoned-cart scope: nothing is created.
+    for n in range(10):
+        requests.post(f"{store.url}/stores/{store.store_hash}/v3/hooks",
+                      json={"scope": "store/cart/abandoned",
+                            "destination": f"https://other{n}.example.com/h"},
+                      headers={"X-Auth-Token": store.access_token},
+                      timeout=10).raise_for_status()
+    full = run_cli("runner", "webhooks", "register", "--config", str(config), "--url",
+                   "https://hooks.example.com/webhooks/bigcommerce")
+    assert full.returncode == 2
+    assert "webhook limit (10 hooks for store/cart/abandoned)" in full.stderr.decode()
+    assert len(hooks_of(store)) == 10
+
+
+# --- receiving --------------------------------------------------------------------------------
+
+@pytest.mark.e2e
+def test_the_receiver_stores_only_verified_well_formed_events(make_sandbox, write_json,
+                                                              tmp_path: Path) -> None:
+    store = make_sandbox("--customers", "5", "--orders", "5", "--products", "5")
+    config = write_json(source_config(store, tmp_path, client_secret=CLIENT_SECRET))
+    receiver = start_receiver(config, "--max-body", "4096")
+    poster = Poster(receiver.endpoint)
+    try:
+        good = payload(store.store_hash, "store/customer/updated", {"type": "customer", "id": 3})
+        body = orjson.dumps(good)
+        secret = {HEADER: SECRET}
+        assert poster.post(body, secret) == (200, b'{"status":"stored"}')
+        assert poster.post(body, secret) == (200, b'{"status":"duplicate"}')  # re-delivered
+
+        signed = payload(store.store_hash, "store/order/created", {"type": "order", "id": 4})
+        raw = orjson.dumps(signed)
+        stamp = int(time.time())
+        standard = {"webhook-id": "msg_1", "webhook-timestamp": str(stamp),
+                    "webhook-signature": sign(CLIENT_SECRET.encode(), "msg_1", stamp, raw)}
+        assert poster.post(raw, standard)[0] == 200
+
+        def refused(body: bytes, headers: dict[str, str], status: int, reason: str) -> None:
+            got, answer = poster.post(body, headers)
+            assert got == status, (got, answer)
+            assert reason in json.loads(answer)["error"]
+
+        other = orjson.dumps(payload(store.store_hash, "store/customer/created",
+                                     {"type": "customer", "id": 9}))
+        refused(other, {}, 401, "no valid secret header or signature")
+        refused(other, {HEADER: SECRET[:-1] + "x"}, 401, "no valid secret header")
+        refused(other, {**standard, "webhook-signature": sign(b"forged", "msg_1", stamp, other)},
+                401, "no valid secret header")
+        old = stamp - 3600
+        refused(other, {"webhook-id": "m", "webhook-timestamp": str(old),
+                        "webhook-signature": sign(CLIENT_SECRET.encode(), "m", old, other)},
+                401, "no valid secret header")
+        wrong_store = {**json.loads(other), "producer": "stores/someoneelse"}
+        refused(orjson.dumps(wrong_store), secret, 401, "is not a configured store")
+        # The seed's check (store_id == store hash) is not what identifies the store.
+        seed_style = {**json.loads(other), "store_id": store.store_hash,
+                      "producer": "stores/someoneelse"}
+        refused(orjson.dumps(seed_style), secret, 401, "is not a configured store")
+        refused(b"x" * 5000, secret, 413, "over 4096 bytes")
+        refused(b"{not json", secret, 400, "not JSON")
+        refused(b"[1, 2]", secret, 400, "not a JSON object")
+        missing = {k: v for k, v in json.loads(other).items() if k != "hash"}
+        refused(orjson.dumps(missing), secret, 400, "field 'hash' is missing")
+        unknown = payload(store.store_hash, "store/product/updated", {"type": "product", "id": 1})
+        refused(orjson.dumps(unknown), secret, 400, "is not subscribed")
+        no_id = payload(store.store_hash, "store/cart/abandoned", {"type": "cart"})
+        refused(orjson.dumps(no_id), secret, 400, "has no resource id")
+        replay = payload(store.store_hash, "store/customer/created", {"type": "customer", "id": 9},
+                         created_at=int(time.time()) - 5 * 24 * 3600)
+        refused(orjson.dumps(replay), secret, 400, "a replay")
+    finally:
+        poster.close()
+        log = receiver.stop()
+    spool = Spool(tmp_path / "spool.db")
+    assert spool.count() == 2
+    assert spool.keys() == {spool_key(good), spool_key(signed)}
+    assert list(spool.ids(store.store_hash, "customer")) == [(1, "3", "store/customer/updated")]
+    assert log.count("refused a webhook") == 13
+    assert SECRET not in log and CLIENT_SECRET not in log
+
+
+# --- the spool as a change feed ------------------------------------------------------------
+
+def _read(config: Path, state: Path | None = None) -> list[dict[str, Any]]:
+    args = ["runner", "read", "bigcommerce", "--config", str(config)]
+    if state is not None:
+        args += ["--state", str(state)]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr.decode()
+    return messages(result.stdout)
+
+
+def _records(read: list[dict[str, Any]], stream: str) -> list[dict[str, Any]]:
+    return [m["record"]["data"] for m in read
+            if m["type"] == "RECORD" and m["record"]["stream"] == stream]
+
+
+@pytest.mark.e2e
+def test_webhooks_mode_fetches_only_what_was_named(make_sandbox, write_json,
+                                                   tmp_path: Path) -> None:
+    store = make_sandbox("--customers", "30", "--orders", "30", "--products", "10",
+                         "--plan", "enterprise")
+    spool = Spool(tmp_path / "spool.db")
+    h = store.store_hash
+    changed = store.admin("POST", "mutate", {"resource": "customers", "update": 2,
+                                             "delete": 1, "seed": 3})
+    for customer_id in changed["updated"] + changed["deleted"]:
+        spool.append(h, "store/customer/updated", "customer", str(customer_id), {})
+    spool.append(h, "store/order/statusUpdated", "order", "7", {})
+    spool.append(h, "store/sku/inventory/updated", "inventory", "4", {})
+    spool.append("anotherstore", "store/order/created", "order", "8", {})
+    config = write_json(source_config(store, tmp_path, read_mode="webhooks"))
+    store.admin("POST", "stats/reset", {})
+    read = _read(config)
+    customers = {c["id"]: c for c in _records(read, "customers")}
+    assert set(customers) == set(changed["updated"] + changed["deleted"])
+    gone = changed["deleted"][0]
+    assert customers[gone] == {"id": gone, "is_deleted": True, "store_hash": h,
+                               "webhook_scope": "store/customer/updated"}
+    assert all(customers[c]["email"] for c in changed["updated"])
+    assert [o["id"] for o in _records(read, "orders")] == [7]
+    assert {line["order_id"] for line in _records(read, "order_products")} == {7}
+    assert {i["identity"]["product_id"] for i in _records(read, "inventory")} == {4}
+    assert _records(read, "products") == [] and _records(read, "categories") == []
+    paths = store.admin("GET", "stats")["by_path"]
+    assert paths == {"/v3/customers": 1, "/v2/orders/{order_id}": 1,
+                     "/v3/inventory/items": 1}  # ids in lists, one order by id
+    states = {m["state"]["stream"]["stream_descriptor"]["name"]:
+              m["state"]["stream"]["stream_state"] for m in read if m["type"] == "STATE"}
+    assert states["customers"] == {"stores": {h: {"spool_offset": 3}}}
+    assert states["orders"] == {"stores": {h: {"spool_offset": 4}}}
+    saved = tmp_path / "state.jsonl"
+    saved.write_text("\n".join(json.dumps(m) for m in read if m["type"] == "STATE"))
+    assert _records(_read(config, saved), "customers") == []  # nothing new: nothing fetched
+
+    # A poll covers everything spooled before it: its STATE moves the offsets there.
+    poll = write_json(source_config(store, tmp_path))
+    polled = _read(poll, saved)
+    last = [m["state"]["stream"]["stream_state"] for m in polled if m["type"] == "STATE"
+            and m["state"]["stream"]["stream_descriptor"]["name"] == "orders"][-1]
+    assert last["stores"][h]["spool_offset"] == 6
+    assert "date_modified" in last["stores"][h]
