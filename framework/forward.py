@@ -23,6 +23,7 @@ from typing import Any
 from framework import protocol as p
 from framework.connector import Destination, Source
 from framework.errors import REDACT, ConnectorError
+from framework.source import SETTLE_S
 from framework.spool import Spool
 from framework.statestore import StateStore
 
@@ -92,6 +93,9 @@ class Forwarder:
                 self.woken.clear()
                 last = self._spool_end()
                 if poll or last != seen:
+                    # Events are read once they are a second old (framework.source._spool_mark);
+                    # waiting here lets this cycle take them.
+                    self.stopping.wait(SETTLE_S + 0.05)
                     try:
                         self._cycle(store, "poll" if poll else "webhooks")
                         seen, failures = last, 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,6 +45,7 @@ log = logging.getLogger("tajo.source")
 
 ACCOUNTS_KEY = "stores"
 SPOOL_OFFSET = "spool_offset"
+SETTLE_S = 1.0
 
 
 class HttpSource(Source):
@@ -261,12 +263,19 @@ class HttpSource(Source):
 
 
 def _spool_mark(account: dict[str, Any]) -> int | None:
-    """The account's spool's last offset now (None without a spool)."""
+    """How far into the spool this run reads (None without a spool): up to the events that
+    arrived at least ``SETTLE_S`` ago.
+
+    BigCommerce dates changes to the second, and two changes of a resource within one second
+    send the same webhook twice (the second is a duplicate and is not stored). Fetching only
+    once a second has passed since the webhook arrived means the fetch comes after every
+    change of that second, so it returns the latest version whatever the clocks say.
+    """
     if not account.get("spool_path"):
         return None
     spool = Spool(account["spool_path"])
     try:
-        return spool.last_offset()
+        return spool.settled_offset(time.time() - SETTLE_S)
     finally:
         spool.close()
 

@@ -96,6 +96,12 @@ class Spool:
         """The offset of the newest event (0 when empty)."""
         return int(self.db.execute("SELECT COALESCE(MAX(offset), 0) FROM events").fetchone()[0])
 
+    def settled_offset(self, received_before: float) -> int:
+        """The newest offset among events received before ``received_before`` (epoch s)."""
+        row = self.db.execute("SELECT MAX(offset) FROM events WHERE received_at < ?",
+                              (received_before,)).fetchone()
+        return int(row[0] or 0)
+
     def count(self) -> int:
         """How many events are stored."""
         return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])

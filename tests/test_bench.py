@@ -28,3 +28,22 @@ def test_quota_floor_benchmark_reports_every_plan(tmp_path: Path) -> None:
         assert row["records"] > 700 and row["requests"] > 5 and row["throttled"] == 0
         assert row["floor_s"] > 0 and row["ratio"] == pytest.approx(
             row["wall_s"] / row["floor_s"], rel=0.05)  # both rounded in the report
+
+
+WEBHOOKS = Path(__file__).parent / "bench" / "webhooks.py"
+
+
+@pytest.mark.e2e
+def test_webhook_benchmark_reports_latency_and_acknowledgements(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, str(WEBHOOKS), "--samples", "3", "--burst", "300",
+                             "--concurrency", "10", "--json", str(report)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("store change -> Brevo: p50 ")
+    figures = json.loads(report.read_text())
+    assert figures["latency"]["samples"] == 3
+    assert 1.0 <= figures["latency"]["p50_s"] <= figures["latency"]["max_s"]
+    burst = figures["burst"]
+    assert burst["statuses"] == {"200": 300} and burst["stored"] == burst["distinct"] == 300
+    assert burst["per_second"] > 0 and burst["p50_ms"] <= burst["p99_ms"]

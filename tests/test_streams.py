@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ def test_every_stream_through_a_pipe_is_valid(shop, write_json, tmp_path) -> Non
         queue.append(shop.store_hash, "store/cart/abandoned", "cart", cart_id,
                      {"data": {"id": cart_id}}, f"hash-{n}")
     queue.close()
+    time.sleep(1.1)  # spooled events are read once a second old (SETTLE_S)
     config = write_json(shop.config(spool_path=str(spool)))
     everything = tmp_path / "everything.json"
     everything.write_bytes(run_cli("runner", "discover", "bigcommerce", "--configured",
@@ -182,6 +184,7 @@ def test_carts_come_from_the_spool_and_resume_at_its_offset(shop, write_json, tm
     first = shop.admin("POST", "carts", {"create": 2})["created"]
     for cart_id in [*first, "00000000-dead-4000-8000-000000000000", first[0]]:
         spool.append(shop.store_hash, "store/cart/updated", "cart", cart_id, {}, None)
+    time.sleep(1.1)  # spooled events are read once a second old (SETTLE_S)
     config = write_json(shop.config(spool_path=str(spool_path)))
     catalog = catalog_file(tmp_path, "carts")
     run = run_cli("runner", "read", "bigcommerce", "--config", str(config), "--catalog",
@@ -204,6 +207,7 @@ def test_carts_come_from_the_spool_and_resume_at_its_offset(shop, write_json, tm
     assert "carts" not in records_by_stream(messages(again.stdout))
     later = shop.admin("POST", "carts", {"create": 1})["created"]
     spool.append(shop.store_hash, "store/cart/created", "cart", later[0], {}, None)
+    time.sleep(1.1)  # spooled events are read once a second old (SETTLE_S)
     third = run_cli("runner", "read", "bigcommerce", "--config", str(config), "--catalog",
                     str(catalog), "--state", str(state))
     assert [c["id"] for c in records_by_stream(messages(third.stdout))["carts"]] == later

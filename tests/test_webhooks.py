@@ -245,6 +245,18 @@ def test_the_receiver_stores_only_verified_well_formed_events(make_sandbox, writ
 
 # --- the spool as a change feed ------------------------------------------------------------
 
+def test_reads_take_only_events_that_have_settled(tmp_path: Path) -> None:
+    """Two changes in one second send one webhook (the second is a duplicate), so an event
+    is read once a second has passed: the fetch then sees every change of that second."""
+    spool = Spool(tmp_path / "spool.db")
+    spool.append("s", "store/customer/updated", "customer", "1", {}, "a")
+    time.sleep(0.3)
+    spool.append("s", "store/customer/updated", "customer", "2", {}, "b")
+    assert spool.settled_offset(time.time() - 0.2) == 1
+    assert spool.settled_offset(time.time()) == 2
+    assert spool.settled_offset(time.time() - 5) == 0
+    assert spool.append("s", "store/customer/updated", "customer", "1", {}, "a") is None
+
 def _read(config: Path, state: Path | None = None) -> list[dict[str, Any]]:
     args = ["runner", "read", "bigcommerce", "--config", str(config)]
     if state is not None:
@@ -273,6 +285,7 @@ def test_webhooks_mode_fetches_only_what_was_named(make_sandbox, write_json,
     spool.append(h, "store/order/statusUpdated", "order", "7", {})
     spool.append(h, "store/sku/inventory/updated", "inventory", "4", {})
     spool.append("anotherstore", "store/order/created", "order", "8", {})
+    time.sleep(1.1)  # spooled events are read once a second old (SETTLE_S)
     config = write_json(source_config(store, tmp_path, read_mode="webhooks"))
     store.admin("POST", "stats/reset", {})
     read = _read(config)

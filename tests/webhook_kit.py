@@ -26,6 +26,7 @@ class Receiver:
     process: subprocess.Popen[bytes]
     url: str
     path: str
+    log_file: Path
 
     @property
     def endpoint(self) -> str:
@@ -40,19 +41,22 @@ class Receiver:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        return self.process.stderr.read().decode() if self.process.stderr else ""
+        return self.log_file.read_text()
 
 
 def start_receiver(config: Path, *extra: str) -> Receiver:
-    process = subprocess.Popen([RUNNER, "webhooks", "serve", "--config", str(config),
-                                "--port", "0", *extra],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """Start ``runner webhooks serve`` (its log goes to a file beside the config: a pipe
+    nobody reads would fill up and stall it)."""
+    log_file = config.with_name(f"receiver-{time.monotonic_ns()}.log")
+    with log_file.open("wb") as log:
+        process = subprocess.Popen([RUNNER, "webhooks", "serve", "--config", str(config),
+                                    "--port", "0", *extra], stdout=subprocess.PIPE, stderr=log)
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line:
-        raise RuntimeError(f"receiver did not start: {process.stderr.read().decode()}")
+        raise RuntimeError(f"receiver did not start: {log_file.read_text()}")
     ready = json.loads(line)
-    return Receiver(process, ready["url"], ready["path"])
+    return Receiver(process, ready["url"], ready["path"], log_file)
 
 
 def payload(store_hash: str, scope: str, data: dict[str, Any], created_at: int | None = None

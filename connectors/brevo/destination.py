@@ -61,6 +61,11 @@ CATALOG_BATCH = 100  # Brevo's limit for product and category batches
 ORDER_BATCH = 1000  # Brevo documents no maximum for /v3/orders/status/batch; it allows 100
 # calls an hour there (general tier), so batches are as large as is reasonable
 EVENT_BATCH = 100  # nor for /v3/events/batch
+# Up to these counts a flush uses the one-record endpoints, limited per second (contacts 10/s,
+# orders 5/s, products 2/s on the general tier), rather than imports and batches, which share
+# the 100-an-hour bucket (with the import polls): the live path sends a few records at a time,
+# all day long.
+DIRECT = {"contacts": 20, "orders": 10, "products": 4}
 
 
 class BrevoWriter:
@@ -71,9 +76,8 @@ class BrevoWriter:
         base = config["api_url"].rstrip("/")
         headers = {"api-key": config["api_key"]}
         # Brevo limits each group of endpoints on its own: one pacer per group.
-        self.contacts_api = HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
-        self.other_api = HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
-        self.events_api = HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
+        self.api = {bucket: HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
+                    for bucket in ("contacts", "events", "orders", "products", "other")}
         state_dir = Path(config.get("state_dir") or ".tajo")
         self.ledger = Ledger(state_dir / "brevo.db")
         self.dead_letters = (state_dir / "dead-letter.jsonl").open("ab")
@@ -111,9 +115,8 @@ class BrevoWriter:
     def close(self) -> None:
         self.ledger.close()
         self.dead_letters.close()
-        self.contacts_api.close()
-        self.other_api.close()
-        self.events_api.close()
+        for client in self.api.values():
+            client.close()
 
     # --- records --------------------------------------------------------------------------
 
@@ -357,10 +360,16 @@ class BrevoWriter:
             if coupons:
                 payload["coupons"] = coupons
             batches[bool(created and created < self.connected_at)].append(payload)
+        if len(batches[False]) <= DIRECT["orders"]:
+            for order in batches.pop(False):
+                status, answer = self.api["orders"].send("POST", "/v3/orders/status", json=order)
+                if status not in (200, 201, 204):
+                    self.reject("orders", f"Brevo refused the order (HTTP {status}: {answer})",
+                                order)
         for historical, orders in batches.items():
             for start in range(0, len(orders), ORDER_BATCH):
                 body = {"orders": orders[start:start + ORDER_BATCH], "historical": historical}
-                status, answer = self.other_api.send("POST", "/v3/orders/status/batch",
+                status, answer = self.api["other"].send("POST", "/v3/orders/status/batch",
                                                      json=body)
                 if status not in (200, 201, 202, 204):
                     for order in body["orders"]:
@@ -427,9 +436,17 @@ class BrevoWriter:
         self.back_in_stock = 0
 
     def _upsert(self, kind: str, items: list[dict[str, Any]]) -> None:
+        if kind == "products" and len(items) <= DIRECT["products"]:
+            for item in items:
+                status, answer = self.api["products"].send("POST", "/v3/products",
+                                                     json={**item, "updateEnabled": True})
+                if status not in (201, 204):
+                    self.reject(kind, f"Brevo refused the product (HTTP {status}: {answer})",
+                                item)
+            return
         for start in range(0, len(items), CATALOG_BATCH):
             part = items[start:start + CATALOG_BATCH]
-            status, answer = self.other_api.send("POST", f"/v3/{kind}/batch",
+            status, answer = self.api["other"].send("POST", f"/v3/{kind}/batch",
                                                  json={kind: part, "updateEnabled": True})
             if status not in (200, 201, 204):
                 for item in part:
@@ -447,7 +464,7 @@ class BrevoWriter:
             if not claimed:
                 continue
             self.ledger.commit()
-            status, answer = self.events_api.send(
+            status, answer = self.api["events"].send(
                 "POST", "/v3/events/batch", json={"events": [e for _, e in claimed]},
                 idempotent=False)
             failed: dict[int, str] = {}
@@ -481,7 +498,7 @@ class BrevoWriter:
         """Create the Brevo attributes the mapping writes that the account lacks."""
         if self.attributes_ready:
             return
-        status, body = self.contacts_api.send("GET", "/v3/contacts/attributes")
+        status, body = self.api["contacts"].send("GET", "/v3/contacts/attributes")
         if status != 200:
             raise ConnectorError(f"Brevo did not list the contact attributes (HTTP {status}): "
                                  f"{body}", "system_error")
@@ -489,7 +506,7 @@ class BrevoWriter:
         for name, kind in self.mapper.attribute_types().items():
             if name in existing:
                 continue
-            status, body = self.contacts_api.send(
+            status, body = self.api["contacts"].send(
                 "POST", f"/v3/contacts/attributes/normal/{name}", json={"type": kind})
             if status not in (200, 201, 204):
                 raise ConnectorError(f"Brevo refused to create the contact attribute {name} "
@@ -499,7 +516,12 @@ class BrevoWriter:
         self.attributes_ready = True
 
     def _import(self, rows: list[dict[str, Any]], list_ids: list[int]) -> None:
-        """Import rows in chunks under Brevo's size advice, each polled to completion."""
+        """Import rows in chunks under Brevo's size advice, each polled to completion (a few
+        rows go one by one instead)."""
+        if len(rows) <= DIRECT["contacts"]:
+            for row in rows:
+                self._upsert_contact(row, list_ids)
+            return
         chunk: list[dict[str, Any]] = []
         size = 0
         for row in rows:
@@ -512,12 +534,19 @@ class BrevoWriter:
         if chunk:
             self._import_chunk(chunk, list_ids)
 
+    def _upsert_contact(self, row: dict[str, Any], list_ids: list[int]) -> None:
+        """``POST /v3/contacts`` with ``updateEnabled`` (no blacklist field: see above)."""
+        body = {**row, "listIds": list_ids, "updateEnabled": True}
+        status, answer = self.api["contacts"].send("POST", "/v3/contacts", json=body)
+        if status not in (201, 204):
+            self.reject("customers", f"Brevo refused the contact (HTTP {status}: {answer})", row)
+
     def _import_chunk(self, rows: list[dict[str, Any]], list_ids: list[int]) -> None:
         # No blacklist option and no blacklist field is ever sent: Brevo keeps a contact's
         # unsubscription whatever the store says.
         body = {"jsonBody": rows, "listIds": list_ids, "updateExistingContacts": True,
                 "emptyContactsAttributes": False, "disableNotification": True}
-        status, answer = self.contacts_api.send("POST", "/v3/contacts/import", json=body)
+        status, answer = self.api["contacts"].send("POST", "/v3/contacts/import", json=body)
         if status != 202 or not isinstance(answer, dict) or "processId" not in answer:
             raise ConnectorError(f"Brevo refused a contact import (HTTP {status}): {answer}",
                                  "config_error" if status in (400, 404) else "system_error")
@@ -528,7 +557,7 @@ class BrevoWriter:
         hour on the general tier)."""
         started, pause = time.monotonic(), 0.2
         while True:
-            status, answer = self.other_api.send("GET", f"/v3/processes/{process_id}")
+            status, answer = self.api["other"].send("GET", f"/v3/processes/{process_id}")
             state = (answer or {}).get("status") if status == 200 else None
             if state == "completed":
                 log.info("Brevo imported %d contacts (process %s)", rows, process_id)
@@ -546,7 +575,7 @@ class BrevoWriter:
         """Add (``add``) or take out (``remove``) contacts, 150 per call as Brevo allows."""
         for start in range(0, len(emails), LIST_CALL):
             part = emails[start:start + LIST_CALL]
-            status, answer = self.contacts_api.send(
+            status, answer = self.api["contacts"].send(
                 "POST", f"/v3/contacts/lists/{list_id}/contacts/{action}", json={"emails": part})
             if status not in (200, 201, 204):
                 raise ConnectorError(f"Brevo did not {action} contacts of list {list_id} "

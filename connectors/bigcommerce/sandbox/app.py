@@ -179,7 +179,13 @@ def _mutate(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(422, "Unknown resource", {"resource": f"valid: {', '.join(collections)}"})
     items, kind = collections[resource], resource[:-1]
     rng = random.Random(body.get("seed"))
-    updated = rng.sample(items.ids, min(int(body.get("update", 0)), len(items.ids)))
+    if "ids" in body:  # these records, rather than ``update`` random ones
+        updated = [int(i) for i in body["ids"]]
+        missing = [str(i) for i in updated if i not in items]
+        if missing:
+            raise ApiError(404, "Not found", {"ids": ", ".join(missing)})
+    else:
+        updated = rng.sample(items.ids, min(int(body.get("update", 0)), len(items.ids)))
     versions = {}
     for record_id in updated:
         tag = f"edited {rng.randrange(10**6)}"

@@ -229,6 +229,15 @@ def catalog(kind: str) -> Callable[[BrevoSandbox, Request, Any], tuple[int, Any]
     return handler
 
 
+def product(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
+    """``POST /v3/products``: one product; 201 with its id when created, 204 when updated."""
+    body = _object(body)
+    item = {k: v for k, v in body.items() if k != "updateEnabled"}
+    result = s.account.upsert_catalog(s.account.products, [item], "products",
+                                      bool(body.get("updateEnabled")))
+    return (201, {"id": item.get("id")}) if result["createdCount"] else (204, None)
+
+
 def order_status(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     order = s.account.check_order(_object(body))
     s.account.orders[str(order["id"])] = {**order, "historical": False}
@@ -266,6 +275,7 @@ ROUTES: list[tuple[str, str, str, Callable[..., tuple[int, Any]]]] = [
     ("GET", "/v3/processes/{process_id:int}", "other", get_process),
     ("POST", "/v3/events", "events", create_event),
     ("POST", "/v3/events/batch", "events", create_events),
+    ("POST", "/v3/products", "products", product),
     ("POST", "/v3/products/batch", "other", catalog("products")),
     ("POST", "/v3/categories/batch", "other", catalog("categories")),
     ("POST", "/v3/orders/status", "orders", order_status),
