@@ -63,9 +63,12 @@ class Refused(Exception):
 class SpoolWriter:
     """One thread that commits the events of concurrent requests in batches."""
 
-    def __init__(self, path: str | Path, on_stored: Callable[[], None] | None = None) -> None:
+    def __init__(self, path: str | Path, on_stored: Callable[[], None] | None = None,
+                 keep_days: float = 30) -> None:
         self.path = path
         self.on_stored = on_stored
+        self.keep_s = keep_days * 86400
+        self.pruned_at = 0.0
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.stored = self.duplicates = 0
         Spool(path, durable=True).close()  # create it (and fail now if the path is wrong)
@@ -101,8 +104,18 @@ class SpoolWriter:
                         break
                     batch.append(item)
                 self._commit(spool, batch)
+                if time.monotonic() - self.pruned_at > 3600:
+                    self._prune(spool)
         finally:
             spool.close()
+
+    def _prune(self, spool: Spool) -> None:
+        """Events older than ``keep_days`` go (carts live 30 days; BigCommerce retries for
+        two): the spool stays small however long the receiver runs."""
+        self.pruned_at = time.monotonic()
+        gone = spool.prune(time.time() - self.keep_s)
+        if gone:
+            log.info("pruned %d spooled events older than %.0f days", gone, self.keep_s / 86400)
 
     def _commit(self, spool: Spool, batch: list[Any]) -> None:
         try:

@@ -102,6 +102,12 @@ class Spool:
                               (received_before,)).fetchone()
         return int(row[0] or 0)
 
+    def prune(self, received_before: float) -> int:
+        """Delete events received before ``received_before``; returns how many. Offsets are
+        never reused, so readers' saved offsets stay valid."""
+        return self.db.execute("DELETE FROM events WHERE received_at < ?",
+                               (received_before,)).rowcount
+
     def count(self) -> int:
         """How many events are stored."""
         return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])

@@ -129,12 +129,14 @@ def list_command(config_path: str, source_name: str, as_json: bool) -> None:
               help="The destination connector for --forward.")
 @click.option("--state-dir", default=".tajo", show_default=True, type=click.Path(),
               help="Where --forward keeps its state (state.db).")
+@click.option("--keep-days", default=30.0, show_default=True, type=float,
+              help="Spooled events older than this are deleted (checked hourly).")
 @click.option("--poll-every", default=3600.0, show_default=True, type=float,
               help="With --forward: seconds between full polls that catch what no webhook "
                    "announced (one runs at start).")
 def serve_command(config_path: str, source_name: str, host: str, port: int, max_body: int,
                   forward_config: str | None, destination_name: str, state_dir: str,
-                  poll_every: float) -> None:
+                  keep_days: float, poll_every: float) -> None:
     """Receive webhooks on POST /webhooks/SOURCE: verify, spool, acknowledge."""
     try:
         source = _source(source_name)
@@ -156,7 +158,8 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
                                   destination.load_config(forward_config),
                                   Path(state_dir) / "state.db", poll_every)
         writer = SpoolWriter(config["spool_path"],
-                             on_stored=forwarder.wake if forwarder else None)
+                             on_stored=forwarder.wake if forwarder else None,
+                             keep_days=keep_days)
     except ConnectorError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2 if exc.failure_type == "config_error" else 1)

@@ -256,6 +256,10 @@ def test_reads_take_only_events_that_have_settled(tmp_path: Path) -> None:
     assert spool.settled_offset(time.time()) == 2
     assert spool.settled_offset(time.time() - 5) == 0
     assert spool.append("s", "store/customer/updated", "customer", "1", {}, "a") is None
+    # Old events are pruned; offsets are never reused, so saved offsets stay valid.
+    assert spool.prune(time.time() - 0.2) == 1
+    assert (spool.append("s", "store/customer/updated", "customer", "3", {}, "c") or 0) > 2
+    assert [row[1] for row in spool.ids("s", "customer")] == ["2", "3"]
 
 def _read(config: Path, state: Path | None = None) -> list[dict[str, Any]]:
     args = ["runner", "read", "bigcommerce", "--config", str(config)]
