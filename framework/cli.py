@@ -15,6 +15,7 @@ from framework import commands
 from framework import connector as registry
 from framework.connector import Destination, Source
 from framework.errors import ConnectorError
+from framework.sync_cli import check_sync, status_command, sync_command
 from framework.webhooks_cli import webhooks
 
 CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
@@ -36,9 +37,12 @@ def _get(name: str, kind: str | None = None) -> registry.Connector:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logs on stderr.")
-def cli(verbose: bool) -> None:
+@click.option("--json-logs", is_flag=True, help="Logs as JSON lines on stderr (no progress bars).")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, json_logs: bool) -> None:
     """Move data between stores and marketing tools with Airbyte-protocol connectors."""
-    commands.setup_logging(verbose)
+    commands.setup_logging(verbose, json_logs)
+    ctx.obj = {"json_logs": json_logs}
 
 
 @cli.command("connectors")
@@ -67,10 +71,14 @@ def spec_command(name: str) -> None:
 
 
 @cli.command("check")
-@click.argument("name")
+@click.argument("name", required=False)
 @CONFIG
-def check_command(name: str, config_path: str) -> None:
-    """Check the config and the credentials; exit 1 when the check fails."""
+def check_command(name: str | None, config_path: str) -> None:
+    """Check the config and the credentials; exit 1 when the check fails. Without NAME,
+    check both sides of a sync config."""
+    if name is None:
+        check_sync(config_path)
+        return
     conn = _get(name)
     output: list[bytes] = []
 
@@ -147,6 +155,8 @@ def sandbox() -> None:
 
 
 cli.add_command(webhooks)
+cli.add_command(sync_command)
+cli.add_command(status_command)
 
 
 def main() -> None:

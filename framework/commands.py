@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from framework import protocol as p
 from framework.catalog import load_catalog, load_state
 from framework.connector import Connector, Destination, Source
@@ -25,10 +27,19 @@ from framework.spec import SpecError
 log = logging.getLogger("tajo")
 
 
-def setup_logging(verbose: bool = False) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line (for log collectors)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return orjson.dumps({"time": self.formatTime(record), "level": record.levelname,
+                             "logger": record.name, "message": record.getMessage()}).decode()
+
+
+def setup_logging(verbose: bool = False, json_logs: bool = False) -> None:
     """Logs to stderr only, with every known secret redacted."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger("tajo")
     root.handlers[:] = [handler]

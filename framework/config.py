@@ -149,11 +149,16 @@ def validate_config(config: Any, schema: dict[str, Any], connector: str) -> dict
     return config
 
 
-def load_config(path: str | Path, schema: dict[str, Any], connector: str) -> dict[str, Any]:
-    """Read, substitute and validate a config file; fills schema defaults for missing fields."""
-    config = substitute_env(load_file(path))
-    validate_config(config, schema, connector)
+def apply_defaults(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Fill the schema's defaults for the top-level fields the config leaves out."""
     for name, prop in (schema.get("properties") or {}).items():
         if name not in config and "default" in prop:
             config[name] = prop["default"]
     return config
+
+
+def load_config(path: str | Path, schema: dict[str, Any], connector: str) -> dict[str, Any]:
+    """Read, substitute and validate a config file; fills schema defaults for missing fields."""
+    config = substitute_env(load_file(path))
+    validate_config(config, schema, connector)
+    return apply_defaults(config, schema)

@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from framework import protocol as p
 from framework.connector import Destination, Source
@@ -32,25 +34,36 @@ log = logging.getLogger("tajo.forward")
 RETRY_S = (1, 2, 5, 10, 30, 60)
 
 
-def messages(chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
+def messages(chunks: Iterator[bytes],
+             observe: Callable[[dict[str, Any]], None] | None = None
+             ) -> Iterator[dict[str, Any]]:
     """Parsed messages out of a source's output chunks (each holds whole lines)."""
     for chunk in chunks:
         for number, line in enumerate(chunk.splitlines(), 1):
             if line.strip():
-                yield p.parse_line(line, number)
+                message = p.parse_line(line, number)
+                if observe is not None:
+                    observe(message)
+                yield message
 
 
 def sync_once(source: Source, source_config: dict[str, Any], destination: Destination,
               destination_config: dict[str, Any], store: StateStore,
-              catalog: p.ConfiguredAirbyteCatalog | None = None) -> int:
-    """One read piped into one write, states saved as the destination commits them; returns
-    how many STATE messages were committed."""
+              catalog: p.ConfiguredAirbyteCatalog | None = None,
+              observe: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """One read piped into one write (the same protocol messages, in one process), states
+    saved as the destination commits them; returns how many STATE messages were committed.
+    ``observe`` sees every source message (progress) and every destination LOG message."""
     catalog = catalog or source.configured_catalog()
     read = source.read(source_config, catalog, store.load())
     committed = 0
-    for chunk in destination.write(destination_config, catalog, messages(read)):
+    for chunk in destination.write(destination_config, catalog, messages(read, observe)):
         for line in chunk.splitlines():
-            if line.strip() and store.save_message(line):
+            if not line.strip():
+                continue
+            if line.startswith(b'{"type":"LOG"') and observe is not None:
+                observe(orjson.loads(line))
+            elif not destination_config.get("dry_run") and store.save_message(line):
                 committed += 1
     return committed
 

@@ -205,6 +205,9 @@ class ConnectorSpecFile(_Strict):
     stream_defaults: dict[str, Any] = Field(default_factory=dict)
     streams: list[Stream] = Field(default_factory=list)
     webhooks: Webhooks | None = None
+    #: The switches of a sync config (``sync: {customers: true, ...}``) and the streams each
+    #: turns on; streams in no group (e.g. the store's own details) are always read.
+    sync_groups: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class LoadedSpec:
@@ -318,6 +321,11 @@ def parse_spec(raw: Any, path: Path) -> LoadedSpec:
             raise SpecError(f"{where}.paginator.options{_json_path(first['loc'])[1:]}: "
                             f"{first['msg']}") from None
         schemas[stream.name] = schema
+    for group, names in model.sync_groups.items():
+        for name in names:
+            if name not in schemas:
+                raise SpecError(f"{path}: at $.sync_groups.{group}: no stream {name!r}; valid: "
+                                f"{', '.join(schemas)}")
     return LoadedSpec(path, model, schemas)
 
 

@@ -19,6 +19,15 @@ CREATE TABLE IF NOT EXISTS stream_state (
     state TEXT NOT NULL,
     saved_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL,
+    error TEXT,
+    records INTEGER
+);
 """
 
 
@@ -56,6 +65,25 @@ class StateStore:
                         (name, orjson.dumps(stream.get("stream_state") or {}).decode(),
                          time.time()))
         return str(name)
+
+    def start_run(self, kind: str) -> int:
+        """Record that a run (``sync``, ``forward``) began; returns its id."""
+        cursor = self.db.execute("INSERT INTO runs (kind, started_at, status) VALUES "
+                                 "(?, ?, 'running')", (kind, time.time()))
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, error: str | None = None,
+                   records: int | None = None) -> None:
+        """Record how a run ended (``succeeded`` or ``failed``, with the one-line error)."""
+        self.db.execute("UPDATE runs SET finished_at = ?, status = ?, error = ?, records = ? "
+                        "WHERE id = ?", (time.time(), status, error, records, run_id))
+
+    def runs(self, limit: int = 5) -> list[dict[str, Any]]:
+        """The latest runs, newest first."""
+        rows = self.db.execute("SELECT kind, started_at, finished_at, status, error, records "
+                               "FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(zip(("kind", "started_at", "finished_at", "status", "error", "records"),
+                         row, strict=True)) for row in rows]
 
     def close(self) -> None:
         self.db.close()

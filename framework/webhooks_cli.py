@@ -128,7 +128,7 @@ def list_command(config_path: str, source_name: str, as_json: bool) -> None:
 @click.option("--to", "destination_name", default="brevo", show_default=True,
               help="The destination connector for --forward.")
 @click.option("--state-dir", default=".tajo", show_default=True, type=click.Path(),
-              help="Where --forward keeps its state (state.db).")
+              help="Where --forward keeps its state (SOURCE.state.db, shared with runner sync).")
 @click.option("--keep-days", default=30.0, show_default=True, type=float,
               help="Spooled events older than this are deleted (checked hourly).")
 @click.option("--poll-every", default=3600.0, show_default=True, type=float,
@@ -156,7 +156,7 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
             assert isinstance(destination, registry.Destination)
             forwarder = Forwarder(source, config, destination,
                                   destination.load_config(forward_config),
-                                  Path(state_dir) / "state.db", poll_every)
+                                  Path(state_dir) / f"{source_name}.state.db", poll_every)
         writer = SpoolWriter(config["spool_path"],
                              on_stored=forwarder.wake if forwarder else None,
                              keep_days=keep_days)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from connectors.brevo import destination
+from connectors.brevo.ledger import Ledger
 from connectors.brevo.sandbox import sandbox_command
 from framework import protocol as p
 from framework.airbyte import airbyte_cli
@@ -39,6 +41,29 @@ class BrevoDestination(Destination):
         finally:
             client.close()
         return p.AirbyteConnectionStatus(status="SUCCEEDED")
+
+    def counts(self, config: dict[str, Any]) -> dict[str, Any]:
+        """What Brevo holds: contacts and products (its own counts), the configured lists'
+        members, and the orders sent (Brevo has no endpoint that lists orders: the ledger's
+        count of orders Brevo accepted)."""
+        client = HttpClient(config["api_url"].rstrip("/"), {"api-key": config["api_key"]},
+                            rate_limit=destination.RATE_LIMIT, errors=destination.ERRORS)
+        try:
+            _, contacts = client.send("GET", "/v3/contacts", params={"limit": 1})
+            _, products = client.send("GET", "/v3/products", params={"limit": 1})
+            lists = {}
+            for name, list_id in sorted((config.get("lists") or {}).items()):
+                _, body = client.send("GET", f"/v3/contacts/lists/{list_id}")
+                lists[name] = (body or {}).get("uniqueSubscribers")
+        finally:
+            client.close()
+        ledger = Ledger(Path(config.get("state_dir") or ".tajo") / "brevo.db")
+        try:
+            orders = ledger.orders_sent()
+        finally:
+            ledger.close()
+        return {"contacts": (contacts or {}).get("count"),
+                "products": (products or {}).get("count"), "orders": orders, "lists": lists}
 
     def write(self, config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
               messages: Iterable[dict[str, Any]]) -> Iterator[bytes]:

@@ -22,6 +22,7 @@ Brevo stays unsubscribed.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -68,6 +69,51 @@ EVENT_BATCH = 100  # nor for /v3/events/batch
 DIRECT = {"contacts": 20, "orders": 10, "products": 4}
 
 
+class DryRun:
+    """Stands in for an API client in a dry run: reads go to Brevo, writes are only counted
+    (and answered as Brevo would answer them)."""
+
+    def __init__(self, real: HttpClient, plan: dict[str, int]) -> None:
+        self.real, self.plan = real, plan
+
+    def send(self, method: str, path: str, *, json: Any = None, **kwargs: Any
+             ) -> tuple[int, Any]:
+        if method == "GET":
+            if path.startswith("/v3/processes/"):
+                return 200, {"status": "completed"}
+            return self.real.send(method, path, json=json, **kwargs)
+        key = self.kind(path)
+        count = 1
+        if isinstance(json, dict):
+            for field in ("jsonBody", "orders", "events", "products", "categories", "emails"):
+                if isinstance(json.get(field), list):
+                    count = len(json[field])
+        elif isinstance(json, list):
+            count = len(json)
+        self.plan[key] = self.plan.get(key, 0) + count
+        if path == "/v3/contacts/import":
+            return 202, {"processId": 0}
+        return (201, {}) if method == "POST" else (204, None)
+
+    @staticmethod
+    def kind(path: str) -> str:
+        """What a write changes, by its endpoint."""
+        if path.endswith("/contacts/add"):
+            return "list additions"
+        if path.endswith("/contacts/remove"):
+            return "list removals"
+        for prefix, kind in (("/v3/contacts/attributes", "attributes"),
+                             ("/v3/contacts", "contacts"), ("/v3/events", "events"),
+                             ("/v3/orders", "orders"), ("/v3/products", "products"),
+                             ("/v3/categories", "categories")):
+            if path.startswith(prefix):
+                return kind
+        return path
+
+    def close(self) -> None:
+        self.real.close()
+
+
 class BrevoWriter:
     """One ``write`` run: its clients, ledger, pending contacts and counters."""
 
@@ -76,8 +122,17 @@ class BrevoWriter:
         base = config["api_url"].rstrip("/")
         headers = {"api-key": config["api_key"]}
         # Brevo limits each group of endpoints on its own: one pacer per group.
-        self.api = {bucket: HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
-                    for bucket in ("contacts", "events", "orders", "products", "other")}
+        self.api: dict[str, Any] = {
+            bucket: HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
+            for bucket in ("contacts", "events", "orders", "products", "other")}
+        self.dry_run = bool(config.get("dry_run"))
+        self.plan: dict[str, int] = {}  # what a dry run would have sent
+        self.new_contacts = 0
+        if self.dry_run:
+            self.api = {bucket: DryRun(client, self.plan) for bucket, client in self.api.items()}
+            self.ledger.dry_run = True
+            self.dead_letters.close()
+            self.dead_letters = open(os.devnull, "ab")  # noqa: SIM115 (closed in close())
         state_dir = Path(config.get("state_dir") or ".tajo")
         self.ledger = Ledger(state_dir / "brevo.db")
         self.dead_letters = (state_dir / "dead-letter.jsonl").open("ab")
@@ -113,6 +168,8 @@ class BrevoWriter:
         self.catalog_streams = {s.stream.name for s in catalog.streams}
 
     def close(self) -> None:
+        if self.dry_run:
+            self.ledger.db.rollback()  # nothing of a dry run stays
         self.ledger.close()
         self.dead_letters.close()
         for client in self.api.values():
@@ -135,6 +192,8 @@ class BrevoWriter:
             if email is None:
                 self.reject(stream, f"invalid email {data.get('email')!r}", data)
                 return
+            if self.dry_run and self.ledger.customer_email(store, data["id"]) is None:
+                self.new_contacts += 1
             self.ledger.put_customer(store, data["id"], email)
             self.ledger.put_consent(email, data.get("accepts_product_review_abandoned_cart_emails"))
             self.pending[email] = data  # mapped when sent, once group names etc. are known
@@ -608,6 +667,18 @@ class BrevoWriter:
         self.held_states.clear()
 
 
+def dry_run_summary(writer: BrevoWriter) -> str:
+    """What a dry run would have changed in Brevo, in one line."""
+    plan = writer.plan
+    contacts = plan.get("contacts", 0)
+    parts = [f"{contacts} contacts ({writer.new_contacts} new, "
+             f"{max(0, contacts - writer.new_contacts)} updated)"]
+    parts += [f"{plan.get(kind, 0)} {kind}" for kind in
+              ("list additions", "list removals", "events", "orders", "products", "categories",
+               "attributes")]
+    return "dry run: would send " + ", ".join(parts) + "; nothing was written"
+
+
 def p_now_iso() -> str:
     """Now, as the records write dates (ISO 8601 UTC, seconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -626,5 +697,10 @@ def write(config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
             elif message["type"] == "STATE":
                 yield from writer.state(message)
         yield from writer.state({}, final=True)
+        if writer.dry_run:
+            summary = dry_run_summary(writer)
+            log.info("%s", summary)
+            yield p.dump(p.AirbyteMessage(type="LOG", log=p.AirbyteLogMessage(
+                level="INFO", message=summary)))
     finally:
         writer.close()

@@ -61,8 +61,11 @@ class Ledger:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
 
+    dry_run = False  # a dry run never commits (its changes are rolled back on close)
+
     def commit(self) -> None:
-        self.db.commit()
+        if not self.dry_run:
+            self.db.commit()
 
     def close(self) -> None:
         self.db.commit()
@@ -255,6 +258,10 @@ class Ledger:
             [parent] if self.db.execute("SELECT 1 FROM catalog_items WHERE store = ? AND "
                                         "brevo_id LIKE ? LIMIT 1",
                                         (store, parent + "-%")).fetchone() else [])
+
+    def orders_sent(self) -> int:
+        """Orders the ledger holds (each was sent to Brevo with the batch it came in)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM orders").fetchone()[0])
 
     def known_customers(self, emails: set[str]) -> set[str]:
         """Those of ``emails`` that belong to a customer (guests never become contacts)."""

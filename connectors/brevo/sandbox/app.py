@@ -163,6 +163,43 @@ def get_lists(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     return 200, {"lists": lists, "count": len(lists)}
 
 
+def _window(r: Request, default: int, most: int) -> tuple[int, int]:
+    try:
+        limit = int(r.query_params.get("limit", default))
+        offset = int(r.query_params.get("offset", 0))
+    except ValueError:
+        raise BrevoError(400, "invalid_parameter", "limit and offset must be integers") from None
+    if not 0 <= limit <= most or offset < 0:
+        raise BrevoError(400, "out_of_range", f"limit must be between 0 and {most}")
+    return limit, offset
+
+
+def get_contacts(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
+    """``GET /v3/contacts``: a page of contacts and the total ``count`` (limit up to 1000)."""
+    limit, offset = _window(r, 50, 1000)
+    contacts = list(s.account.contacts.values())
+    return 200, {"contacts": [c.as_api() for c in contacts[offset:offset + limit]],
+                 "count": len(contacts)}
+
+
+def get_list(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
+    """``GET /v3/contacts/lists/{id}``: the list with its subscriber counts."""
+    list_id = r.path_params["list_id"]
+    if list_id not in s.account.lists:
+        raise BrevoError(404, "document_not_found", "List ID does not exist")
+    members = [c for c in s.account.contacts.values() if list_id in c.as_api()["listIds"]]
+    blacklisted = sum(1 for c in members if c.as_api()["emailBlacklisted"])
+    return 200, {**s.account.lists[list_id], "totalSubscribers": len(members),
+                 "uniqueSubscribers": len(members), "totalBlacklisted": blacklisted}
+
+
+def get_products(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
+    """``GET /v3/products``: a page of products and the total ``count`` (limit up to 1000)."""
+    limit, offset = _window(r, 50, 1000)
+    products = list(s.account.products.values())
+    return 200, {"products": products[offset:offset + limit], "count": len(products)}
+
+
 def create_list(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     body = _object(body)
     if not body.get("name") or body.get("folderId") is None:
@@ -261,9 +298,11 @@ def order_batch(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
 
 ROUTES: list[tuple[str, str, str, Callable[..., tuple[int, Any]]]] = [
     ("POST", "/v3/contacts", "contacts", create_contact),
+    ("GET", "/v3/contacts", "contacts", get_contacts),
     ("GET", "/v3/contacts/attributes", "contacts", get_attributes),
     ("POST", "/v3/contacts/attributes/{category}/{name}", "contacts", create_attribute),
     ("GET", "/v3/contacts/lists", "contacts", get_lists),
+    ("GET", "/v3/contacts/lists/{list_id:int}", "contacts", get_list),
     ("POST", "/v3/contacts/lists", "contacts", create_list),
     ("GET", "/v3/contacts/folders", "contacts", get_folders),
     ("POST", "/v3/contacts/folders", "contacts", create_folder),
@@ -276,6 +315,7 @@ ROUTES: list[tuple[str, str, str, Callable[..., tuple[int, Any]]]] = [
     ("POST", "/v3/events", "events", create_event),
     ("POST", "/v3/events/batch", "events", create_events),
     ("POST", "/v3/products", "products", product),
+    ("GET", "/v3/products", "other", get_products),
     ("POST", "/v3/products/batch", "other", catalog("products")),
     ("POST", "/v3/categories/batch", "other", catalog("categories")),
     ("POST", "/v3/orders/status", "orders", order_status),

@@ -1,0 +1,253 @@
+"""``runner sync``: one config in the seed document's layout, one command, state kept locally.
+
+The config names the source connectors under ``connectors`` (``bigcommerce: {enabled, store_hash,
+access_token, client_id, sync: {...}, lists: {...}}``), the destination under its own name
+(``brevo: {api_key}``), and ``customer_mapping`` and ``webhooks`` at the top. Its JSON Schema is
+composed from the connectors' own specs, so every field is validated where it is declared and an
+unknown key is an error naming it and the valid ones.
+
+A job is one enabled source feeding the destination: its config, the destination's config (with
+that source's ``lists``), the catalog its ``sync`` switches select, and its state store
+(``{state_dir}/{source}.state.db``, shared with ``runner webhooks serve --forward``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from framework import protocol as p
+from framework.config import apply_defaults, load_file, substitute_env, validate_config
+from framework.connector import Destination, connectors, get
+from framework.errors import ConfigError, ConnectorError
+from framework.forward import sync_once
+from framework.source import HttpSource
+from framework.spool import Spool
+from framework.statestore import StateStore
+
+log = logging.getLogger("tajo.sync")
+
+DESTINATION = "brevo"
+JOB_KEYS = ("enabled", "sync", "lists")  # sync-config keys that are not the source's own
+LIFTED = ("customer_mapping", "state_dir", "lists")  # destination keys set from elsewhere
+
+
+@dataclass
+class Job:
+    """One enabled source and what it feeds the destination."""
+
+    name: str
+    source: HttpSource
+    source_config: dict[str, Any]
+    destination: Destination
+    destination_config: dict[str, Any]
+    catalog: p.ConfiguredAirbyteCatalog
+    state_path: Path
+
+    def store(self) -> StateStore:
+        return StateStore(self.state_path)
+
+
+def _object(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "properties": properties, **extra}
+
+
+def sync_schema(sources: dict[str, HttpSource], destination: Destination) -> dict[str, Any]:
+    """The JSON Schema of a sync config, made of the connectors' connection specs."""
+    dest = destination.loaded.model.connectionSpecification
+    dest_props = dest["properties"]
+    connectors = {}
+    webhooks: dict[str, Any] = {"type": "array"}
+    for name, source in sources.items():
+        spec = source.loaded.model.connectionSpecification
+        props = {k: v for k, v in spec["properties"].items() if k not in ("webhooks", "read_mode")}
+        webhooks = spec["properties"].get("webhooks", webhooks)
+        groups = source.loaded.model.sync_groups
+        props["enabled"] = {"type": "boolean", "default": True,
+                            "description": "false: this connector is not synced"}
+        props["sync"] = _object({g: {"type": "boolean", "default": True} for g in groups},
+                                description="what to sync (all true by default)")
+        props["lists"] = dest_props["lists"]
+        extra = {k: spec[k] for k in ("anyOf", "anyOf_descriptor") if k in spec}
+        connectors[name] = _object(props, required=["lists"], **extra)
+    brevo = {k: v for k, v in dest_props.items() if k not in LIFTED}
+    return _object({
+        "connectors": _object(connectors, minProperties=1),
+        "customer_mapping": dest_props["customer_mapping"],
+        "webhooks": webhooks,
+        "state_dir": {"type": "string", "default": ".tajo",
+                      "description": "where state, spool, ledger and dead letters are kept"},
+        DESTINATION: _object(brevo, required=["api_key"]),
+    }, required=["connectors", DESTINATION])
+
+
+def sources() -> dict[str, HttpSource]:
+    """The installed HTTP sources that have sync switches (the ones a sync config can name)."""
+    return {name: conn for name, conn in connectors().items()
+            if isinstance(conn, HttpSource) and conn.loaded.model.sync_groups}
+
+
+def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
+    """Read and validate a sync config; the jobs it asks for."""
+    found = sources()
+    destination = get(DESTINATION, "destination")
+    assert isinstance(destination, Destination)
+    config = substitute_env(load_file(path))
+    schema = sync_schema(found, destination)
+    validate_config(config, schema, "sync")
+    state_dir = Path(config.get("state_dir") or ".tajo")
+    jobs = []
+    for name, section in config["connectors"].items():
+        if section.get("enabled", True) is False:
+            log.info("connectors.%s is not enabled: skipped", name)
+            continue
+        source = found[name]
+        source_config = {k: copy.deepcopy(v) for k, v in section.items() if k not in JOB_KEYS}
+        source_config.setdefault("spool_path", str(state_dir / f"{name}.spool.db"))
+        if config.get("webhooks"):
+            source_config["webhooks"] = config["webhooks"]
+        source_config = apply_defaults(validate_config(
+            source_config, source.loaded.model.connectionSpecification, name),
+            source.loaded.model.connectionSpecification)
+        destination_config = {**config[DESTINATION], "lists": section["lists"],
+                              "state_dir": str(state_dir)}
+        if config.get("customer_mapping"):
+            destination_config["customer_mapping"] = config["customer_mapping"]
+        if dry_run:
+            destination_config["dry_run"] = True
+        spec = destination.loaded.model.connectionSpecification
+        destination_config = apply_defaults(validate_config(destination_config, spec,
+                                                            DESTINATION), spec)
+        jobs.append(Job(name, source, source_config, destination, destination_config,
+                        catalog(source, section.get("sync") or {}),
+                        state_dir / f"{name}.state.db"))
+    if not jobs:
+        raise ConfigError("no connector is enabled: set enabled: true under connectors")
+    return jobs
+
+
+def catalog(source: HttpSource, switches: dict[str, bool]) -> p.ConfiguredAirbyteCatalog:
+    """The source's default catalog, less the streams of the groups switched off."""
+    off = {name for group, names in source.loaded.model.sync_groups.items()
+           if switches.get(group) is False for name in names}
+    full = source.configured_catalog()
+    return p.ConfiguredAirbyteCatalog(streams=[s for s in full.streams
+                                               if s.stream.name not in off])
+
+
+def run(jobs: list[Job], observe: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """Sync every job; returns the records read. A failed job is recorded and raised."""
+    return sum(_run_job(job, observe) for job in jobs)
+
+
+def _run_job(job: Job, observe: Callable[[dict[str, Any]], None] | None) -> int:
+    store = job.store()
+    run_id = store.start_run("dry-run" if job.destination_config.get("dry_run") else "sync")
+    counted = 0
+
+    def watch(message: dict[str, Any]) -> None:
+        nonlocal counted
+        if message["type"] == "RECORD":
+            counted += 1
+        if observe is not None:
+            observe(message)
+
+    try:
+        sync_once(job.source, job.source_config, job.destination, job.destination_config,
+                  store, job.catalog, observe=watch)
+    except ConnectorError as exc:
+        store.finish_run(run_id, "failed", exc.message, counted)
+        raise
+    except BaseException as exc:
+        store.finish_run(run_id, "failed", f"{type(exc).__name__}: {exc}", counted)
+        raise
+    else:
+        store.finish_run(run_id, "succeeded", None, counted)
+    finally:
+        store.close()
+    return counted
+
+
+def status(jobs: list[Job]) -> dict[str, Any]:
+    """What ``runner status`` shows: both sides checked, last sync per stream, counts in
+    Brevo, spool depth, last errors, dead letters."""
+    report: dict[str, Any] = {"connectors": {}}
+    destination = jobs[0].destination
+    dest_config = jobs[0].destination_config
+    dest_check = destination.check(dest_config)
+    report["brevo"] = {"connected": dest_check.status == "SUCCEEDED",
+                       "error": dest_check.message}
+    counts = getattr(destination, "counts", None)
+    if callable(counts) and report["brevo"]["connected"]:
+        report["brevo"].update(counts(dest_config))
+    for job in jobs:
+        check = job.source.check(job.source_config)
+        store = job.store()
+        try:
+            saved = store.load()
+            runs = store.runs()
+            last_sync = store.saved_at()
+        finally:
+            store.close()
+        failed = next((r for r in runs if r["status"] == "failed"), None)
+        # Incremental streams: when their state last moved; the others are read whole by
+        # every sync, so: when the last successful sync ended.
+        succeeded = next((r["finished_at"] for r in runs if r["status"] == "succeeded"
+                          and r["kind"] == "sync"), None)
+        report["connectors"][job.name] = {
+            "connected": check.status == "SUCCEEDED", "error": check.message,
+            "last_run": runs[0] if runs else None,
+            "last_error": failed["error"] if failed else None,
+            "streams": {s.stream.name: {"last_sync": _iso(last_sync.get(s.stream.name)
+                                                          or succeeded)}
+                        for s in job.catalog.streams},
+            "spool": _spool_depth(job, saved)}
+    report["dead_letters"] = _dead_letters(Path(dest_config.get("state_dir") or ".tajo"))
+    report["connected"] = report["brevo"]["connected"] and all(
+        c["connected"] for c in report["connectors"].values())
+    return report
+
+
+def _iso(epoch: float | None) -> str | None:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
+
+
+def _spool_depth(job: Job, saved: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Events in the spool, and those some stream has not read yet."""
+    path = job.source_config.get("spool_path")
+    if not path or not Path(path).exists():
+        return {"events": 0, "unread": 0}
+    live = {s.stream.name for s in job.catalog.streams
+            if job.source.loaded.streams[s.stream.name].live}
+    offsets = [state.get("spool_offset") or 0 for name in live
+               for state in ((saved.get(name) or {}).get("stores") or {"": {}}).values()]
+    spool = Spool(path)
+    try:
+        low = min(offsets, default=0)
+        unread = spool.db.execute("SELECT COUNT(*) FROM events WHERE offset > ?",
+                                  (low,)).fetchone()[0]
+        return {"events": spool.count(), "unread": int(unread)}
+    finally:
+        spool.close()
+
+
+def _dead_letters(state_dir: Path) -> dict[str, int]:
+    """Records kept in the dead-letter file, by stream."""
+    counts: dict[str, int] = {}
+    path = state_dir / "dead-letter.jsonl"
+    if path.exists():
+        with path.open("rb") as lines:
+            for line in lines:
+                try:
+                    stream = orjson.loads(line).get("stream", "?")
+                except orjson.JSONDecodeError:
+                    stream = "?"
+                counts[stream] = counts.get(stream, 0) + 1
+    return counts

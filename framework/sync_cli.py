@@ -1,0 +1,213 @@
+"""``runner sync``, ``runner status`` and ``runner check --config`` for a sync config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from framework import sync
+from framework.errors import REDACT, ConnectorError
+
+SANDBOX_LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
+
+
+def _fail(exc: ConnectorError) -> None:
+    click.echo(f"error: {REDACT(exc.message)}", err=True)
+    sys.exit(2 if exc.failure_type == "config_error" else 1)
+
+
+class Progress:
+    """Progress bars per stream on a terminal (records, estimate from the API's totals, rate
+    limit waits); nothing otherwise (the logs say it)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+        self.waits: dict[str, int] = {}
+
+    def bar(self, stream: str) -> Any:
+        if stream not in self.bars:
+            from tqdm import tqdm
+            self.bars[stream] = tqdm(desc=f"{stream:<20}", unit=" rec", file=sys.stderr,
+                                     position=len(self.bars), leave=True, dynamic_ncols=True)
+        return self.bars[stream]
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "LOG":
+            click.echo(message["log"]["message"])  # e.g. a dry run's summary
+            return
+        if not self.enabled:
+            return
+        kind = message["type"]
+        if kind == "RECORD":
+            self.bar(message["record"]["stream"]).update(1)
+        elif kind == "TRACE":
+            trace = message["trace"]
+            if trace.get("type") == "ESTIMATE":
+                bar = self.bar(trace["estimate"]["name"])
+                bar.total = trace["estimate"].get("row_estimate")
+                bar.refresh()
+            elif trace.get("type") == "STREAM_STATUS":
+                status = trace["stream_status"]
+                name = status["stream_descriptor"]["name"]
+                if any(r.get("type") == "RATE_LIMITED" for r in status.get("reasons") or []):
+                    self.waits[name] = self.waits.get(name, 0) + 1
+                    self.bar(name).set_postfix(rate_limit_waits=self.waits[name])
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def print_status(report: dict[str, Any]) -> None:
+    """The status report for people."""
+    brevo = report["brevo"]
+    click.echo(f"connected: {'yes' if report['connected'] else 'NO'}")
+    click.echo(f"brevo: {'connected' if brevo['connected'] else 'FAILED: ' + str(brevo['error'])}")
+    if brevo["connected"]:
+        click.echo(f"  contacts {brevo.get('contacts')}, orders {brevo.get('orders')}, "
+                   f"products {brevo.get('products')}; lists "
+                   + ", ".join(f"{k} {v}" for k, v in (brevo.get("lists") or {}).items()))
+    for name, source in report["connectors"].items():
+        state = "connected" if source["connected"] else f"FAILED: {source['error']}"
+        click.echo(f"{name}: {state}")
+        run = source["last_run"]
+        if run:
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run["started_at"]))
+            click.echo(f"  last run: {run['kind']} {run['status']} at {when}, "
+                       f"{run['records']} records")
+        if source["last_error"]:
+            click.echo(f"  last error: {source['last_error']}")
+        spool = source["spool"]
+        click.echo(f"  webhook spool: {spool['events']} events, {spool['unread']} unread")
+        for stream, info in source["streams"].items():
+            click.echo(f"  {stream:<22} last sync {info['last_sync'] or 'never'}")
+    letters = report["dead_letters"]
+    click.echo("dead letters: " + (", ".join(f"{k} {v}" for k, v in sorted(letters.items()))
+                                   if letters else "none"))
+
+
+@click.command("sync")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="The sync config (the seed document's layout), JSON or YAML.")
+@click.option("--sandbox", is_flag=True,
+              help="Start both sandboxes with a demo store, sync, show the status, stop them.")
+@click.option("--dry-run", is_flag=True, help="Say what would change in Brevo; write nothing.")
+@click.pass_context
+def sync_command(ctx: click.Context, config_path: str | None, sandbox: bool,
+                 dry_run: bool) -> None:
+    """Sync every enabled store into Brevo, resuming from the state kept in state_dir."""
+    if sandbox == bool(config_path):
+        raise click.UsageError("give --config FILE, or --sandbox for the demo")
+    progress = Progress(sys.stderr.isatty() and not (ctx.obj or {}).get("json_logs"))
+    if sandbox:
+        with demo() as path:
+            _sync(path, dry_run, progress)
+            click.echo("")
+            print_status(sync.status(sync.load(path)))
+        return
+    assert config_path is not None
+    _sync(config_path, dry_run, progress)
+
+
+def _sync(path: str | Path, dry_run: bool, progress: Progress) -> None:
+    started = time.monotonic()
+    try:
+        jobs = sync.load(path, dry_run=dry_run)
+        records = sync.run(jobs, observe=progress)
+    except ConnectorError as exc:
+        progress.close()
+        _fail(exc)
+    progress.close()
+    click.echo(f"synced {records} records from {', '.join(j.name for j in jobs)} in "
+               f"{time.monotonic() - started:.1f}s" + (" (dry run)" if dry_run else ""))
+
+
+@contextmanager
+def demo() -> Iterator[Path]:
+    """Both sandboxes as subprocesses and a sync config for them, in a temporary directory."""
+    runner = str(Path(sys.executable).parent / "runner")
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> dict[str, Any]:
+        process = subprocess.Popen([runner, "sandbox", *args, "--port", "0"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        started.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise click.ClickException(f"the {args[0]} sandbox did not start")
+        return dict(json.loads(line))
+
+    with tempfile.TemporaryDirectory(prefix="tajo-demo-") as tmp:
+        try:
+            store = start("bigcommerce", "--customers", "500", "--orders", "800", "--products",
+                          "60", "--plan", "enterprise")
+            brevo = start("brevo", "--lists", "40,41,42", "--import-delay-ms", "50")
+            config = {
+                "connectors": {"bigcommerce": {
+                    "enabled": True, "store_hash": store["store_hash"],
+                    "access_token": store["access_token"], "client_id": "demo",
+                    "api_url": store["url"],
+                    "sync": {"customers": True, "orders": True, "products": True,
+                             "carts": True, "inventory": True},
+                    "lists": SANDBOX_LISTS}},
+                "brevo": {"api_key": brevo["api_key"], "api_url": brevo["url"]},
+                "state_dir": str(Path(tmp) / "state")}
+            path = Path(tmp) / "tajo.json"
+            path.write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2))
+            click.echo(f"demo: BigCommerce sandbox {store['url']} (store {store['store_hash']}),"
+                       f" Brevo sandbox {brevo['url']}")
+            yield path
+        finally:
+            for process in started:
+                process.terminate()
+            for process in started:
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+@click.command("status")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="The sync config.")
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+def status_command(config_path: str, as_json: bool) -> None:
+    """Connected? Last sync per stream, what Brevo holds, spool depth, errors, dead letters."""
+    try:
+        report = sync.status(sync.load(config_path))
+    except ConnectorError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(orjson.dumps(report).decode())
+    else:
+        print_status(report)
+    sys.exit(0 if report["connected"] else 1)
+
+
+def check_sync(config_path: str) -> None:
+    """``runner check --config tajo.yaml``: both sides, with the fix for each failure."""
+    try:
+        jobs = sync.load(config_path)
+    except ConnectorError as exc:
+        _fail(exc)
+    failed = False
+    destination = jobs[0].destination.check(jobs[0].destination_config)
+    click.echo(f"brevo: {'OK' if destination.status == 'SUCCEEDED' else destination.message}")
+    failed |= destination.status != "SUCCEEDED"
+    for job in jobs:
+        result = job.source.check(job.source_config)
+        click.echo(f"{job.name}: {'OK' if result.status == 'SUCCEEDED' else result.message}")
+        failed |= result.status != "SUCCEEDED"
+    sys.exit(1 if failed else 0)
