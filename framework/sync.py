@@ -160,6 +160,9 @@ def _run_job(job: Job, observe: Callable[[dict[str, Any]], None] | None) -> int:
             observe(message)
 
     try:
+        checked = job.destination.check(job.destination_config)  # e.g. a list that is missing
+        if checked.status != "SUCCEEDED":
+            raise ConfigError(f"{DESTINATION}: {checked.message}")
         sync_once(job.source, job.source_config, job.destination, job.destination_config,
                   store, job.catalog, observe=watch)
     except ConnectorError as exc:

@@ -128,14 +128,14 @@ class BrevoWriter:
         self.dry_run = bool(config.get("dry_run"))
         self.plan: dict[str, int] = {}  # what a dry run would have sent
         self.new_contacts = 0
+        state_dir = Path(config.get("state_dir") or ".tajo")
+        self.ledger = Ledger(state_dir / "brevo.db")
+        self.dead_letters = (state_dir / "dead-letter.jsonl").open("ab")
         if self.dry_run:
             self.api = {bucket: DryRun(client, self.plan) for bucket, client in self.api.items()}
             self.ledger.dry_run = True
             self.dead_letters.close()
             self.dead_letters = open(os.devnull, "ab")  # noqa: SIM115 (closed in close())
-        state_dir = Path(config.get("state_dir") or ".tajo")
-        self.ledger = Ledger(state_dir / "brevo.db")
-        self.dead_letters = (state_dir / "dead-letter.jsonl").open("ab")
         self.mapper = ContactMapper(config.get("customer_mapping") or DEFAULT_MAPPING,
                                     self.ledger.group_name, self.ledger.attribute_name,
                                     self.ledger.store_country)
@@ -597,6 +597,10 @@ class BrevoWriter:
         """``POST /v3/contacts`` with ``updateEnabled`` (no blacklist field: see above)."""
         body = {**row, "listIds": list_ids, "updateEnabled": True}
         status, answer = self.api["contacts"].send("POST", "/v3/contacts", json=body)
+        if status == 404:  # a list that does not exist: every contact would fail the same way
+            raise ConnectorError(f"Brevo refused a contact (HTTP 404: {answer}); check the "
+                                 "list ids in lists (runner check says which are missing)",
+                                 "config_error")
         if status not in (201, 204):
             self.reject("customers", f"Brevo refused the contact (HTTP {status}: {answer})", row)
 
