@@ -95,15 +95,21 @@ class HttpSource(Source):
                           concurrency=int(config.get("concurrency") or 1), on_wait=on_wait)
 
     def check(self, config: dict[str, Any]) -> p.AirbyteConnectionStatus:
-        """One cheap request per OAuth scope the streams need, for every account."""
+        """One cheap request per OAuth scope (and API version) the streams need, for every
+        account."""
         for account in self.accounts(config):
             client = self.client(account)
             checked = set()
             try:
                 for stream in self.loaded.model.streams:
-                    if stream.scope in checked or stream.path is None or "{" in stream.path:
+                    if stream.path is None or "{" in stream.path:
                         continue
-                    checked.add(stream.scope)
+                    # One request per scope and API version: V2 and V3 endpoints of one scope
+                    # can fail apart (customer groups are V2 only).
+                    key = (stream.scope, stream.path.split("/")[1])
+                    if key in checked:
+                        continue
+                    checked.add(key)
                     client.get(stream.path.format(**account), stream.check_params or {},
                                scope=stream.scope)
             except ConnectorError as exc:
