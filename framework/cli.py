@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import orjson
@@ -15,6 +16,7 @@ from framework import commands
 from framework import connector as registry
 from framework.connector import Destination, Source
 from framework.errors import ConnectorError
+from framework.scaffold import scaffold
 from framework.sync_cli import check_sync, status_command, sync_command
 from framework.webhooks_cli import webhooks
 
@@ -152,6 +154,20 @@ class SandboxGroup(click.Group):
 @cli.group("sandbox", cls=SandboxGroup)
 def sandbox() -> None:
     """Serve a local emulator of a connector's API (for tests, benchmarks and demos)."""
+
+
+@cli.command("new-connector")
+@click.argument("name")
+@click.option("--dir", "where", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Where to create the tajo-NAME folder.")
+def new_connector_command(name: str, where: str) -> None:
+    """Create a source plugin folder (spec, schema, sandbox, standard tests) that passes the
+    standard connector suite as it is."""
+    try:
+        root = scaffold(name, Path(where))
+    except ConnectorError as exc:
+        raise click.UsageError(exc.message) from None
+    click.echo(f"created {root}: cd {root} && pip install -e '.[test]' && pytest")
 
 
 cli.add_command(webhooks)

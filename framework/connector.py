@@ -9,14 +9,15 @@ third-party package adds one with two lines of pyproject::
     shopify = "tajo_shopify:connector"
 
 ``TAJO_CONNECTORS=a,b`` restricts which entry points load (empty: none), which keeps tests
-isolated from whatever else is installed.
+isolated from whatever else is installed; ``TAJO_PLUGINS=name=module:attr`` loads a plugin that is
+not installed yet (from the import path).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +30,7 @@ from framework.spec import LoadedSpec, load_spec
 
 ENTRY_POINT_GROUP = "tajo.connectors"
 RESTRICT_ENV = "TAJO_CONNECTORS"
+PLUGINS_ENV = "TAJO_PLUGINS"
 
 
 class Connector:
@@ -123,11 +125,26 @@ def _allowed() -> set[str] | None:
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
+def _plugins_in_development() -> list[EntryPoint]:
+    """``TAJO_PLUGINS=name=module:attr,...``: connectors loaded from the import path, as entry
+    points would load them once installed (a plugin under development, its tests)."""
+    value = os.environ.get(PLUGINS_ENV, "")
+    points = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, sep, target = item.partition("=")
+        if not sep or ":" not in target:
+            raise ConnectorError(f"{PLUGINS_ENV}: {item!r} is not name=module:attribute "
+                                 "(e.g. shopify=tajo_shopify:connector)", "config_error")
+        points.append(EntryPoint(name.strip(), target.strip(), ENTRY_POINT_GROUP))
+    return points
+
+
 def connectors() -> dict[str, Connector]:
-    """Every connector: those registered in-process, then the entry points."""
+    """Every connector: those registered in-process, then ``TAJO_PLUGINS``, then the entry
+    points."""
     found = dict(_registry)
     allowed = _allowed()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in [*_plugins_in_development(), *entry_points(group=ENTRY_POINT_GROUP)]:
         if ep.name in found or (allowed is not None and ep.name not in allowed):
             continue
         try:

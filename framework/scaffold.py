@@ -1,0 +1,205 @@
+"""``runner new-connector NAME``: a plugin folder that passes the standard suite as it is.
+
+What it writes (``tajo-NAME/``): ``pyproject.toml`` (the entry point), ``tajo_NAME/spec.json``
+(client and one incremental stream, declared as data), ``tajo_NAME/schemas/items.json``,
+``tajo_NAME/sandbox.py`` (a local API to develop and test against), ``tajo_NAME/__init__.py``
+(the connector: three lines), ``tests/test_NAME.py`` (the standard suite) and a README.
+Replace the sandbox's endpoint and the stream with the platform's; the suite keeps you honest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from framework.errors import ConfigError
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
+
+PYPROJECT = """\
+[build-system]
+requires = ["hatchling>=1.21"]
+build-backend = "hatchling.build"
+
+[project]
+name = "tajo-{name}"
+version = "0.1.0"
+description = "A tajo-connectors source for {title}"
+requires-python = ">=3.11"
+dependencies = ["tajo-connectors"]
+
+[project.optional-dependencies]
+test = ["pytest>=8"]
+
+[project.entry-points."tajo.connectors"]
+{name} = "tajo_{name}:connector"
+
+[tool.hatch.build.targets.wheel]
+packages = ["tajo_{name}"]
+"""
+
+INIT = '''\
+"""The {title} source: declared in spec.json, run by the framework's engine."""
+
+from pathlib import Path
+
+from framework.source import HttpSource
+
+from tajo_{name}.sandbox import sandbox_command
+
+connector = HttpSource(Path(__file__).parent / "spec.json", sandbox=sandbox_command)
+'''
+
+SANDBOX = '''\
+"""``runner sandbox {name}``: a local {title} API to develop and test against.
+
+Replace ``items`` with the platform's real endpoint, shapes, errors and rate-limit headers.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+from framework.sandbox import json_response, serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def item(number: int) -> dict[str, Any]:
+    updated = START + timedelta(minutes=number)
+    return {{"id": number, "name": f"Item {{number}}",
+             "updated_at": updated.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+
+
+def build_app(api_key: str, count: int) -> Starlette:
+    async def items(request: Request) -> Response:
+        if request.headers.get("x-api-key") != api_key:
+            return json_response({{"error": "invalid API key"}}, 401)
+        try:
+            page = max(int(request.query_params.get("page", 1)), 1)
+            limit = min(max(int(request.query_params.get("limit", 50)), 1), 250)
+        except ValueError:
+            return json_response({{"error": "page and limit must be integers"}}, 400)
+        rows = [item(n) for n in range(1, count + 1)]
+        since = request.query_params.get("updated_at_min")
+        if since:
+            rows = [r for r in rows if r["updated_at"] >= since]
+        window = rows[(page - 1) * limit:page * limit]
+        return json_response({{"data": window, "meta": {{
+            "total": len(rows), "total_pages": max(1, math.ceil(len(rows) / limit))}}}})
+
+    return Starlette(routes=[Route("/v1/items", items)])
+
+
+@click.command("{name}")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, help="0: any free port.")
+@click.option("--items", "count", default=300, show_default=True)
+def sandbox_command(host: str, port: int, count: int) -> None:
+    """Serve the {title} sandbox; prints {{"url", "api_key"}} once ready."""
+    api_key = secrets.token_hex(16)
+    serve(build_app(api_key, count), host, port, {{"api_key": api_key}})
+'''
+
+TESTS = '''\
+"""The standard connector suite, generated for this connector."""
+
+from framework.testing import source_tests
+
+from tajo_{name} import connector
+
+Test{cls} = source_tests(
+    connector, sandbox_args=["--items", "300"],
+    config=lambda ready: {{"api_url": ready["url"], "api_key": ready["api_key"]}})
+'''
+
+README = """\
+# tajo-{name}
+
+A [tajo-connectors](https://github.com/) source for {title}, declared in
+`tajo_{name}/spec.json`, with a local sandbox (`runner sandbox {name}`).
+
+```sh
+pip install -e '.[test]'
+runner connectors                  # {name} is listed
+pytest                              # the standard connector suite against the sandbox
+```
+
+Without installing: `PYTHONPATH=. TAJO_PLUGINS={name}=tajo_{name}:connector pytest`.
+"""
+
+
+def spec(name: str, title: str) -> dict[str, object]:
+    return {
+        "name": name, "kind": "source", "documentationUrl": "https://example.com/docs",
+        "connectionSpecification": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "title": f"{title} source", "type": "object", "additionalProperties": False,
+            "required": ["api_key"],
+            "properties": {
+                "api_key": {"title": "API key", "type": "string", "minLength": 1,
+                            "airbyte_secret": True, "order": 0},
+                "api_url": {"title": "API URL", "type": "string",
+                            "default": "https://api.example.com", "order": 1},
+                "start_date": {"title": "Start date", "type": "string",
+                               "description": "ISO 8601; records updated before it are "
+                                              "skipped on the first run", "order": 2},
+                "page_size": {"type": "integer", "minimum": 1, "maximum": 250,
+                              "default": 100, "order": 3}}},
+        "client": {
+            "base_url": "{api_url}",
+            "auth": {"type": "header", "header": "X-Api-Key", "config_field": "api_key"},
+            "errors": {"401": f"{title} rejected the API key (HTTP 401 on {{path}}): create a "
+                              "new key and put it in api_key"}},
+        "stream_defaults": {"records_path": "data", "total_path": "meta.total",
+                            "check_params": {"limit": 1}},
+        "streams": [{
+            "name": "items", "path": "/v1/items",
+            "paginator": {"type": "page_number",
+                          "options": {"total_pages_path": "meta.total_pages"}},
+            "primary_key": ["id"],
+            "incremental": {"cursor_field": "updated_at", "param": "updated_at_min",
+                            "format": "iso8601"},
+            "schema": "schemas/items.json"}]}
+
+
+SCHEMA = {
+    "$schema": "http://json-schema.org/draft-07/schema#", "title": "An item", "type": "object",
+    "required": ["id", "updated_at"], "additionalProperties": True,
+    "properties": {"id": {"type": "integer"}, "name": {"type": ["null", "string"]},
+                   "updated_at": {"type": "string", "format": "date-time"}}}
+
+
+def scaffold(name: str, where: Path) -> Path:
+    """Write the plugin folder ``where/tajo-NAME``; returns it."""
+    if not NAME.match(name):
+        raise ConfigError(f"connector name {name!r}: use 2 to 31 lowercase letters, digits and "
+                          "underscores, starting with a letter (e.g. shopify)")
+    root = where / f"tajo-{name}"
+    if root.exists():
+        raise ConfigError(f"{root} exists already: choose another name or --dir")
+    title = name.replace("_", " ").title()
+    package = root / f"tajo_{name}"
+    (package / "schemas").mkdir(parents=True)
+    (root / "tests").mkdir()
+    files = {
+        root / "pyproject.toml": PYPROJECT.format(name=name, title=title),
+        root / "README.md": README.format(name=name, title=title),
+        package / "__init__.py": INIT.format(name=name, title=title),
+        package / "sandbox.py": SANDBOX.format(name=name, title=title),
+        package / "spec.json": json.dumps(spec(name, title), indent=2) + "\n",
+        package / "schemas" / "items.json": json.dumps(SCHEMA, indent=2) + "\n",
+        root / "tests" / f"test_{name}.py": TESTS.format(name=name, cls=title.replace(" ", "")),
+    }
+    for path, text in files.items():
+        path.write_text(text)
+    return root
