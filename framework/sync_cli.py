@@ -17,6 +17,7 @@ import orjson
 
 from framework import sync
 from framework.errors import REDACT, ConnectorError
+from framework.webhooks import LIMIT_FIX, declared, list_hooks
 
 SANDBOX_LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
 
@@ -210,4 +211,37 @@ def check_sync(config_path: str) -> None:
         result = job.source.check(job.source_config)
         click.echo(f"{job.name}: {'OK' if result.status == 'SUCCEEDED' else result.message}")
         failed |= result.status != "SUCCEEDED"
+        if result.status == "SUCCEEDED" and job.source.loaded.model.webhooks:
+            failed |= not _check_hooks(job)
     sys.exit(1 if failed else 0)
+
+
+def _check_hooks(job: sync.Job) -> bool:
+    """Each store's webhook count against the platform's limits (a full store takes no new
+    hook: the product page's "webhooks not working" row)."""
+    spec = declared(job.source)
+    ok = True
+    for account in job.source.accounts(job.source_config):
+        client = job.source.client(account)
+        try:
+            hooks = list_hooks(client, spec)
+        except ConnectorError as exc:
+            click.echo(f"{job.name} webhooks: {exc.message}")
+            return False
+        finally:
+            client.close()
+        store = job.source.account_key(account)
+        per_scope: dict[str, int] = {}
+        for hook in hooks:
+            per_scope[hook["scope"]] = per_scope.get(hook["scope"], 0) + 1
+        full = sorted(scope for scope, n in per_scope.items() if n >= spec.max_per_scope)
+        if len(hooks) >= spec.max_total or full:
+            ok = False
+            limit = (f"{len(hooks)} of {spec.max_total} hooks; at {spec.max_per_scope}: "
+                     f"{', '.join(full) or 'none'}")
+            click.echo(f"{job.name} webhooks ({store}): {LIMIT_FIX.format(limit=limit)}")
+        else:
+            active = sum(1 for h in hooks if h.get("is_active"))
+            click.echo(f"{job.name} webhooks ({store}): {len(hooks)} of {spec.max_total} "
+                       f"hooks, {active} active")
+    return ok

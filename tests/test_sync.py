@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from conftest import BrevoBox, Sandbox, run_cli
+
+from framework.sync_cli import Progress
 
 pytestmark = pytest.mark.e2e
 
@@ -94,9 +97,11 @@ def test_a_seed_style_config_syncs_and_status_tells_the_truth(
     store = make_sandbox("--customers", "60", "--orders", "90", "--products", "12",
                          "--plan", "enterprise", "--seed", "5")
     config, env = seed_config(tmp_path, store, brevo)
-    first = run_cli("runner", "sync", "--config", str(config), env=env)
+    first = run_cli("runner", "--json-logs", "sync", "--config", str(config), env=env)
     assert first.returncode == 0, first.stderr.decode()
     assert "synced" in first.stdout.decode()
+    logs = [json.loads(line) for line in first.stderr.decode().splitlines()]  # piped: no bars
+    assert logs and all({"time", "level", "logger", "message"} <= set(line) for line in logs)
     paths = store.admin("GET", "stats")["by_path"]
     assert "/v3/inventory/items" not in paths  # inventory: false
     assert paths["/v3/customers"] >= 1 and paths["/v2/orders"] >= 1
@@ -159,7 +164,20 @@ def test_check_prints_the_fix_for_each_side(make_sandbox, brevo: BrevoBox,
     config, env = seed_config(tmp_path, store, brevo)
     good = run_cli("runner", "check", "--config", str(config), env=env)
     assert good.returncode == 0, good.stdout.decode() + good.stderr.decode()
-    assert good.stdout.decode().splitlines() == ["brevo: OK", "bigcommerce: OK"]
+    assert good.stdout.decode().splitlines() == [
+        "brevo: OK", "bigcommerce: OK",
+        f"bigcommerce webhooks ({store.store_hash}): 0 of 100 hooks, 0 active"]
+    for n in range(10):  # another app fills a scope: no hook of ours could be added to it
+        requests.post(f"{store.url}/stores/{store.store_hash}/v3/hooks",
+                      json={"scope": "store/cart/abandoned",
+                            "destination": f"https://other{n}.example.com/h"},
+                      headers={"X-Auth-Token": store.access_token},
+                      timeout=10).raise_for_status()
+    full = run_cli("runner", "check", "--config", str(config), env=env)
+    assert full.returncode == 1
+    assert ("the store has reached its webhook limit (10 of 100 hooks; at 10: "
+            "store/cart/abandoned); list them with `runner webhooks list`") in \
+        full.stdout.decode()
     no_orders = store.admin("POST", "tokens", {"scopes": ["store_v2_customers_read_only",
                                                           "store_v2_products_read_only",
                                                           "store_v2_information_read_only",
@@ -212,3 +230,23 @@ def test_the_sandbox_demo_runs_end_to_end(tmp_path: Path) -> None:
     out = result.stdout.decode()
     assert "synced " in out and "connected: yes" in out
     assert "contacts 500, orders 800" in out
+
+
+def test_progress_bars_follow_records_estimates_and_rate_limit_waits(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    progress = Progress(enabled=True)
+    progress({"type": "TRACE", "trace": {"type": "ESTIMATE", "estimate": {
+        "name": "customers", "type": "STREAM", "row_estimate": 4}}})
+    for _ in range(3):
+        progress({"type": "RECORD", "record": {"stream": "customers", "data": {}}})
+    progress({"type": "TRACE", "trace": {"type": "STREAM_STATUS", "stream_status": {
+        "stream_descriptor": {"name": "customers"}, "status": "RUNNING",
+        "reasons": [{"type": "RATE_LIMITED", "rate_limited": {"quota_reset": 1}}]}}})
+    bar = progress.bars["customers"]
+    assert (bar.n, bar.total) == (3, 4)
+    assert progress.waits == {"customers": 1}
+    progress.close()
+    assert "3/4" in capsys.readouterr().err
+    quiet = Progress(enabled=False)
+    quiet({"type": "RECORD", "record": {"stream": "customers", "data": {}}})
+    assert quiet.bars == {}
