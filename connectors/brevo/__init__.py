@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,12 @@ from framework.catalog import data_path
 from framework.connector import Destination
 from framework.errors import ConnectorError
 from framework.http import HttpClient
+
+
+def _no_long_wait(seconds: float) -> None:
+    if seconds > 5:
+        raise ConnectorError(f"rate limited for {seconds:.0f}s", "transient_error")
+    time.sleep(seconds)
 
 
 class BrevoDestination(Destination):
@@ -46,24 +53,31 @@ class BrevoDestination(Destination):
         """What Brevo holds: contacts and products (its own counts), the configured lists'
         members, and the orders sent (Brevo has no endpoint that lists orders: the ledger's
         count of orders Brevo accepted)."""
-        client = HttpClient(config["api_url"].rstrip("/"), {"api-key": config["api_key"]},
-                            rate_limit=destination.RATE_LIMIT, errors=destination.ERRORS)
-        try:
-            _, contacts = client.send("GET", "/v3/contacts", params={"limit": 1})
-            _, products = client.send("GET", "/v3/products", params={"limit": 1})
-            lists = {}
-            for name, list_id in sorted((config.get("lists") or {}).items()):
-                _, body = client.send("GET", f"/v3/contacts/lists/{list_id}")
-                lists[name] = (body or {}).get("uniqueSubscribers")
-        finally:
-            client.close()
+        def ask(path: str, params: dict[str, Any] | None = None) -> Any:
+            # One client per call: Brevo limits endpoint groups apart (contacts 10/s,
+            # products 100/h), and a status must not wait out an hourly window.
+            client = HttpClient(config["api_url"].rstrip("/"), {"api-key": config["api_key"]},
+                                rate_limit=destination.RATE_LIMIT, errors=destination.ERRORS)
+            client.sleep = _no_long_wait
+            try:
+                status, body = client.send("GET", path, params=params)
+                return body if status == 200 else None
+            except ConnectorError:
+                return None  # rate limited, or down: shown as unknown
+            finally:
+                client.close()
+
+        contacts = ask("/v3/contacts", {"limit": 1}) or {}
+        products = ask("/v3/products", {"limit": 1}) or {}
+        lists = {name: (ask(f"/v3/contacts/lists/{list_id}") or {}).get("uniqueSubscribers")
+                 for name, list_id in sorted((config.get("lists") or {}).items())}
         ledger = Ledger(Path(config.get("state_dir") or ".tajo") / "brevo.db")
         try:
             orders = ledger.orders_sent()
         finally:
             ledger.close()
-        return {"contacts": (contacts or {}).get("count"),
-                "products": (products or {}).get("count"), "orders": orders, "lists": lists}
+        return {"contacts": contacts.get("count"), "products": products.get("count"),
+                "orders": orders, "lists": lists}
 
     def write(self, config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
               messages: Iterable[dict[str, Any]]) -> Iterator[bytes]:
