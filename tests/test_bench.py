@@ -47,3 +47,24 @@ def test_webhook_benchmark_reports_latency_and_acknowledgements(tmp_path: Path) 
     burst = figures["burst"]
     assert burst["statuses"] == {"200": 300} and burst["stored"] == burst["distinct"] == 300
     assert burst["per_second"] > 0 and burst["p50_ms"] <= burst["p99_ms"]
+
+
+SUITE = Path(__file__).parent / "bench" / "suite.py"
+
+
+@pytest.mark.e2e
+def test_performance_suite_reports_every_figure(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, str(SUITE), "--sizes", "400", "--runs", "1",
+                             "--json", str(report)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[0].split()[:3] == ["customers", "read", "rec/s"]
+    (row,) = json.loads(report.read_text())["results"]
+    assert row["read"]["records"] == 400 and row["read"]["records_per_s"] > 0
+    assert row["read"]["peak_rss_mb"] > 10 and row["write"]["peak_rss_mb"] > 10
+    assert row["sync"]["records"] > 400 + 200
+    assert row["sync"]["brevo_requests_per_1000"]["contacts"] > 0
+    incremental = row["incremental"]
+    assert incremental["changed_customers"] == 4
+    assert 4 <= incremental["contacts_sent_to_brevo"] < 400
+    assert sum(incremental["bigcommerce_requests"].values()) > 0
