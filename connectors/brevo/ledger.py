@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS customer_attributes (store TEXT, id INTEGER, name TEX
                                                 PRIMARY KEY (store, id));
 CREATE TABLE IF NOT EXISTS customers (store TEXT, id INTEGER, email TEXT,
                                       PRIMARY KEY (store, id));
+CREATE INDEX IF NOT EXISTS customers_by_email ON customers (email);
 CREATE TABLE IF NOT EXISTS orders (store TEXT, id INTEGER, email TEXT, counted INTEGER,
                                    spent REAL, PRIMARY KEY (store, id));
 CREATE INDEX IF NOT EXISTS orders_by_email ON orders (email);
