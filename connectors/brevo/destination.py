@@ -58,6 +58,8 @@ CONVERTED = "store/cart/converted"
 CART_EVENTS = {"store/cart/created": "cart_created", "store/cart/updated": "cart_updated",
                ABANDONED: "cart_abandoned"}
 CART_GONE = frozenset({CONVERTED, "store/cart/deleted"})
+ORDER_FIELDS = ("id", "date_created", "date_modified", "status", "status_id", "total_inc_tax",
+                "billing_address", "payment_method", "currency_code", "customer_id")
 CATALOG_BATCH = 100  # Brevo's limit for product and category batches
 ORDER_BATCH = 1000  # Brevo documents no maximum for /v3/orders/status/batch; it allows 100
 # calls an hour there (general tier), so batches are as large as is reasonable
@@ -204,7 +206,11 @@ class BrevoWriter:
             moved_from = self.ledger.put_order(store, data, email)
             self.touched.update(e for e in (email, moved_from) if e)
             self._order_events(store, data, email)
-            self.pending_orders[(store, data["id"])] = (data, email)
+            # Only what the Brevo order is made of waits for the flush: an order record
+            # carries its consignments and line items (kept in the ledger already), several
+            # times the size, and 5,000 of them wait at once.
+            slim = {k: data[k] for k in ORDER_FIELDS if k in data}
+            self.pending_orders[(store, data["id"])] = (slim, email)
         elif stream == "order_products":
             self.ledger.put_line(store, data)
         elif stream == "order_coupons":
