@@ -184,11 +184,15 @@ def read_slice(unit: Unit, index: int, hooks: dict[str, Hook], probe: bool,
         if following == params:
             raise ConnectorError(f"pagination loop in stream {stream.name!r}: the next request "
                                  f"repeats {params}", "system_error", stream.name)
+        pages = dig(body, paginator.options.total_pages_path) if can_fan_out else None
+        # The page is written out: let its parsed records go before this generator waits
+        # for the coordinator (a worker blocked on a full queue would otherwise hold a
+        # parsed page of 250 orders with their lines, eight workers at once).
+        del body, raw, fresh
         if following is not None and can_split:
             yield Page(unit, index, lines, counts, high, True, total,
                        split_at=(paginator.lower, set(paginator.at_lower)))
             return
-        pages = dig(body, paginator.options.total_pages_path) if can_fan_out else None
         if following is not None and isinstance(pages, int) and pages > 1:
             yield Page(unit, index, lines, counts, high, True, total, pages=pages)
             return
