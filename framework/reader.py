@@ -253,12 +253,13 @@ def _live_page(unit: Unit, batch: list[tuple[int, str, str]], one_by_one: str | 
     for resource_id in scopes.keys() - present:
         log.info("%s %s is gone; written as deleted", live.resource, resource_id)
         records.append({live.key: _typed_id(resource_id), "is_deleted": True, **unit.added})
+    fetch = _fetcher(unit, stream.scope)
     for record in records:
         key = str(record.get(live.key)) if live.key else None
         # A record fetched by another id (inventory by product) takes the batch's scope.
         record["webhook_scope"] = scopes[key] if key in scopes else batch[-1][2]
         if hook is not None and not record.get("is_deleted"):
-            hook(record, _fetcher(unit, stream.scope))
+            hook(record, fetch)
     lines, counts = _serialize(unit, records, hooks)
     return Page(unit, 0, lines, counts, None, False, offset=batch[-1][0])
 

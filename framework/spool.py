@@ -108,9 +108,10 @@ class Spool:
         return self.db.execute("DELETE FROM events WHERE received_at < ?",
                                (received_before,)).rowcount
 
-    def count(self) -> int:
-        """How many events are stored."""
-        return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    def count(self, after: int = 0) -> int:
+        """How many events are stored (past offset ``after``)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM events WHERE offset > ?",
+                                   (after,)).fetchone()[0])
 
     def keys(self) -> set[str]:
         """Every event key (for tests and audits)."""

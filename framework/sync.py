@@ -233,10 +233,7 @@ def _spool_depth(job: Job, saved: dict[str, dict[str, Any]]) -> dict[str, int]:
                for state in ((saved.get(name) or {}).get("stores") or {"": {}}).values()]
     spool = Spool(path)
     try:
-        low = min(offsets, default=0)
-        unread = spool.db.execute("SELECT COUNT(*) FROM events WHERE offset > ?",
-                                  (low,)).fetchone()[0]
-        return {"events": spool.count(), "unread": int(unread)}
+        return {"events": spool.count(), "unread": spool.count(after=min(offsets, default=0))}
     finally:
         spool.close()
 

@@ -38,6 +38,14 @@ class Sandbox:
         response.raise_for_status()
         return response.json()
 
+    def fill_scope(self, scope: str, count: int = 10) -> None:
+        """Another app subscribes ``count`` hooks to ``scope`` (10 is BigCommerce's limit)."""
+        for n in range(count):
+            requests.post(f"{self.url}/stores/{self.store_hash}/v3/hooks",
+                          json={"scope": scope, "destination": f"https://other{n}.example.com/h"},
+                          headers={"X-Auth-Token": self.access_token},
+                          timeout=10).raise_for_status()
+
     def config(self, **extra: Any) -> dict[str, Any]:
         return {"store_hash": self.store_hash, "access_token": self.access_token,
                 "api_url": self.url, **extra}
