@@ -217,6 +217,23 @@ class HttpClient:
             raise self._client_error("GET", self.base_url + path, status, body)
         return body
 
+    def get_raw(self, path: str, params: dict[str, Any] | None = None,
+                scope: str | None = None) -> bytes:
+        """GET ``path`` and return its JSON body unparsed (``b""`` for no content), for a
+        caller that parses it when it is ready to (``framework.reader`` parses at most a
+        few pages at a time). A body that is not JSON is retried like in :meth:`get`; one
+        that says it is JSON is the caller's to judge.
+
+        Raises:
+            ConnectorError: as :meth:`get`.
+        """
+        with self._slots:
+            status, body = self._request("GET", path, params, None, scope, True, decode=False)
+        if status >= 400:
+            raise self._client_error("GET", self.base_url + path, status,
+                                     _loads_or_text(body))
+        return body
+
     def send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
              json: Any = None, scope: str | None = None, idempotent: bool = True
              ) -> tuple[int, Any]:
@@ -255,7 +272,7 @@ class HttpClient:
                 self._in_flight -= 1
 
     def _request(self, method: str, path: str, params: dict[str, Any] | None, json: Any,
-                 scope: str | None, idempotent: bool) -> tuple[int, Any]:
+                 scope: str | None, idempotent: bool, decode: bool = True) -> tuple[int, Any]:
         url = self.base_url + path
         payload = orjson.dumps(json) if json is not None else None
         attempt = throttled = 0
@@ -293,9 +310,13 @@ class HttpClient:
             if status in (401, 403) or status >= 500:
                 raise self._fail(response, method, url, path, scope)
             if not response.content:
-                return status, None
+                return status, None if decode else b""
             try:
-                return status, orjson.loads(response.content)
+                if decode:
+                    return status, orjson.loads(response.content)
+                if "json" not in response.headers.get("Content-Type", "json"):
+                    raise orjson.JSONDecodeError("not JSON", "", 0)
+                return status, response.content
             except orjson.JSONDecodeError:
                 if attempt < self.max_retries and idempotent:  # a truncated body, a proxy page
                     self._count(retries=1)
@@ -319,3 +340,10 @@ class HttpClient:
                 self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
             self.stats.retries += retries
             self.stats.throttled += throttled
+
+
+def _loads_or_text(body: bytes) -> Any:
+    try:
+        return orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace")

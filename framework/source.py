@@ -298,7 +298,9 @@ class _Coordinator:
         self.resets = resets
         concurrency = max(int(a.get("concurrency") or 1) for a in accounts)
         self.workers = max(1, min(64, concurrency * len(accounts)))
-        self.events: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=self.workers * 2)
+        # Serialized pages waiting to be written: enough to keep the writer busy, bounded
+        # because a page of orders with their lines is over a megabyte.
+        self.events: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=self.workers)
         self.stop = threading.Event()
         self.pending = 0
         self.saved = {name: dict((state.get(name) or {}).get(ACCOUNTS_KEY, {}))

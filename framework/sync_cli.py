@@ -15,7 +15,7 @@ from typing import Any
 import click
 import orjson
 
-from framework import sync
+from framework import commands, sync
 from framework.errors import REDACT, ConnectorError
 from framework.webhooks import LIMIT_FIX, declared, list_hooks
 
@@ -123,6 +123,7 @@ def sync_command(ctx: click.Context, config_path: str | None, sandbox: bool,
 
 def _sync(path: str | Path, dry_run: bool, progress: Progress) -> None:
     started = time.monotonic()
+    commands.tune_memory()
     try:
         jobs = sync.load(path, dry_run=dry_run)
         records = sync.run(jobs, observe=progress)

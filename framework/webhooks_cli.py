@@ -154,6 +154,7 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
         if forward_config:
             destination = registry.get(destination_name, "destination")
             assert isinstance(destination, registry.Destination)
+            commands.tune_memory()
             forwarder = Forwarder(source, config, destination,
                                   destination.load_config(forward_config),
                                   Path(state_dir) / f"{source_name}.state.db", poll_every)

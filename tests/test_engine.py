@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from framework import protocol as p
@@ -45,6 +46,9 @@ class FakeClient:
     def get(self, path: str, params: dict[str, Any], scope: str | None = None) -> Any:
         self.asked.append(dict(params))
         return self.bodies[min(len(self.asked), len(self.bodies)) - 1]
+
+    def get_raw(self, path: str, params: dict[str, Any], scope: str | None = None) -> bytes:
+        return orjson.dumps(self.get(path, params, scope))
 
     def close(self) -> None:
         pass
