@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,6 @@ from framework import commands
 from framework import connector as registry
 from framework.connector import Destination, Source
 from framework.errors import ConnectorError
-from framework.scaffold import scaffold
-from framework.sync_cli import check_sync, status_command, sync_command
-from framework.webhooks_cli import webhooks
 
 CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
                       help="Connector config, JSON or YAML; ${ENV_VAR} is replaced.")
@@ -37,7 +35,26 @@ def _get(name: str, kind: str | None = None) -> registry.Connector:
         raise click.UsageError(exc.message) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose heavier commands (the sync, the webhook server with its ASGI stack) are
+    imported when called: ``runner read`` in a pipeline starts without them."""
+
+    LAZY = {"sync": "framework.sync_cli:sync_command",
+            "status": "framework.sync_cli:status_command",
+            "webhooks": "framework.webhooks_cli:webhooks"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            module, attr = self.LAZY[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Debug logs on stderr.")
 @click.option("--json-logs", is_flag=True, help="Logs as JSON lines on stderr (no progress bars).")
 @click.pass_context
@@ -79,6 +96,8 @@ def check_command(name: str | None, config_path: str) -> None:
     """Check the config and the credentials; exit 1 when the check fails. Without NAME,
     check both sides of a sync config."""
     if name is None:
+        from framework.sync_cli import check_sync  # lazy: see LazyGroup
+
         check_sync(config_path)
         return
     conn = _get(name)
@@ -163,16 +182,13 @@ def sandbox() -> None:
 def new_connector_command(name: str, where: str) -> None:
     """Create a source plugin folder (spec, schema, sandbox, standard tests) that passes the
     standard connector suite as it is."""
+    from framework.scaffold import scaffold  # lazy: see LazyGroup
+
     try:
         root = scaffold(name, Path(where))
     except ConnectorError as exc:
         raise click.UsageError(exc.message) from None
     click.echo(f"created {root}: cd {root} && pip install -e '.[test]' && pytest")
-
-
-cli.add_command(webhooks)
-cli.add_command(sync_command)
-cli.add_command(status_command)
 
 
 def main() -> None:

@@ -91,6 +91,9 @@ class HttpClient:
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers.update({"Accept": "application/json", **headers})
+        # The credentials are headers; without an auth of its own, requests looks for a
+        # ~/.netrc on every request (two stat calls a page). Proxy settings still apply.
+        self.session.auth = _headers_only
         self.rate_limit = rate_limit
         self.errors = errors or {}
         self.timeout = timeout
@@ -347,3 +350,8 @@ def _loads_or_text(body: bytes) -> Any:
         return orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         return body.decode("utf-8", "replace")
+
+
+def _headers_only(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The session's auth: nothing to add (the client's headers carry the credentials)."""
+    return request

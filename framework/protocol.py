@@ -258,6 +258,16 @@ def record_line(stream: str, data: dict[str, Any], emitted_at: int) -> bytes:
                      b"}}\n"))
 
 
+def record_lines(stream: str, records: list[dict[str, Any]], emitted_at: int) -> bytes:
+    """The RECORD messages of a page of one stream, as :func:`record_line` writes them, with
+    the parts common to every line made once."""
+    if not records:
+        return b""
+    head = b'{"type":"RECORD","record":{"stream":' + orjson.dumps(stream) + b',"data":'
+    tail = b',"emitted_at":%d}}\n' % emitted_at
+    return head + (tail + head).join([orjson.dumps(r) for r in records]) + tail
+
+
 def state_message(stream: str, stream_state: dict[str, Any] | None,
                   record_count: int | None = None) -> AirbyteMessage:
     """A per-stream (type STREAM) state message, with the record count since the last one."""

@@ -348,7 +348,7 @@ def _serialize(unit: Unit, records: list[dict[str, Any]], hooks: dict[str, Hook]
     out: list[bytes] = []
     counts = {n: 0 for n in unit.names}
     if name in unit.emit:
-        out.extend(p.record_line(name, r, emitted_at) for r in records)
+        out.append(p.record_lines(name, records, emitted_at))
         counts[name] = len(records)
     for child in unit.children:
         assert child.parent is not None

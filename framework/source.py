@@ -300,7 +300,7 @@ class _Coordinator:
         self.workers = max(1, min(64, concurrency * len(accounts)))
         # Serialized pages waiting to be written: enough to keep the writer busy, bounded
         # because a page of orders with their lines is over a megabyte.
-        self.events: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=self.workers)
+        self.events: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=max(2, self.workers // 2))
         self.stop = threading.Event()
         self.pending = 0
         self.saved = {name: dict((state.get(name) or {}).get(ACCOUNTS_KEY, {}))

@@ -416,31 +416,50 @@ class BrevoWriter:
 
     def _send_orders(self) -> None:
         """Orders to Brevo's e-commerce orders; those older than the first sync are marked
-        ``historical`` (they trigger no automation)."""
-        batches: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
-        for (store, _), (order, email) in self.pending_orders.items():
-            created = order.get("date_created") or order.get("date_modified")
-            payload = brevo_order(store, order, self.ledger.lines(store, order["id"]), email)
-            coupons = self.ledger.coupons(store, order["id"])
-            if coupons:
-                payload["coupons"] = coupons
-            batches[bool(created and created < self.connected_at)].append(payload)
-        if len(batches[False]) <= DIRECT["orders"]:
-            for order in batches.pop(False):
+        ``historical`` (they trigger no automation). Payloads (with their lines from the
+        ledger) are built a batch at a time: all 5,000 at once were the sync's largest
+        allocation."""
+        live = [key for key, (order, _) in self.pending_orders.items()
+                if not self._historical(order)]
+        if 0 < len(live) <= DIRECT["orders"]:
+            for key in live:
+                order = self._order_payload(key)
                 status, answer = self.api["orders"].send("POST", "/v3/orders/status", json=order)
                 if status not in (200, 201, 204):
                     self.reject("orders", f"Brevo refused the order (HTTP {status}: {answer})",
                                 order)
+                del self.pending_orders[key]
+        batches: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+        for key, (order, _) in self.pending_orders.items():
+            historical = self._historical(order)
+            batches[historical].append(self._order_payload(key))
+            if len(batches[historical]) >= ORDER_BATCH:
+                self._send_order_batch(batches[historical], historical)
+                batches[historical] = []
         for historical, orders in batches.items():
-            for start in range(0, len(orders), ORDER_BATCH):
-                body = {"orders": orders[start:start + ORDER_BATCH], "historical": historical}
-                status, answer = self.api["other"].send("POST", "/v3/orders/status/batch",
-                                                     json=body)
-                if status not in (200, 201, 202, 204):
-                    for order in body["orders"]:
-                        self.reject("orders", f"Brevo refused the order batch (HTTP {status}: "
-                                    f"{answer})", order)
+            if orders:
+                self._send_order_batch(orders, historical)
         self.pending_orders.clear()
+
+    def _historical(self, order: dict[str, Any]) -> bool:
+        created = order.get("date_created") or order.get("date_modified")
+        return bool(created and created < self.connected_at)
+
+    def _order_payload(self, key: tuple[str, int]) -> dict[str, Any]:
+        (store, order_id), (order, email) = key, self.pending_orders[key]
+        payload = brevo_order(store, order, self.ledger.lines(store, order_id), email)
+        coupons = self.ledger.coupons(store, order_id)
+        if coupons:
+            payload["coupons"] = coupons
+        return payload
+
+    def _send_order_batch(self, orders: list[dict[str, Any]], historical: bool) -> None:
+        body = {"orders": orders, "historical": historical}
+        status, answer = self.api["other"].send("POST", "/v3/orders/status/batch", json=body)
+        if status not in (200, 201, 202, 204):
+            for order in orders:
+                self.reject("orders", f"Brevo refused the order batch (HTTP {status}: "
+                            f"{answer})", order)
 
     def _send_cart_lists(self) -> None:
         if self.abandoned_list is not None:

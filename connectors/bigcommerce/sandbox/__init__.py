@@ -1,4 +1,7 @@
-"""``runner sandbox bigcommerce``: a local BigCommerce API serving generated stores."""
+"""``runner sandbox bigcommerce``: a local BigCommerce API serving generated stores.
+
+The ASGI app is imported when the command runs: every ``runner`` command loads the
+connectors, and only this one needs a web server."""
 
 from __future__ import annotations
 
@@ -6,10 +9,7 @@ import secrets
 
 import click
 
-from connectors.bigcommerce.sandbox.app import PLANS, Sandbox, build_app
-from connectors.bigcommerce.sandbox.data import Store
-from connectors.bigcommerce.sandbox.hooks import Hooks
-from framework.sandbox import serve
+from connectors.bigcommerce.sandbox.data import PLANS
 
 
 @click.command("bigcommerce")
@@ -44,6 +44,11 @@ def sandbox_command(host: str, port: int, seed: int, customers: int, orders: int
 
     Prints {"url", "store_hash", "access_token", "stores": [...]} once ready.
     """
+    from connectors.bigcommerce.sandbox.app import Sandbox, build_app
+    from connectors.bigcommerce.sandbox.data import Store
+    from connectors.bigcommerce.sandbox.hooks import Hooks
+    from framework.sandbox import serve
+
     served = []
     for n in range(stores):
         store = Store.generate(seed + n, plan, customers, orders, products)

@@ -19,6 +19,9 @@ from typing import Any
 
 from connectors.bigcommerce.sandbox import generate as g
 
+#: Requests per quota window by plan (None: no quota).
+PLANS: dict[str, int | None] = {"standard": 150, "plus": 150, "pro": 450, "enterprise": None}
+
 EPOCH_CREATED = int(datetime(2022, 1, 1, tzinfo=UTC).timestamp())
 EPOCH_LAST = int(datetime(2026, 6, 30, tzinfo=UTC).timestamp())
 

@@ -6,9 +6,6 @@ import secrets
 
 import click
 
-from connectors.brevo.sandbox.app import BrevoSandbox, build_app
-from framework.sandbox import serve
-
 
 @click.command("brevo")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -24,6 +21,9 @@ def sandbox_command(host: str, port: int, window_ms: int, latency_ms: int,
                     import_delay_ms: int, lists: str, api_key: str | None) -> None:
     """Serve a Brevo account on loopback; prints {"url", "api_key"} once ready."""
     key = api_key or f"xkeysib-{secrets.token_hex(32)}-{secrets.token_hex(8)}"
+    from connectors.brevo.sandbox.app import BrevoSandbox, build_app  # with the server
+    from framework.sandbox import serve
+
     sandbox = BrevoSandbox(key, window_ms, latency_ms, import_delay_ms)
     for list_id in (int(v) for v in lists.split(",") if v.strip()):
         sandbox.account.lists[list_id] = {"id": list_id, "name": f"List {list_id}",
