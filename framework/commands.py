@@ -104,10 +104,21 @@ def read(connector: Source, config_path: str | Path, catalog_path: str | Path | 
     yield from connector.read(config, catalog, state)
 
 
+#: The longest stdin line accepted: far above any real record (Brevo's own request limit is
+#: 10 MB), low enough that a stray binary file does not take the memory.
+MAX_LINE = 16 * 2**20
+
+
 def stdin_messages(stream: BinaryIO, streams: set[str]) -> Iterator[dict[str, Any]]:
     """Parsed messages from ``stream``; records of streams outside the catalog are skipped."""
     skipped: dict[str, int] = {}
-    for number, line in enumerate(stream, 1):
+    number = 0
+    while line := stream.readline(MAX_LINE + 1):
+        number += 1
+        if len(line) > MAX_LINE:
+            raise ConfigError(f"stdin line {number}: longer than {MAX_LINE // 2**20} MB; one "
+                              "message per line, and a record this big is not one a "
+                              "destination can send (is the input a single JSON document?)")
         if not line.strip():
             continue
         try:

@@ -57,8 +57,8 @@ class QuotaWindow:
 @dataclass
 class Faults:
     """Faults queued by tests, each for the next API request: an HTTP ``status`` (with or
-    without the rate-limit headers: ``bare``), or an HTML error page (``html``) such as a
-    proxy sends."""
+    without the rate-limit headers: ``bare``), an HTML error page (``html``) such as a
+    proxy sends, or a JSON ``body`` of the wrong shape."""
 
     queue: list[dict[str, Any]] = field(default_factory=list)
 

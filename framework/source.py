@@ -92,7 +92,8 @@ class HttpSource(Source):
                 resets.append(p.now_ms() + int(seconds * 1000))
 
         return HttpClient(base_url, headers, rate_limit=spec.rate_limit, errors=spec.errors,
-                          concurrency=int(config.get("concurrency") or 1), on_wait=on_wait)
+                          concurrency=int(config.get("concurrency") or 1), on_wait=on_wait,
+                          timeout=(10, float(config.get("request_timeout") or 60)))
 
     def check(self, config: dict[str, Any]) -> p.AirbyteConnectionStatus:
         """One cheap request per OAuth scope (and API version) the streams need, for every
@@ -404,7 +405,7 @@ class _Coordinator:
         piece.cursor = max(filter(None, (piece.cursor, page.cursor, page.offset)), default=None)
         piece.done = page.done
         if page.split_at is not None:
-            self._split(unit, page.split_at)
+            self._split(unit, page.split_at, page.total)
         elif page.pages is not None:
             for number in range(2, page.pages + 1):
                 unit.slices.append(Slice(page=number))
@@ -413,12 +414,18 @@ class _Coordinator:
                                  PAGINATORS[unit.stream.paginator.type].sorted_by_cursor):
             yield from self._checkpoint(unit)
 
-    def _split(self, unit: Unit, at: tuple[str | None, set[tuple[Any, ...]]]) -> None:
-        """Cut the rest of a unit's range into slices read in parallel."""
+    def _split(self, unit: Unit, at: tuple[str | None, set[tuple[Any, ...]]],
+               total: int | None) -> None:
+        """Cut the rest of a unit's range into slices read in parallel. When the API said
+        how many records the range holds and that is a few pages (an incremental run), the
+        rest is one slice: each slice costs at least one request, often a short page."""
         lower, at_lower = at
         if lower is None:
             return
         count = max(2, 2 * int(unit.config.get("concurrency") or 1))
+        page_size = int(unit.config.get("page_size") or 250)
+        if total is not None and total <= page_size * count // 2:
+            count = 1
         # The server's clock, not ours: a change made while the slices are read then always
         # lands at or past the horizon, never behind a slice that has finished.
         now = horizon(unit.client)

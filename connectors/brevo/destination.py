@@ -64,6 +64,8 @@ CATALOG_BATCH = 100  # Brevo's limit for product and category batches
 ORDER_BATCH = 1000  # Brevo documents no maximum for /v3/orders/status/batch; it allows 100
 # calls an hour there (general tier), so batches are as large as is reasonable
 EVENT_BATCH = 100  # nor for /v3/events/batch
+EVENTS_PAGE = 10_000  # GET /v3/events: at most 10,000 a page
+AMBIGUOUS_TRIES = 4  # an event batch whose answer never came: looked up and resent
 # Up to these counts a flush uses the one-record endpoints, limited per second (contacts 10/s,
 # orders 5/s, products 2/s on the general tier), rather than imports and batches, which share
 # the 100-an-hour bucket (with the import polls): the live path sends a few records at a time,
@@ -125,7 +127,8 @@ class BrevoWriter:
         headers = {"api-key": config["api_key"]}
         # Brevo limits each group of endpoints on its own: one pacer per group.
         self.api: dict[str, Any] = {
-            bucket: HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS)
+            bucket: HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS,
+                               timeout=(10, float(config.get("request_timeout") or 60)))
             for bucket in ("contacts", "events", "orders", "products", "other")}
         self.dry_run = bool(config.get("dry_run"))
         self.plan: dict[str, int] = {}  # what a dry run would have sent
@@ -538,30 +541,97 @@ class BrevoWriter:
                                 item)
 
     def _send_events(self) -> None:
-        """Events in batches; each is claimed in the ledger before it is sent, so a crash
-        can lose an event but never send one twice (an automation fired twice is worse)."""
+        """Events in batches; each is claimed in the ledger before it is sent, so that none
+        is sent twice (an automation fired twice costs the merchant). Each carries its
+        ledger key as ``event_key``, and stays "in doubt" in the ledger until Brevo answers:
+        when the answer never comes (a timeout, a cut connection, a 500 or 502, a run
+        killed mid-request), the events are looked up in Brevo and only what it lacks is
+        sent again."""
+        doubtful = self.ledger.events_in_doubt()
+        if doubtful:
+            have = self._event_keys_in_brevo([e for _, e in doubtful])
+            log.warning("%d events were sent by a run that ended before Brevo answered; "
+                        "Brevo has %d of them, sending the rest", len(doubtful),
+                        sum(key in have for key, _ in doubtful))
+            self.ledger.settle_events([key for key, _ in doubtful if key in have])
+            self.ledger.commit()
+            self._send_claimed([(k, e) for k, e in doubtful if k not in have])
         events = self.pending_events
         self.pending_events = []
         for start in range(0, len(events), EVENT_BATCH):
             claimed = [(key, event) for key, event in events[start:start + EVENT_BATCH]
                        if self.ledger.claim_event(key, p_now_iso())]
-            if not claimed:
+            for key, event in claimed:
+                event["event_properties"] = {**event.get("event_properties", {}),
+                                             "event_key": key}
+            self._send_claimed(claimed)
+
+    def _send_claimed(self, claimed: list[tuple[str, dict[str, Any]]]) -> None:
+        """Send claimed events (in doubt until Brevo answers); refused ones are released
+        and dead-lettered."""
+        for start in range(0, len(claimed), EVENT_BATCH):
+            batch = claimed[start:start + EVENT_BATCH]
+            if not batch:
                 continue
+            self.ledger.doubt_events(batch)
             self.ledger.commit()
-            status, answer = self.api["events"].send(
-                "POST", "/v3/events/batch", json={"events": [e for _, e in claimed]},
-                idempotent=False)
+            status, answer, sent = self._post_events(batch)
             failed: dict[int, str] = {}
             if status == 207:
                 failed = {f["index"]: f.get("message", "") for f in (answer or {}).get(
                     "failed", [])}
             elif status not in (200, 201, 202, 204):
-                failed = {i: f"HTTP {status}: {answer}" for i in range(len(claimed))}
+                failed = {i: f"HTTP {status}: {answer}" for i in range(len(sent))}
             for index, reason in failed.items():
-                key, event = claimed[index]
+                key, event = sent[index]
                 self.ledger.release_event(key)
                 self.reject("events", f"Brevo refused the event: {reason}", event)
+            self.ledger.settle_events([key for key, _ in batch])
             self.ledger.commit()
+
+    def _post_events(self, claimed: list[tuple[str, dict[str, Any]]]
+                     ) -> tuple[int, Any, list[tuple[str, dict[str, Any]]]]:
+        """POST a batch of events; after an answer that never came, send only those Brevo
+        does not have. Returns the last answer and the events it was about."""
+        for attempt in range(AMBIGUOUS_TRIES):
+            try:
+                status, answer = self.api["events"].send(
+                    "POST", "/v3/events/batch", json={"events": [e for _, e in claimed]},
+                    idempotent=False)
+                return status, answer, claimed
+            except ConnectorError as exc:
+                if exc.failure_type != "transient_error" or attempt == AMBIGUOUS_TRIES - 1:
+                    raise
+                have = self._event_keys_in_brevo([e for _, e in claimed])
+                log.warning("no answer to a batch of %d events (%s); Brevo has %d of them, "
+                            "sending the rest", len(claimed), exc.message.split(":")[0],
+                            sum(key in have for key, _ in claimed))
+                claimed = [(key, event) for key, event in claimed if key not in have]
+                if not claimed:
+                    return 202, None, claimed
+        raise AssertionError("unreachable")
+
+    def _event_keys_in_brevo(self, events: list[dict[str, Any]]) -> set[str]:
+        """The ``event_key`` of the events Brevo holds with these names and dates."""
+        dates = [str(e.get("event_date") or p_now_iso())[:10] for e in events]
+        keys: set[str] = set()
+        for name in sorted({e["event_name"] for e in events}):
+            offset = 0
+            while True:
+                status, answer = self.api["other"].send(
+                    "GET", "/v3/events", params={"event_name": name, "startDate": min(dates),
+                                                 "endDate": max([*dates, p_now_iso()[:10]]),
+                                                 "limit": EVENTS_PAGE, "offset": offset})
+                if status != 200:
+                    raise ConnectorError(f"Brevo did not list events (HTTP {status}): "
+                                         f"{answer}", "transient_error")
+                found = (answer or {}).get("events") or []
+                keys.update(str((e.get("event_properties") or {}).get("event_key"))
+                            for e in found)
+                if len(found) < EVENTS_PAGE:
+                    break
+                offset += EVENTS_PAGE
+        return keys
 
     def _names_missing(self) -> bool:
         """Whether a pending customer refers to a group or attribute whose name the catalog
@@ -582,22 +652,29 @@ class BrevoWriter:
         """Create the Brevo attributes the mapping writes that the account lacks."""
         if self.attributes_ready:
             return
-        status, body = self.api["contacts"].send("GET", "/v3/contacts/attributes")
-        if status != 200:
-            raise ConnectorError(f"Brevo did not list the contact attributes (HTTP {status}): "
-                                 f"{body}", "system_error")
-        existing = {a["name"].upper() for a in (body or {}).get("attributes", [])}
+        existing = self._attribute_names()
         for name, kind in self.mapper.attribute_types().items():
             if name in existing:
                 continue
             status, body = self.api["contacts"].send(
                 "POST", f"/v3/contacts/attributes/normal/{name}", json={"type": kind})
+            if status not in (200, 201, 204) and name in self._attribute_names():
+                # Created after all: a retry of a request whose answer was lost (Brevo then
+                # says the name is taken), or someone else at the same time.
+                continue
             if status not in (200, 201, 204):
                 raise ConnectorError(f"Brevo refused to create the contact attribute {name} "
                                      f"({kind}): {body}; create it in Brevo (Contacts > "
                                      "Settings > Contact attributes)", "config_error")
             log.info("created the Brevo contact attribute %s (%s)", name, kind)
         self.attributes_ready = True
+
+    def _attribute_names(self) -> set[str]:
+        status, body = self.api["contacts"].send("GET", "/v3/contacts/attributes")
+        if status != 200:
+            raise ConnectorError(f"Brevo did not list the contact attributes (HTTP {status}): "
+                                 f"{body}", "system_error")
+        return {a["name"].upper() for a in (body or {}).get("attributes", [])}
 
     def _import(self, rows: list[dict[str, Any]], list_ids: list[int]) -> None:
         """Import rows in chunks under Brevo's size advice, each polled to completion (a few

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 NOT_COUNTED = frozenset({0, 4, 5, 6})  # Incomplete, Refunded, Cancelled, Declined
 
 SCHEMA = """
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS order_lines (store TEXT, order_id INTEGER, id INTEGER
                                         variant_id TEXT, quantity REAL, price REAL,
                                         PRIMARY KEY (store, order_id, id));
 CREATE TABLE IF NOT EXISTS events_sent (key TEXT PRIMARY KEY, at TEXT);
+CREATE TABLE IF NOT EXISTS events_in_doubt (key TEXT PRIMARY KEY, event TEXT);
 CREATE TABLE IF NOT EXISTS customer_versions (store TEXT, id INTEGER, date_modified TEXT,
                                               PRIMARY KEY (store, id));
 CREATE TABLE IF NOT EXISTS order_coupons (store TEXT, order_id INTEGER, code TEXT,
@@ -139,6 +142,21 @@ class Ledger:
         """Record that an event is being sent; False when it already was (no duplicate)."""
         cursor = self.db.execute("INSERT OR IGNORE INTO events_sent VALUES (?, ?)", (key, at))
         return cursor.rowcount == 1
+
+    def doubt_events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Keep events that are about to be sent until Brevo's answer settles them: a run
+        that dies before the answer leaves them here for the next run to look up."""
+        self.db.executemany("INSERT OR REPLACE INTO events_in_doubt VALUES (?, ?)",
+                            [(key, orjson.dumps(event).decode()) for key, event in events])
+
+    def settle_events(self, keys: list[str]) -> None:
+        """Brevo answered about these events (taken or refused): no longer in doubt."""
+        self.db.executemany("DELETE FROM events_in_doubt WHERE key = ?", [(k,) for k in keys])
+
+    def events_in_doubt(self) -> list[tuple[str, dict[str, Any]]]:
+        """Events sent by a run that ended before Brevo answered."""
+        return [(key, orjson.loads(event)) for key, event in
+                self.db.execute("SELECT key, event FROM events_in_doubt ORDER BY key")]
 
     def release_event(self, key: str) -> None:
         """Forget an event Brevo refused, so that a later run may send it."""

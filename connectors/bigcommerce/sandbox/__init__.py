@@ -10,6 +10,7 @@ import secrets
 import click
 
 from connectors.bigcommerce.sandbox.data import PLANS
+from framework.faults import fault_options, with_faults
 
 
 @click.command("bigcommerce")
@@ -36,10 +37,12 @@ from connectors.bigcommerce.sandbox.data import PLANS
 @click.option("--webhook-retry-scale", default=1.0, show_default=True,
               help="Multiplies BigCommerce's retry delays (60 s, 180 s, ...): 0.001 retries "
                    "after 60 ms.")
+@fault_options
 def sandbox_command(host: str, port: int, seed: int, customers: int, orders: int,
                     products: int, stores: int, plan: str, window_ms: int, latency_ms: int,
                     access_token: str | None, client_id: str, client_secret: str | None,
-                    webhook_retry_scale: float) -> None:
+                    webhook_retry_scale: float, faults: str, faults_seed: int,
+                    faults_slow_ms: int) -> None:
     """Serve BigCommerce stores on loopback.
 
     Prints {"url", "store_hash", "access_token", "stores": [...]} once ready.
@@ -59,4 +62,5 @@ def sandbox_command(host: str, port: int, seed: int, customers: int, orders: int
                               hooks=hooks))
     listing = [{"store_hash": s.store.store_hash, "access_token": s.access_token}
                for s in served]
-    serve(build_app(served), host, port, {**listing[0], "stores": listing})
+    app = with_faults(build_app(served), faults, faults_seed, faults_slow_ms)
+    serve(app, host, port, {**listing[0], "stores": listing})

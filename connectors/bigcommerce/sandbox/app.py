@@ -97,6 +97,9 @@ def _store_endpoint(sandbox: Sandbox, template: str, scope: str, version: str,
         fault = sandbox.faults.next()
         if fault is not None:
             status = int(fault.get("status", 503))
+            if "body" in fault:  # an answer of the wrong shape (an API change, a proxy)
+                sandbox.stats.count(template, status)
+                return json_response(fault["body"], status, headers)
             if fault.get("html"):
                 sandbox.stats.count(template, status)
                 return Response("<html><body><h1>502 Bad Gateway</h1></body></html>", status,

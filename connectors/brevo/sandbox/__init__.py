@@ -6,6 +6,8 @@ import secrets
 
 import click
 
+from framework.faults import fault_options, with_faults
+
 
 @click.command("brevo")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -17,8 +19,10 @@ import click
               help="Time an import process spends queued, then in process.")
 @click.option("--lists", default="", help="List ids to create, e.g. 40,41,42.")
 @click.option("--api-key", default=None, help="Key to accept (default: a random one).")
+@fault_options
 def sandbox_command(host: str, port: int, window_ms: int, latency_ms: int,
-                    import_delay_ms: int, lists: str, api_key: str | None) -> None:
+                    import_delay_ms: int, lists: str, api_key: str | None, faults: str,
+                    faults_seed: int, faults_slow_ms: int) -> None:
     """Serve a Brevo account on loopback; prints {"url", "api_key"} once ready."""
     key = api_key or f"xkeysib-{secrets.token_hex(32)}-{secrets.token_hex(8)}"
     from connectors.brevo.sandbox.app import BrevoSandbox, build_app  # with the server
@@ -28,7 +32,8 @@ def sandbox_command(host: str, port: int, window_ms: int, latency_ms: int,
     for list_id in (int(v) for v in lists.split(",") if v.strip()):
         sandbox.account.lists[list_id] = {"id": list_id, "name": f"List {list_id}",
                                           "folderId": 1}
-    serve(build_app(sandbox), host, port, {"api_key": key})
+    app = with_faults(build_app(sandbox), faults, faults_seed, faults_slow_ms)
+    serve(app, host, port, {"api_key": key})
 
 
 def main() -> None:

@@ -1,0 +1,254 @@
+"""What the fault, crash and mutation checks share (``tests/test_chaos.py`` runs them small in
+CI, ``tests/bench/chaos.py`` runs them bigger): sandboxes as subprocesses, a sync config, runs
+that are retried the way a scheduler would, and Brevo's state in a comparable form.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+RUNNER = shutil.which("runner") or str(Path(sys.executable).parent / "runner")
+LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
+#: Every kind of fault at once, about one request in six.
+PROFILE = {"429": 0.03, "500": 0.02, "502": 0.02, "503": 0.03, "reset": 0.02,
+           "truncate": 0.02, "slow": 0.02, "stall": 0.01}
+#: Timestamps Brevo sets itself (when it stored something), not what was sent.
+BREVO_CLOCK = ("id", "createdAt", "modifiedAt", "batch_id", "createdCount", "updatedCount")
+
+
+def _start(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    process = subprocess.Popen([RUNNER, "sandbox", *args, "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"})
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"runner sandbox {args[0]} did not start")
+    return process, json.loads(line)
+
+
+@dataclass
+class Store:
+    """A BigCommerce sandbox (faults off until :meth:`faults` turns them on)."""
+
+    process: subprocess.Popen[str]
+    ready: dict[str, Any]
+
+    @classmethod
+    def start(cls, customers: int, orders: int, products: int, seed: int = 5) -> Store:
+        return cls(*_start("bigcommerce", "--customers", str(customers), "--orders",
+                           str(orders), "--products", str(products), "--seed", str(seed),
+                           "--plan", "enterprise", "--faults-slow-ms", "1500"))
+
+    def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = requests.request("POST" if body is not None else "GET",
+                                    f"{self.ready['url']}/_sandbox/{path}", json=body,
+                                    headers={"X-Auth-Token": self.ready["access_token"]},
+                                    timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def faults(self, rates: dict[str, float], seed: int = 1) -> dict[str, Any]:
+        return dict(self.admin("fault-profile", {"rates": rates, "seed": seed}))
+
+    def mutate(self, resource: str, **change: Any) -> dict[str, Any]:
+        return dict(self.admin("mutate", {"resource": resource, "seed": 11, **change}))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@dataclass
+class Account:
+    """A Brevo sandbox account."""
+
+    process: subprocess.Popen[str]
+    ready: dict[str, Any]
+
+    @classmethod
+    def start(cls) -> Account:
+        return cls(*_start("brevo", "--lists", "40,41,42", "--window-ms", "5",
+                           "--import-delay-ms", "20", "--faults-slow-ms", "1500"))
+
+    def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = requests.request("POST" if body is not None else "GET",
+                                    f"{self.ready['url']}/_sandbox/{path}", json=body,
+                                    headers={"api-key": self.ready["api_key"]}, timeout=120)
+        response.raise_for_status()
+        return response.json()
+
+    def faults(self, rates: dict[str, float], seed: int = 2) -> dict[str, Any]:
+        return dict(self.admin("fault-profile", {"rates": rates, "seed": seed}))
+
+    def state(self) -> dict[str, Any]:
+        return dict(self.admin("state"))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def sync_config(store: Store, account: Account, state_dir: Path, **source: Any) -> Path:
+    """A ``runner sync`` config (JSON is YAML) with short timeouts, so that 'slow' faults
+    time out."""
+    path = state_dir.with_suffix(".json")
+    path.write_text(json.dumps({
+        "connectors": {"bigcommerce": {
+            "store_hash": store.ready["store_hash"], "access_token": store.ready["access_token"],
+            "api_url": store.ready["url"], "lists": LISTS, "request_timeout": 1,
+            "sync": {"carts": False}, **source}},
+        "brevo": {"api_key": account.ready["api_key"], "api_url": account.ready["url"],
+                  "request_timeout": 1},
+        "state_dir": str(state_dir)}))
+    return path
+
+
+@dataclass
+class Outcome:
+    """How a sync got done: the runs it took, their exit codes, what they printed."""
+
+    runs: int = 0
+    codes: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def sync_until_done(config: Path, outcome: Outcome | None = None, tries: int = 8,
+                    timeout: float = 300) -> Outcome:
+    """``runner sync`` until it exits 0, as a scheduler retrying a failed job would."""
+    outcome = outcome or Outcome()
+    for _ in range(tries):
+        result = subprocess.run([RUNNER, "--json-logs", "sync", "--config", str(config)],
+                                capture_output=True, timeout=timeout,
+                                env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"})
+        outcome.runs += 1
+        outcome.codes.append(result.returncode)
+        if result.returncode == 0:
+            return outcome
+        outcome.errors.append(result.stderr.decode(errors="replace")[-600:])
+    raise AssertionError(f"sync did not succeed in {tries} runs: {outcome.errors[-1]}")
+
+
+def kill_at(args: list[str], after_s: float, env: dict[str, str] | None = None) -> bool:
+    """Run ``args`` and SIGKILL it after ``after_s`` seconds; True if it was still running."""
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite",
+                                    **(env or {})}, start_new_session=True)
+    try:
+        process.wait(timeout=after_s)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return True
+
+
+def kill_when(args: list[str], ready: Callable[[], bool], timeout: float = 120) -> bool:
+    """Run ``args`` and SIGKILL it as soon as ``ready()`` holds; False if it ended first."""
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"},
+                               start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if ready():
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.03)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return False
+
+
+def pipeline(source: Path, destination: Path, states: Path) -> list[str]:
+    """``runner read bigcommerce | runner write brevo``, resuming from and appending to
+    ``states`` (the last state of each stream wins), as a shell script would run it."""
+    resume = f"--state {states}" if states.exists() and states.stat().st_size else ""
+    return ["bash", "-c", f"set -o pipefail; {RUNNER} read bigcommerce --config {source} "
+            f"{resume} | {RUNNER} write brevo --config {destination} >> {states}"]
+
+
+def kill_one_side(args: list[str], after_s: float, side: str) -> bool:
+    """Run a pipeline and SIGKILL one side of it (``read`` or ``write``) after ``after_s``;
+    True if that side was still running."""
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"},
+                               start_new_session=True)
+    try:
+        process.wait(timeout=after_s)
+        return False
+    except subprocess.TimeoutExpired:
+        found = subprocess.run(["pgrep", "-s", str(process.pid), "-f", f"runner {side} "],
+                               capture_output=True, text=True).stdout.split()
+        for pid in found:
+            os.kill(int(pid), signal.SIGKILL)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        return bool(found)
+
+
+def run_until_done(args: list[str], tries: int = 8, timeout: float = 300) -> int:
+    """Run a command until it exits 0; returns the runs it took."""
+    for run in range(1, tries + 1):
+        result = subprocess.run(args, capture_output=True, timeout=timeout,
+                                env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"})
+        if result.returncode == 0:
+            return run
+    raise AssertionError(f"{args[-1][:80]} did not succeed: {result.stderr.decode()[-600:]}")
+
+
+def comparable(state: dict[str, Any]) -> dict[str, Any]:
+    """Brevo's state without what Brevo itself stamps (ids, its clock, import processes),
+    with events as a multiset: two states are equal when the same things were sent, each
+    as many times."""
+    def strip(item: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in item.items() if k not in BREVO_CLOCK}
+
+    events = Counter(json.dumps(e, sort_keys=True) for e in state["events"])
+    return {
+        "contacts": sorted(json.dumps(strip(c), sort_keys=True) for c in state["contacts"]),
+        "products": sorted(json.dumps(strip(p), sort_keys=True) for p in state["products"]),
+        "categories": sorted(json.dumps(strip(c), sort_keys=True)
+                             for c in state["categories"]),
+        "orders": sorted(json.dumps(strip(o), sort_keys=True) for o in state["orders"]),
+        "events": sorted(events.items()),
+        "lists": sorted(json.dumps(strip(x), sort_keys=True) for x in state["lists"]),
+        "attributes": sorted(json.dumps(a, sort_keys=True) for a in state["attributes"]),
+    }
+
+
+def differences(clean: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """What differs between two comparable states: missing and extra items per kind."""
+    out: dict[str, Any] = {}
+    for kind in clean:
+        a, b = Counter(map(str, clean[kind])), Counter(map(str, other[kind]))
+        if a != b:
+            out[kind] = {"missing": list((a - b).elements())[:3],
+                         "extra": list((b - a).elements())[:3],
+                         "missing_count": sum((a - b).values()),
+                         "extra_count": sum((b - a).values())}
+    return out
+
+
+def doubled_events(state: dict[str, Any]) -> list[str]:
+    """Events sent more than once (same name, contact and key)."""
+    keys = Counter((e["event_name"], json.dumps(e["identifiers"], sort_keys=True),
+                    (e.get("event_properties") or {}).get("event_key")) for e in state["events"])
+    return [str(k) for k, n in keys.items() if n > 1]
