@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,11 @@ from pydantic import ValidationError
 from framework import protocol as p
 from framework.config import load_file
 from framework.errors import ConfigError
+
+log = logging.getLogger("tajo")
+#: Messages a run prints besides its states (skipped in a state file made of its output).
+OTHER_MESSAGES = frozenset({"RECORD", "LOG", "TRACE", "SPEC", "CONNECTION_STATUS", "CATALOG",
+                            "CONTROL"})
 
 
 def data_path(name: str) -> Path:
@@ -84,14 +90,21 @@ def load_state(path: str | Path | None) -> dict[str, dict[str, Any]]:
         items = parsed if isinstance(parsed, list) else [parsed]
     except orjson.JSONDecodeError:
         items = []
-        for number, line in enumerate(text.splitlines(), 1):
+        lines = text.splitlines()
+        for number, line in enumerate(lines, 1):
             if line.strip():
                 try:
                     items.append(orjson.loads(line))
                 except orjson.JSONDecodeError:
+                    if number == len(lines) and not text.endswith(b"\n"):
+                        # The torn end of a run killed while it wrote: what it had written
+                        # before stands.
+                        log.warning("state file %s: ignoring its unfinished last line", path)
+                        continue
                     raise ConfigError(f"state file {path} line {number} is not JSON; give the "
                                       "state messages a previous run printed") from None
-        items = [m for m in items if isinstance(m, dict) and m.get("type") == "STATE"]
+    # The output of a run holds other messages too (an ERROR trace, logs): states only.
+    items = [m for m in items if not (isinstance(m, dict) and m.get("type") in OTHER_MESSAGES)]
     for item in items:
         if not isinstance(item, dict):
             raise ConfigError(f"state file {path} holds a {type(item).__name__}, "

@@ -287,8 +287,11 @@ class HttpClient:
                     isinstance(exc, requests.ConnectionError)
                     and "NewConnectionError" in repr(exc))
                 if attempt >= self.max_retries or not (idempotent or unsent):
+                    hint = ("; is the URL right and the server up?" if unsent and
+                            attempt >= self.max_retries else "")
                     raise ConnectorError(f"{method} {url} failed after {attempt + 1} attempts: "
-                                         f"{type(exc).__name__}", "transient_error") from None
+                                         f"{type(exc).__name__}{hint}", "transient_error"
+                                         ) from None
                 self._count(retries=1)
                 self._wait(self._backoff(attempt), f"{type(exc).__name__}; retrying")
                 attempt += 1
@@ -321,13 +324,17 @@ class HttpClient:
                     raise orjson.JSONDecodeError("not JSON", "", 0)
                 return status, response.content
             except orjson.JSONDecodeError:
-                if attempt < self.max_retries and idempotent:  # a truncated body, a proxy page
+                if status < 400 and attempt < self.max_retries and idempotent:
+                    # A truncated body, a proxy's page in place of the answer; a 4xx page
+                    # is an answer (e.g. a 404 for a wrong URL): retrying will not change it.
                     self._count(retries=1)
                     self._wait(self._backoff(attempt), "response was not JSON; retrying")
                     attempt += 1
                     continue
                 kind = response.headers.get("Content-Type", "no content type")
                 snippet = REDACT(" ".join(response.text[:80].split()))
+                if status >= 400:  # the caller judges a 4xx, whatever its body
+                    return status, snippet if decode else snippet.encode()
                 raise ConnectorError(f"{method} {url} answered HTTP {status} with {kind}, not "
                                      f"JSON: {snippet!r}", "transient_error") from None
 

@@ -200,7 +200,10 @@ def _page_of(unit: Unit, index: int, data: bytes, params: dict[str, Any], pagina
     if not isinstance(raw, list):
         raise ConnectorError(f"GET {unit.client.base_url}{stream.path} answered without a "
                              f"list of records at {stream.records_path or 'the body'!r} "
-                             f"(got {type(raw).__name__})", "system_error", stream.name)
+                             f"(got {type(raw).__name__ if isinstance(body, dict) else ''}"
+                             f"{'' if isinstance(body, dict) else type(body).__name__}"
+                             f"{'' if isinstance(body, dict) else ' for the whole body'})",
+                             "system_error", stream.name)
     total = dig(body, stream.total_path) if first and stream.total_path else None
     for record in raw:
         _prepare(unit, record)

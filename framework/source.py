@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -111,8 +112,18 @@ class HttpSource(Source):
                     if key in checked:
                         continue
                     checked.add(key)
-                    client.get(stream.path.format(**account), stream.check_params or {},
-                               scope=stream.scope)
+                    path = stream.path.format(**account)
+                    status, _ = client.send("GET", path, params=stream.check_params or {},
+                                            scope=stream.scope)
+                    if status == 404:
+                        template = self.loaded.model.client.base_url
+                        fields = ", ".join(re.findall(r"{(\w+)}", template))
+                        raise ConnectorError(
+                            f"GET {client.base_url}{path} answered HTTP 404: no account "
+                            f"there; check {fields} (the API URL is {template})",
+                            "config_error")
+                    if status >= 400:
+                        client.get(path, stream.check_params or {}, scope=stream.scope)
             except ConnectorError as exc:
                 name = self.account_key(account)
                 prefix = f"{name}: " if len(self.accounts(config)) > 1 else ""

@@ -36,6 +36,7 @@ from connectors.brevo.payloads import brevo_category, brevo_order, brevo_order_i
 from framework import protocol as p
 from framework.errors import ConnectorError
 from framework.http import HttpClient
+from framework.records import checks_of
 from framework.spec import RateLimitHeaders
 
 log = logging.getLogger("tajo.brevo")
@@ -355,7 +356,7 @@ class BrevoWriter:
         self.dead_letters.write(orjson.dumps({"stream": stream, "reason": reason,
                                               "at": p.now_ms(), "record": data}) + b"\n")
         self.rejected[stream] = self.rejected.get(stream, 0) + 1
-        log.warning("rejected a %s record (%s); kept in the dead-letter file", stream, reason)
+        log.warning("rejected a record of %s (%s); kept in the dead-letter file", stream, reason)
 
     # --- flushing -------------------------------------------------------------------------
 
@@ -794,10 +795,17 @@ def write(config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
           messages: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     """Consume messages; yield each STATE once Brevo holds the records before it."""
     writer = BrevoWriter(config, catalog)
+    checks = checks_of(catalog)
     try:
         for message in messages:
             if message["type"] == "RECORD":
-                writer.record(message["record"]["stream"], message["record"]["data"])
+                stream, data = message["record"]["stream"], message["record"]["data"]
+                check = checks.get(stream)
+                problem = check.problem(data) if check else None
+                if problem:
+                    writer.reject(stream, f"does not match the {stream} schema: {problem}", data)
+                    continue
+                writer.record(stream, data)
                 if len(writer.pending) >= writer.batch:  # memory stays flat between states
                     yield from writer.state({})
             elif message["type"] == "STATE":

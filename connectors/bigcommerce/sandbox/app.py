@@ -278,6 +278,8 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
     def faults(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
         fault = {"status": int(body.get("status", 503)), "bare": bool(body.get("bare")),
                  "html": bool(body.get("html"))}
+        if "body" in body:
+            fault["body"] = body["body"]
         sandbox.faults.add(fault, int(body.get("count", 1)))
         return {"queued": len(sandbox.faults.queue)}
 
