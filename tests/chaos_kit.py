@@ -67,6 +67,23 @@ class Store:
     def mutate(self, resource: str, **change: Any) -> dict[str, Any]:
         return dict(self.admin("mutate", {"resource": resource, "seed": 11, **change}))
 
+    def everything(self, path: str, fields: tuple[str, ...]) -> dict[int, tuple[Any, ...]]:
+        """Every record of a list endpoint, by id: the store as it is now."""
+        out: dict[int, tuple[Any, ...]] = {}
+        page = 1
+        while True:
+            response = requests.get(
+                f"{self.ready['url']}/stores/{self.ready['store_hash']}{path}",
+                params={"limit": 250, "page": page},
+                headers={"X-Auth-Token": self.ready["access_token"]}, timeout=60)
+            response.raise_for_status()
+            body = response.json() if response.content else []
+            rows = body["data"] if isinstance(body, dict) else body
+            out.update({row["id"]: tuple(row.get(f) for f in fields) for row in rows})
+            if len(rows) < 250:
+                return out
+            page += 1
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
@@ -102,11 +119,13 @@ class Account:
         self.process.wait(timeout=10)
 
 
-def sync_config(store: Store, account: Account, state_dir: Path, **source: Any) -> Path:
+def sync_config(store: Store, account: Account, state_dir: Path,
+                mapping: dict[str, str] | None = None, **source: Any) -> Path:
     """A ``runner sync`` config (JSON is YAML) with short timeouts, so that 'slow' faults
     time out."""
     path = state_dir.with_suffix(".json")
-    path.write_text(json.dumps({
+    extra = {"customer_mapping": mapping} if mapping else {}
+    path.write_text(json.dumps({**extra,
         "connectors": {"bigcommerce": {
             "store_hash": store.ready["store_hash"], "access_token": store.ready["access_token"],
             "api_url": store.ready["url"], "lists": LISTS, "request_timeout": 1,

@@ -6,6 +6,8 @@ sync gives. Small sizes here; ``tests/bench/chaos.py`` runs the same checks bigg
 from __future__ import annotations
 
 import random
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +165,47 @@ def test_a_pipeline_killed_on_either_side_ends_where_a_clean_one_does(
             change(store)
     print(f"killed {kills} of 8 pipelines")
     assert kills >= 4
+
+
+def test_a_store_that_changes_during_the_sync_ends_in_brevo_as_it_is(accounts: Any,
+                                                                      tmp_path: Path) -> None:
+    store = Store.start(customers=2500, orders=2500, products=20, seed=6)
+    account = accounts()
+    mapping = {"email": "email", "first_name": "FIRSTNAME", "notes": "NOTES"}
+    config = sync_config(store, account, tmp_path / "live", mapping)
+    stop = threading.Event()
+    changes = 0
+
+    def merchant() -> None:  # edits customers and orders all through the sync
+        nonlocal changes
+        seed = 100
+        while not stop.is_set():
+            seed += 1
+            store.admin("mutate", {"resource": "customers", "update": 20, "seed": seed})
+            store.admin("mutate", {"resource": "orders", "update": 20, "seed": seed})
+            changes += 40
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=merchant)
+    thread.start()
+    try:
+        sync_until_done(config)
+        sync_until_done(config)  # an incremental run, the store still changing
+    finally:
+        stop.set()
+        thread.join()
+        try:
+            sync_until_done(config)  # the store has settled: one more incremental run
+            customers = store.everything("/v3/customers", ("email", "notes"))
+            orders = store.everything("/v2/orders", ("status",))
+        finally:
+            store.stop()
+    state = account.state()
+    notes = {c["email"]: c["attributes"].get("NOTES") or "" for c in state["contacts"]}
+    stale = [i for i, (email, note) in customers.items() if notes.get(email.lower()) != note]
+    statuses = {o["id"]: o["status"] for o in state["orders"]}
+    hash_ = store.ready["store_hash"]
+    late = [i for i, (status,) in orders.items() if statuses.get(f"{hash_}-{i}") != status]
+    print(f"{changes} changes during two syncs")
+    assert changes >= 400
+    assert stale == [] and late == [], (len(stale), len(late))
