@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -271,3 +273,177 @@ def doubled_events(state: dict[str, Any]) -> list[str]:
     keys = Counter((e["event_name"], json.dumps(e["identifiers"], sort_keys=True),
                     (e.get("event_properties") or {}).get("event_key")) for e in state["events"])
     return [str(k) for k, n in keys.items() if n > 1]
+
+
+# --- scenarios (the tests run them small, tests/bench/chaos.py big) -------------------------
+
+def change(store: Store, scale: int = 1) -> None:
+    """What happens between two syncs: edits, sign-ups, new orders, deletions."""
+    store.mutate("customers", update=25 * scale, create=6 * scale, delete=2 * scale)
+    store.mutate("orders", update=30 * scale, create=8 * scale)
+    store.mutate("products", update=5 * scale, delete=scale)
+
+
+def faults_scenario(store: Store, clean: Account, faulty: Account, work: Path,
+                    profile: dict[str, float] | None = None, seed: int = 1,
+                    scale: int = 1) -> dict[str, Any]:
+    """A full and an incremental sync under faults on both sides, each against a clean one
+    into another account: what differs, what was doubled, what was injected."""
+    from framework.faults import FAULT_KINDS
+
+    profile = PROFILE if profile is None else profile
+    clean_config = sync_config(store, clean, work / f"clean-{seed}")
+    faulty_config = sync_config(store, faulty, work / f"faulty-{seed}")
+
+    def faults(on: bool) -> None:
+        store.faults(profile if on else {}, seed=seed)
+        faulty.faults(profile if on else {}, seed=seed + 1)
+        if on:  # and one of each kind for sure on both sides, beyond the random ones
+            for n, kind in enumerate(FAULT_KINDS):
+                store.admin("fault-profile", {"kind": kind, "path": ("/v3/customers",
+                                                                      "/v2/orders")[n % 2]})
+                faulty.admin("fault-profile", {"kind": kind, "path": (
+                    "/v3/contacts", "/v3/orders/status/batch", "/v3/products/batch")[n % 3]})
+
+    before = [store.admin("fault-profile")["injected"], faulty.admin("fault-profile")["injected"]]
+    sync_until_done(clean_config)
+    faults(True)
+    outcome = sync_until_done(faulty_config)
+    faults(False)
+    full = differences(comparable(clean.state()), comparable(faulty.state()))
+
+    change(store, scale)
+    sync_until_done(clean_config)
+    # The answers to the first event batches never come: Brevo did take them.
+    faulty.admin("fault-profile", {"kind": "reset", "path": "/v3/events/batch"})
+    faulty.admin("fault-profile", {"kind": "slow", "path": "/v3/events/batch"})
+    faults(True)
+    sync_until_done(faulty_config, outcome)
+    faults(False)
+    clean_state, faulty_state = clean.state(), faulty.state()
+    after = [store.admin("fault-profile")["injected"], faulty.admin("fault-profile")["injected"]]
+    injected = [{k: n - old.get(k, 0) for k, n in new.items() if n - old.get(k, 0)}
+                for old, new in zip(before, after, strict=True)]
+    return {"full": full, "incremental": differences(comparable(clean_state),
+                                                       comparable(faulty_state)),
+            "doubled": doubled_events(faulty_state), "events": len(clean_state["events"]),
+            "contacts": len(clean_state["contacts"]), "orders": len(clean_state["orders"]),
+            "injected": {"bigcommerce": injected[0], "brevo": injected[1]},
+            "runs": outcome.runs, "exit_codes": outcome.codes}
+
+
+def crash_scenario(store: Store, clean: Account, crashed: Account, work: Path,
+                   kills: int = 4, seed: int = 8, scale: int = 1) -> dict[str, Any]:
+    """``runner sync`` killed at random points of a full and an incremental sync (and while
+    event batches are in flight), then run to the end: against a clean sync."""
+    clean_config = sync_config(store, clean, work / f"clean-{seed}")
+    crash_config = sync_config(store, crashed, work / f"crashed-{seed}")
+    command = [RUNNER, "sync", "--config", str(crash_config)]
+    rng = random.Random(seed)
+    landed = tried = 0
+    sync_until_done(clean_config)
+    for _ in range(kills):
+        tried += 1
+        landed += kill_at(command, rng.uniform(0.4, 2.5 * scale))
+    sync_until_done(crash_config)
+    full = differences(comparable(clean.state()), comparable(crashed.state()))
+
+    change(store, scale)
+    sync_until_done(clean_config)
+    # Killed while Brevo holds a batch of events it has not yet seen (they may be lost),
+    # then while Brevo has taken one but not yet answered (they may be doubled).
+    in_flight = []
+    for kind in ("stall", "slow"):
+        crashed.admin("fault-profile", {"kind": kind, "path": "/v3/events/batch"})
+        tried += 1
+        hit = kill_when(command, lambda kind=kind: bool(
+            crashed.admin("fault-profile")["injected"].get(kind)))
+        landed += hit
+        in_flight.append(hit)
+    for _ in range(kills):
+        tried += 1
+        landed += kill_at(command, rng.uniform(0.4, 2.0 * scale))
+    sync_until_done(crash_config)
+    clean_state, crashed_state = clean.state(), crashed.state()
+    return {"full": full, "incremental": differences(comparable(clean_state),
+                                                       comparable(crashed_state)),
+            "doubled": doubled_events(crashed_state), "kills_tried": tried,
+            "kills_landed": landed, "killed_with_events_in_flight": in_flight,
+            "events": len(clean_state["events"])}
+
+
+def pipeline_crash_scenario(store: Store, clean: Account, crashed: Account, work: Path,
+                            kills: int = 4, seed: int = 9, scale: int = 1) -> dict[str, Any]:
+    """``read | write`` pipelines with one side killed at random points, over a full and an
+    incremental sync: against clean pipelines."""
+    source = work / f"pipe-source-{seed}.json"
+    source.write_text(json.dumps({"api_url": store.ready["url"],
+                                  "store_hash": store.ready["store_hash"],
+                                  "access_token": store.ready["access_token"],
+                                  "request_timeout": 5}))
+
+    def destination(account: Account, name: str) -> tuple[Path, Path]:
+        path = work / f"pipe-{name}-{seed}.json"
+        path.write_text(json.dumps({"api_url": account.ready["url"],
+                                    "api_key": account.ready["api_key"], "lists": LISTS,
+                                    "state_dir": str(work / f"pipe-{name}-{seed}")}))
+        return path, work / f"pipe-{name}-{seed}.jsonl"
+
+    clean_args, crash_args = destination(clean, "clean"), destination(crashed, "crashed")
+    rng = random.Random(seed)
+    landed = tried = 0
+    found: list[dict[str, Any]] = []
+    doubled: list[str] = []
+    for phase in range(2):
+        run_until_done(pipeline(source, *clean_args))
+        for n in range(kills):
+            tried += 1
+            landed += kill_one_side(pipeline(source, *crash_args),
+                                    rng.uniform(0.5, 2.0 * scale), ("read", "write")[n % 2])
+        run_until_done(pipeline(source, *crash_args))
+        crashed_state = crashed.state()
+        found.append(differences(comparable(clean.state()), comparable(crashed_state)))
+        doubled = doubled_events(crashed_state)
+        if phase == 0:
+            change(store, scale)
+    return {"full": found[0], "incremental": found[1], "doubled": doubled,
+            "kills_tried": tried, "kills_landed": landed}
+
+
+def mutation_scenario(store: Store, account: Account, work: Path) -> dict[str, Any]:
+    """Two syncs while a merchant edits customers and orders all the time, then one after:
+    every record's latest version must be in Brevo."""
+    mapping = {"email": "email", "first_name": "FIRSTNAME", "notes": "NOTES"}
+    config = sync_config(store, account, work / "live", mapping)
+    stop = threading.Event()
+    changes = 0
+
+    def merchant() -> None:
+        nonlocal changes
+        seed = 100
+        while not stop.is_set():
+            seed += 1
+            store.admin("mutate", {"resource": "customers", "update": 20, "seed": seed})
+            store.admin("mutate", {"resource": "orders", "update": 20, "seed": seed})
+            changes += 40
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=merchant)
+    thread.start()
+    try:
+        sync_until_done(config)
+        sync_until_done(config)  # an incremental run, the store still changing
+    finally:
+        stop.set()
+        thread.join()
+    sync_until_done(config)  # the store has settled: one more incremental run
+    customers = store.everything("/v3/customers", ("email", "notes"))
+    orders = store.everything("/v2/orders", ("status",))
+    state = account.state()
+    notes = {c["email"]: c["attributes"].get("NOTES") or "" for c in state["contacts"]}
+    stale = [i for i, (email, note) in customers.items() if notes.get(email.lower()) != note]
+    statuses = {o["id"]: o["status"] for o in state["orders"]}
+    hash_ = store.ready["store_hash"]
+    late = [i for i, (status,) in orders.items() if statuses.get(f"{hash_}-{i}") != status]
+    return {"changes": changes, "customers": len(customers), "orders": len(orders),
+            "stale_customers": stale, "stale_orders": late}

@@ -141,7 +141,7 @@ def test_no_acknowledged_event_is_lost_when_the_receiver_is_killed(
     port = free_port()
     receiver = start_receiver(config, "--port", str(port))
     bodies = [payload(store.store_hash, "store/customer/updated", {"type": "customer", "id": n})
-              for n in range(3000)]
+              for n in range(5000)]  # a burst of 5,000 at concurrency 50
     acked: list[str] = []
     lock = threading.Lock()
 
@@ -161,13 +161,13 @@ def test_no_acknowledged_event_is_lost_when_the_receiver_is_killed(
     threads = [threading.Thread(target=send, args=(bodies[n::50],)) for n in range(50)]
     for thread in threads:
         thread.start()
-    wait_for(lambda: len(acked) >= 800, what="800 acknowledgements")
+    wait_for(lambda: len(acked) >= 2000, what="2,000 acknowledgements")
     os.kill(receiver.process.pid, signal.SIGKILL)
     for thread in threads:
         thread.join(timeout=30)
     receiver.process.wait()
     acknowledged = set(acked)
-    assert 800 <= len(acknowledged) < len(bodies)
+    assert 2000 <= len(acknowledged) < len(bodies)
     db = sqlite3.connect(tmp_path / "spool.db")
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     stored = {row[0] for row in db.execute("SELECT hash FROM events")}

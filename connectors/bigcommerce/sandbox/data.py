@@ -53,6 +53,8 @@ class Collection:
     #: server has its data ready, and generating it again for every read would make the
     #: sandbox, not the connector, what a benchmark measures.
     rendered: dict[tuple[int, str], tuple[int, bytes]] = field(default_factory=dict)
+    #: Edits per record: two edits in one second share a date_modified, not a rendering.
+    edit_count: dict[int, int] = field(default_factory=dict)
 
     def populate(self, count: int, kind: str) -> None:
         """Create ``count`` records with dates spread over the store's history."""
@@ -96,6 +98,7 @@ class Collection:
         self.modified[record_id] = self.now()
         bisect.insort(self.by_modified, (self.modified[record_id], record_id))
         self.edits.setdefault(record_id, {}).update(edit)
+        self.edit_count[record_id] = self.edit_count.get(record_id, 0) + 1
         return self.modified[record_id]
 
     def create(self) -> int:
@@ -111,6 +114,7 @@ class Collection:
         del self.ids[bisect.bisect_left(self.ids, record_id)]
         del self.created[record_id], self.modified[record_id]
         self.edits.pop(record_id, None)
+        self.edit_count.pop(record_id, None)
 
     def modified_range(self, low: int | None, high: int | None) -> tuple[int, int]:
         """Positions in ``by_modified`` of the records with low <= modified <= high."""

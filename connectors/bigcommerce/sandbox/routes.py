@@ -98,8 +98,9 @@ def cached(items: Collection, variant: str, render: Callable[[int], dict[str, An
     """``render`` memoized as JSON per record version (``orjson.Fragment`` embeds it)."""
     def render_cached(i: int) -> Any:
         hit = items.rendered.get((i, variant))
-        if hit is None or hit[0] != items.modified[i]:
-            hit = (items.modified[i], orjson.dumps(render(i)))
+        version = items.edit_count.get(i, 0)
+        if hit is None or hit[0] != version:
+            hit = (version, orjson.dumps(render(i)))
             items.rendered[(i, variant)] = hit
         return orjson.Fragment(hit[1])
     return render_cached
