@@ -29,7 +29,7 @@ def test_yaml_with_env_substitution_and_defaults(tmp_path: Path,
     webhooks = config.pop("webhooks")
     assert config == {"store_hash": "abc123", "access_token": SECRET,
                       "api_url": "https://api.bigcommerce.com", "page_size": 250,
-                      "concurrency": 8, "read_mode": "poll"}
+                      "concurrency": 8, "read_mode": "poll", "request_timeout": 60}
     assert {"scope": "store/cart/abandoned", "destination": "cart_abandoned"} in webhooks
 
 
@@ -59,7 +59,7 @@ def test_missing_env_var_names_field_and_variable(tmp_path: Path,
                                "access_token (one store) or stores (several)"),
     ({**GOOD, "sotre_hash": "x"},
      "unknown field 'sotre_hash' (valid: access_token, api_url, channel_ids, client_id, "
-     "client_secret, concurrency, page_size, read_mode, spool_path, start_date, store_hash, "
+     "client_secret, concurrency, page_size, read_mode, request_timeout, spool_path, start_date, store_hash, "
      "stores, webhook_secret, webhooks)"),
     ({"stores": [{"store_hash": "abc", "access_token": 987654321}]},
      "'stores[0].access_token' must be of type string"),
