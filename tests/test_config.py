@@ -59,8 +59,8 @@ def test_missing_env_var_names_field_and_variable(tmp_path: Path,
                                "access_token (one store) or stores (several)"),
     ({**GOOD, "sotre_hash": "x"},
      "unknown field 'sotre_hash' (valid: access_token, api_url, channel_ids, client_id, "
-     "client_secret, concurrency, page_size, read_mode, request_timeout, spool_path, start_date, store_hash, "
-     "stores, webhook_secret, webhooks)"),
+     "client_secret, concurrency, page_size, read_mode, request_timeout, spool_path, "
+     "start_date, store_hash, stores, webhook_secret, webhooks)"),
     ({"stores": [{"store_hash": "abc", "access_token": 987654321}]},
      "'stores[0].access_token' must be of type string"),
     ({"stores": [{"store_hash": "abc"}]}, "'stores[0].access_token' is required"),
