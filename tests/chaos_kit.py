@@ -242,9 +242,18 @@ def comparable(state: dict[str, Any]) -> dict[str, Any]:
     def strip(item: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in item.items() if k not in BREVO_CLOCK}
 
+    def contact(item: dict[str, Any]) -> dict[str, Any]:
+        # Brevo gives a phone number to one contact; when two customers share one, which
+        # of them holds it depends on the order they were sent in (first come, first
+        # served), so the numbers held are compared as a set of their own.
+        attributes = {k: v for k, v in item["attributes"].items() if k != "SMS"}
+        return {**strip(item), "attributes": attributes}
+
     events = Counter(json.dumps(e, sort_keys=True) for e in state["events"])
     return {
-        "contacts": sorted(json.dumps(strip(c), sort_keys=True) for c in state["contacts"]),
+        "contacts": sorted(json.dumps(contact(c), sort_keys=True) for c in state["contacts"]),
+        "sms_numbers": sorted(str(c["attributes"]["SMS"]) for c in state["contacts"]
+                              if c["attributes"].get("SMS")),
         "products": sorted(json.dumps(strip(p), sort_keys=True) for p in state["products"]),
         "categories": sorted(json.dumps(strip(c), sort_keys=True)
                              for c in state["categories"]),

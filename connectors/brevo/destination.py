@@ -158,7 +158,6 @@ class BrevoWriter:
         self.held_states: list[dict[str, Any]] = []
         self.connected_at = self.ledger.connected_at(p_now_iso())
         self.pending_orders: dict[tuple[str, int], tuple[dict[str, Any], str | None]] = {}
-        self.pending_events: list[tuple[str, dict[str, Any]]] = []
         self.pending_products: dict[tuple[str, int], dict[str, Any]] = {}
         self.pending_categories: dict[tuple[str, int], dict[str, Any]] = {}
         self.cart_list_add: set[str] = set()
@@ -275,8 +274,7 @@ class BrevoWriter:
         event = {"event_name": name, "identifiers": {"email_id": email},
                  "event_date": modified,
                  "event_properties": {"customer_id": customer["id"], "store_hash": store}}
-        self.pending_events.append((f"{store}:customer:{customer['id']}:{modified}:{name}",
-                                    event))
+        self._event(f"{store}:customer:{customer['id']}:{modified}:{name}", event)
 
     def _order_events(self, store: str, order: dict[str, Any], email: str | None) -> None:
         """Lifecycle events of an order change. None for what the first sync finds (backfill
@@ -304,7 +302,15 @@ class BrevoWriter:
                                           "store_hash": store, "status": status,
                                           "amount": order.get("total_inc_tax"),
                                           "currency": order.get("currency_code"), **extra}}
-            self.pending_events.append((f"{store}:{order['id']}:{modified}:{name}", event))
+            self._event(f"{store}:{order['id']}:{modified}:{name}", event)
+
+    def _event(self, key: str, event: dict[str, Any]) -> None:
+        """Queue an event in the ledger's outbox, in the same transaction as the record
+        version that made it: a run that dies after the version was committed still sends
+        the event (a version seen again makes no new one). Claimed once, so never twice."""
+        if self.ledger.claim_event(key, p_now_iso()):
+            event["event_properties"] = {**event.get("event_properties", {}), "event_key": key}
+            self.ledger.outbox_event(key, event)
 
     def _cart(self, store: str, cart: dict[str, Any]) -> None:
         """A cart of a shopper who has an email and consents to abandoned-cart emails:
@@ -349,7 +355,7 @@ class BrevoWriter:
                  "event_properties": properties}
         if modified:
             event["event_date"] = modified
-        self.pending_events.append((f"{store}:cart:{cart_id}:{modified}:{name}", event))
+        self._event(f"{store}:cart:{cart_id}:{modified}:{name}", event)
 
     def reject(self, stream: str, reason: str, data: dict[str, Any]) -> None:
         """Keep a record Brevo cannot take, with why, and count it."""
@@ -542,12 +548,11 @@ class BrevoWriter:
                                 item)
 
     def _send_events(self) -> None:
-        """Events in batches; each is claimed in the ledger before it is sent, so that none
-        is sent twice (an automation fired twice costs the merchant). Each carries its
-        ledger key as ``event_key``, and stays "in doubt" in the ledger until Brevo answers:
-        when the answer never comes (a timeout, a cut connection, a 500 or 502, a run
-        killed mid-request), the events are looked up in Brevo and only what it lacks is
-        sent again."""
+        """Events from the ledger's outbox, in batches. Each batch stays "in doubt" in the
+        ledger until Brevo answers: when the answer never comes (a timeout, a cut connection,
+        a 500 or 502, a run killed mid-request), the events are looked up in Brevo by their
+        ``event_key`` and only what it lacks is sent again. So an event is neither lost nor
+        sent twice (an automation fired twice costs the merchant)."""
         doubtful = self.ledger.events_in_doubt()
         if doubtful:
             have = self._event_keys_in_brevo([e for _, e in doubtful])
@@ -557,15 +562,8 @@ class BrevoWriter:
             self.ledger.settle_events([key for key, _ in doubtful if key in have])
             self.ledger.commit()
             self._send_claimed([(k, e) for k, e in doubtful if k not in have])
-        events = self.pending_events
-        self.pending_events = []
-        for start in range(0, len(events), EVENT_BATCH):
-            claimed = [(key, event) for key, event in events[start:start + EVENT_BATCH]
-                       if self.ledger.claim_event(key, p_now_iso())]
-            for key, event in claimed:
-                event["event_properties"] = {**event.get("event_properties", {}),
-                                             "event_key": key}
-            self._send_claimed(claimed)
+        while batch := self.ledger.outbox(EVENT_BATCH):
+            self._send_claimed(batch)
 
     def _send_claimed(self, claimed: list[tuple[str, dict[str, Any]]]) -> None:
         """Send claimed events (in doubt until Brevo answers); refused ones are released
@@ -574,7 +572,7 @@ class BrevoWriter:
             batch = claimed[start:start + EVENT_BATCH]
             if not batch:
                 continue
-            self.ledger.doubt_events(batch)
+            self.ledger.doubt_events(batch)  # and out of the outbox, at once
             self.ledger.commit()
             status, answer, sent = self._post_events(batch)
             failed: dict[int, str] = {}

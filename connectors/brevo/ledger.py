@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS order_lines (store TEXT, order_id INTEGER, id INTEGER
                                         PRIMARY KEY (store, order_id, id));
 CREATE TABLE IF NOT EXISTS events_sent (key TEXT PRIMARY KEY, at TEXT);
 CREATE TABLE IF NOT EXISTS events_in_doubt (key TEXT PRIMARY KEY, event TEXT);
+CREATE TABLE IF NOT EXISTS events_outbox (seq INTEGER PRIMARY KEY, key TEXT UNIQUE, event TEXT);
 CREATE TABLE IF NOT EXISTS customer_versions (store TEXT, id INTEGER, date_modified TEXT,
                                               PRIMARY KEY (store, id));
 CREATE TABLE IF NOT EXISTS order_coupons (store TEXT, order_id INTEGER, code TEXT,
@@ -143,11 +144,24 @@ class Ledger:
         cursor = self.db.execute("INSERT OR IGNORE INTO events_sent VALUES (?, ?)", (key, at))
         return cursor.rowcount == 1
 
+    def outbox_event(self, key: str, event: dict[str, Any]) -> None:
+        """An event to send at the next flush (committed with the change that made it)."""
+        self.db.execute("INSERT OR IGNORE INTO events_outbox (key, event) VALUES (?, ?)",
+                        (key, orjson.dumps(event).decode()))
+
+    def outbox(self, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """The oldest events waiting to be sent."""
+        return [(key, orjson.loads(event)) for key, event in self.db.execute(
+            "SELECT key, event FROM events_outbox ORDER BY seq LIMIT ?", (limit,))]
+
     def doubt_events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
-        """Keep events that are about to be sent until Brevo's answer settles them: a run
-        that dies before the answer leaves them here for the next run to look up."""
+        """Move events that are about to be sent from the outbox to "in doubt", where they
+        stay until Brevo's answer settles them: a run that dies before the answer leaves
+        them for the next run to look up."""
         self.db.executemany("INSERT OR REPLACE INTO events_in_doubt VALUES (?, ?)",
                             [(key, orjson.dumps(event).decode()) for key, event in events])
+        self.db.executemany("DELETE FROM events_outbox WHERE key = ?",
+                            [(key,) for key, _ in events])
 
     def settle_events(self, keys: list[str]) -> None:
         """Brevo answered about these events (taken or refused): no longer in doubt."""

@@ -91,6 +91,8 @@ def main() -> None:
             totals["kills_landed"] += crashes["kills_landed"] + pipes["kills_landed"]
             totals["lost_or_doubled"] += wrong(faults) + wrong(crashes) + wrong(pipes)
             report["rounds"].append({"faults": faults, "crashes": crashes, "pipelines": pipes})
+            if args.json:  # as it goes: a long run that is stopped still tells
+                args.json.write_text(json.dumps(report, indent=1))
             print(f"round {round_ + 1}: {sum(faults['injected']['bigcommerce'].values())} + "
                   f"{sum(faults['injected']['brevo'].values())} faults, "
                   f"{crashes['kills_landed'] + pipes['kills_landed']} kills, wrong: "
