@@ -139,12 +139,16 @@ def _plugins_in_development() -> list[EntryPoint]:
     return points
 
 
-def connectors() -> dict[str, Connector]:
+def connectors(only: str | None = None) -> dict[str, Connector]:
     """Every connector: those registered in-process, then ``TAJO_PLUGINS``, then the entry
-    points."""
+    points. With ``only``, just that one is loaded when it exists (the others are not
+    imported: ``runner read bigcommerce`` starts without the destinations)."""
     found = dict(_registry)
     allowed = _allowed()
-    for ep in [*_plugins_in_development(), *entry_points(group=ENTRY_POINT_GROUP)]:
+    points = [*_plugins_in_development(), *entry_points(group=ENTRY_POINT_GROUP)]
+    if only is not None and (only in found or any(ep.name == only for ep in points)):
+        points = [ep for ep in points if ep.name == only]
+    for ep in points:
         if ep.name in found or (allowed is not None and ep.name not in allowed):
             continue
         try:
@@ -161,9 +165,9 @@ def connectors() -> dict[str, Connector]:
 
 def get(name: str, kind: str | None = None) -> Connector:
     """The connector called ``name``; the error lists the valid names."""
-    found = connectors()
-    connector = found.get(name)
+    connector = connectors(only=name).get(name)
     if connector is None or (kind and connector.kind != kind):
+        found = connectors()
         valid = sorted(n for n, c in found.items() if not kind or c.kind == kind)
         what = f"{kind} connector" if kind else "connector"
         raise ConfigError(f"unknown {what} {name!r}; valid: {', '.join(valid) or '(none)'}")
