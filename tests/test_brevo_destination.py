@@ -361,3 +361,18 @@ def test_an_order_that_moves_to_another_customer_changes_both_totals(
     assert 41 not in contacts["first@example.com"]["listIds"]
     assert contacts["second@example.com"]["attributes"]["ORDER_COUNT"] == 1
     assert 41 in contacts["second@example.com"]["listIds"]
+
+
+def test_an_order_read_before_its_customer_counts_for_the_customer(
+        brevo: BrevoBox, destination: Path) -> None:
+    """Streams arrive in any order: totals must not depend on it (found by the chaos script,
+    where a killed pipeline read orders before their customers)."""
+    early = {**order(200, 9, 10, 30.0), "billing_address": {"email": "billing@example.com"}}
+    stdin = (lines(("orders", early), state_for="orders")
+             + lines(("customers", customer(9, "late@example.com")), state_for="customers"))
+    assert run_cli("runner", "write", "brevo", "--config", str(destination),
+                   stdin=stdin).returncode == 0
+    contact = brevo.contacts()["late@example.com"]
+    assert contact["attributes"]["ORDER_COUNT"] == 1
+    assert contact["attributes"]["TOTAL_SPENT"] == 30.0
+    assert 41 in contact["listIds"]

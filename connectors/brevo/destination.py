@@ -200,6 +200,9 @@ class BrevoWriter:
             if self.dry_run and self.ledger.customer_email(store, data["id"]) is None:
                 self.new_contacts += 1
             self.ledger.put_customer(store, data["id"], email)
+            # Orders read before their customer counted for the billing email: not any more
+            # (streams arrive in any order, so the totals must not depend on it).
+            self.touched.update(self.ledger.rehome_orders(store, data["id"], email))
             self.ledger.put_consent(email, data.get("accepts_product_review_abandoned_cart_emails"))
             self.pending[email] = data  # mapped when sent, once group names etc. are known
             self._customer_events(store, email, data)

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS customers (store TEXT, id INTEGER, email TEXT,
                                       PRIMARY KEY (store, id));
 CREATE INDEX IF NOT EXISTS customers_by_email ON customers (email);
 CREATE TABLE IF NOT EXISTS orders (store TEXT, id INTEGER, email TEXT, counted INTEGER,
-                                   spent REAL, PRIMARY KEY (store, id));
+                                   spent REAL, customer_id INTEGER, PRIMARY KEY (store, id));
 CREATE INDEX IF NOT EXISTS orders_by_email ON orders (email);
 CREATE TABLE IF NOT EXISTS sent_totals (email TEXT PRIMARY KEY, orders INTEGER, spent REAL);
 CREATE TABLE IF NOT EXISTS stores (store TEXT PRIMARY KEY, country_code TEXT,
@@ -65,6 +65,11 @@ class Ledger:
         self.db = sqlite3.connect(str(path))
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(orders)")}
+        if "customer_id" not in columns:  # a ledger made before orders knew their customer
+            self.db.execute("ALTER TABLE orders ADD COLUMN customer_id INTEGER")
+        self.db.execute("CREATE INDEX IF NOT EXISTS orders_by_customer "
+                        "ON orders (store, customer_id)")
 
     dry_run = False  # a dry run never commits (its changes are rolled back on close)
 
@@ -253,6 +258,17 @@ class Ledger:
         self.db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?)",
                         (store, customer_id, email))
 
+    def rehome_orders(self, store: str, customer_id: int, email: str) -> list[str]:
+        """A customer's orders seen before the customer (counted for the billing email then)
+        count for the customer's email now; returns the emails whose totals change."""
+        before = [row[0] for row in self.db.execute(
+            "SELECT DISTINCT email FROM orders WHERE store = ? AND customer_id = ? "
+            "AND email IS NOT ?", (store, customer_id, email))]
+        if before:
+            self.db.execute("UPDATE orders SET email = ? WHERE store = ? AND customer_id = ?",
+                            (email, store, customer_id))
+        return [e for e in before if e]
+
     def order_email(self, store: str, order: dict[str, Any]) -> str | None:
         """Whom an order belongs to: its customer's email, else (a guest) the billing email."""
         if order.get("customer_id"):
@@ -270,8 +286,10 @@ class Ledger:
         spent = float(order.get("total_inc_tax") or 0) - float(order.get("refunded_amount") or 0)
         previous = self.db.execute("SELECT email FROM orders WHERE store = ? AND id = ?",
                                    (store, order["id"])).fetchone()
-        self.db.execute("INSERT OR REPLACE INTO orders VALUES (?, ?, ?, ?, ?)",
-                        (store, order["id"], email, int(counted), spent if counted else 0.0))
+        self.db.execute("INSERT OR REPLACE INTO orders (store, id, email, counted, spent, "
+                        "customer_id) VALUES (?, ?, ?, ?, ?, ?)",
+                        (store, order["id"], email, int(counted), spent if counted else 0.0,
+                         order.get("customer_id") or None))
         return previous[0] if previous and previous[0] and previous[0] != email else None
 
     def drop_order(self, store: str, order_id: int) -> str | None:
