@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=5000)
     parser.add_argument("--products", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--first-round", type=int, default=0,
+                        help="start at this round's seeds (to repeat a round that failed)")
     parser.add_argument("--kills", type=int, default=10, help="random kill points per sync")
     parser.add_argument("--fault-scale", type=float, default=1.0,
                         help="multiplies every fault rate of the profile")
@@ -69,7 +71,7 @@ def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for round_ in range(args.rounds):
+        for round_ in range(args.first_round, args.first_round + args.rounds):
             store = Store.start(args.customers, args.orders, args.products, seed=20 + round_)
             accounts = [Account.start() for _ in range(6)]
             try:
