@@ -217,7 +217,7 @@ class HttpClient:
         if status == 404 and missing_ok:
             return None
         if status >= 400:
-            raise self._client_error("GET", self.base_url + path, status, body)
+            raise self.client_error("GET", self.base_url + path, status, body)
         return body
 
     def get_raw(self, path: str, params: dict[str, Any] | None = None,
@@ -233,7 +233,7 @@ class HttpClient:
         with self._slots:
             status, body = self._request("GET", path, params, None, scope, True, decode=False)
         if status >= 400:
-            raise self._client_error("GET", self.base_url + path, status,
+            raise self.client_error("GET", self.base_url + path, status,
                                      _loads_or_text(body))
         return body
 
@@ -339,7 +339,8 @@ class HttpClient:
                                      f"JSON: {snippet!r}", "transient_error") from None
 
     @staticmethod
-    def _client_error(method: str, url: str, status: int, body: Any) -> ConnectorError:
+    def client_error(method: str, url: str, status: int, body: Any) -> ConnectorError:
+        """The error of a 4xx answer the caller cannot go on with (its body redacted)."""
         snippet = REDACT(" ".join(orjson.dumps(body).decode()[:200].split())) if body else ""
         return ConnectorError(f"{method} {url} failed with HTTP {status}: {snippet}",
                               "system_error")

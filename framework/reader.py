@@ -198,12 +198,11 @@ def _page_of(unit: Unit, index: int, data: bytes, params: dict[str, Any], pagina
     if isinstance(raw, dict):
         raw = [raw]  # a single-object resource (e.g. /v2/store)
     if not isinstance(raw, list):
+        got = (type(raw).__name__ if isinstance(body, dict)
+               else f"{type(body).__name__} for the whole body")
         raise ConnectorError(f"GET {unit.client.base_url}{stream.path} answered without a "
                              f"list of records at {stream.records_path or 'the body'!r} "
-                             f"(got {type(raw).__name__ if isinstance(body, dict) else ''}"
-                             f"{'' if isinstance(body, dict) else type(body).__name__}"
-                             f"{'' if isinstance(body, dict) else ' for the whole body'})",
-                             "system_error", stream.name)
+                             f"(got {got})", "system_error", stream.name)
     total = dig(body, stream.total_path) if first and stream.total_path else None
     for record in raw:
         _prepare(unit, record)

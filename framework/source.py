@@ -113,8 +113,9 @@ class HttpSource(Source):
                         continue
                     checked.add(key)
                     path = stream.path.format(**account)
-                    status, _ = client.send("GET", path, params=stream.check_params or {},
-                                            scope=stream.scope)
+                    status, answer = client.send("GET", path,
+                                                 params=stream.check_params or {},
+                                                 scope=stream.scope)
                     if status == 404:
                         template = self.loaded.model.client.base_url
                         fields = ", ".join(re.findall(r"{(\w+)}", template))
@@ -123,7 +124,8 @@ class HttpSource(Source):
                             f"there; check {fields} (the API URL is {template})",
                             "config_error")
                     if status >= 400:
-                        client.get(path, stream.check_params or {}, scope=stream.scope)
+                        raise client.client_error("GET", client.base_url + path, status,
+                                                  answer)
             except ConnectorError as exc:
                 name = self.account_key(account)
                 prefix = f"{name}: " if len(self.accounts(config)) > 1 else ""

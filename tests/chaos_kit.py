@@ -24,6 +24,8 @@ import requests
 
 RUNNER = shutil.which("runner") or str(Path(sys.executable).parent / "runner")
 LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
+#: Every subprocess sees the built-in connectors only, whatever else is installed.
+ENV = {**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"}
 #: Every kind of fault at once, about one request in six.
 PROFILE = {"429": 0.03, "500": 0.02, "502": 0.02, "503": 0.03, "reset": 0.02,
            "truncate": 0.02, "slow": 0.02, "stall": 0.01}
@@ -34,7 +36,7 @@ BREVO_CLOCK = ("id", "createdAt", "modifiedAt", "batch_id", "createdCount", "upd
 def _start(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     process = subprocess.Popen([RUNNER, "sandbox", *args, "--port", "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"})
+                               env=ENV)
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line:
@@ -154,7 +156,7 @@ def sync_until_done(config: Path, outcome: Outcome | None = None, tries: int = 8
     for _ in range(tries):
         result = subprocess.run([RUNNER, "--json-logs", "sync", "--config", str(config)],
                                 capture_output=True, timeout=timeout,
-                                env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"})
+                                env=ENV)
         outcome.runs += 1
         outcome.codes.append(result.returncode)
         if result.returncode == 0:
@@ -166,8 +168,7 @@ def sync_until_done(config: Path, outcome: Outcome | None = None, tries: int = 8
 def kill_at(args: list[str], after_s: float, env: dict[str, str] | None = None) -> bool:
     """Run ``args`` and SIGKILL it after ``after_s`` seconds; True if it was still running."""
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite",
-                                    **(env or {})}, start_new_session=True)
+                               env={**ENV, **(env or {})}, start_new_session=True)
     try:
         process.wait(timeout=after_s)
         return False
@@ -180,7 +181,7 @@ def kill_at(args: list[str], after_s: float, env: dict[str, str] | None = None) 
 def kill_when(args: list[str], ready: Callable[[], bool], timeout: float = 120) -> bool:
     """Run ``args`` and SIGKILL it as soon as ``ready()`` holds; False if it ended first."""
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"},
+                               env=ENV,
                                start_new_session=True)
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
@@ -207,7 +208,7 @@ def kill_one_side(args: list[str], after_s: float, side: str) -> bool:
     """Run a pipeline and SIGKILL one side of it (``read`` or ``write``) after ``after_s``;
     True if that side was still running."""
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"},
+                               env=ENV,
                                start_new_session=True)
     try:
         process.wait(timeout=after_s)
@@ -229,7 +230,7 @@ def run_until_done(args: list[str], tries: int = 8, timeout: float = 300) -> int
     """Run a command until it exits 0; returns the runs it took."""
     for run in range(1, tries + 1):
         result = subprocess.run(args, capture_output=True, timeout=timeout,
-                                env={**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"})
+                                env=ENV)
         if result.returncode == 0:
             return run
     raise AssertionError(f"{args[-1][:80]} did not succeed: {result.stderr.decode()[-600:]}")
