@@ -376,3 +376,40 @@ def test_an_order_read_before_its_customer_counts_for_the_customer(
     assert contact["attributes"]["ORDER_COUNT"] == 1
     assert contact["attributes"]["TOTAL_SPENT"] == 30.0
     assert 41 in contact["listIds"]
+
+
+def test_products_read_before_the_store_record_wait_for_its_web_address(
+        make_sandbox, write_json, brevo: BrevoBox, destination: Path) -> None:
+    """Product URLs are made of the store's address, and Brevo keeps what it was sent: a
+    product read before the ``store`` record waits for it (found by the chaos script, where
+    a killed pipeline had sent 202 products without a URL that no later run corrected)."""
+    store = make_sandbox("--customers", "5", "--orders", "5", "--products", "6",
+                         "--plan", "enterprise", "--seed", "72")
+    read = run_cli("runner", "read", "bigcommerce", "--config", str(write_json(store.config())))
+    assert read.returncode == 0, read.stderr.decode()
+    by_stream: dict[str, list[bytes]] = {}
+    for line in read.stdout.splitlines(keepends=True):
+        message = json.loads(line)
+        if message["type"] == "RECORD":
+            by_stream.setdefault(message["record"]["stream"], []).append(line)
+    products_first = (b"".join(by_stream["products"])
+                      + p.dump(p.state_message("products", {"stores": {"s1": {"n": 1}}})))
+    store_line = b"".join(by_stream["store"]) + p.dump(p.state_message("store", {}))
+    config = json.loads(destination.read_text())
+    destination.write_text(json.dumps({**config, "flush_seconds": 0}))  # flush at every state
+
+    # The store record never arrives: nothing sent, and the products state is not echoed.
+    cut = run_cli("runner", "write", "brevo", "--config", str(destination), stdin=products_first)
+    assert cut.returncode == 0, cut.stderr.decode()
+    assert brevo.state()["products"] == [] and messages(cut.stdout) == []
+    assert b"the products state is not saved, so the next run reads them again" in cut.stderr
+
+    # It arrives after a flush: the products wait for it, then go with their URL.
+    later = run_cli("runner", "write", "brevo", "--config", str(destination),
+                    stdin=products_first + store_line)
+    assert later.returncode == 0, later.stderr.decode()
+    echoed = [m["state"]["stream"]["stream_descriptor"]["name"] for m in messages(later.stdout)]
+    assert sorted(echoed) == ["products", "store"]
+    site = json.loads(by_stream["store"][0])["record"]["data"]["secure_url"]
+    sent = brevo.state()["products"]
+    assert len(sent) >= 6 and all(item["url"].startswith(site) for item in sent)

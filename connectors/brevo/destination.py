@@ -488,11 +488,15 @@ class BrevoWriter:
     def _send_catalog(self) -> None:
         """Categories, then products and their variants (``parentId``), then stock changes:
         what Brevo's product blocks and back-in-stock alerts read."""
+        awaited = self._stores_awaited()
         categories = [brevo_category(store, row, self.ledger.store_url(store))
-                      for (store, _), row in self.pending_categories.items()]
+                      for (store, _), row in self.pending_categories.items()
+                      if store not in awaited]
         self._upsert("categories", categories)
         items: list[dict[str, Any]] = []
         for (store, _), product in self.pending_products.items():
+            if store in awaited:
+                continue
             for item, variant_id in brevo_products(store, product, self.ledger.store_url(store),
                                                    self.ledger.stock):
                 items.append(item)
@@ -506,8 +510,25 @@ class BrevoWriter:
                                   for _, _, brevo_id, level in stale])
         for store, variant_id, _, level in stale:
             self.ledger.mark_stock_sent(store, variant_id, level)
-        self.pending_categories.clear()
-        self.pending_products.clear()
+        # What waits for its store's record stays pending (and its stream's state held).
+        self.pending_categories = {k: v for k, v in self.pending_categories.items()
+                                   if k[0] in awaited}
+        self.pending_products = {k: v for k, v in self.pending_products.items()
+                                 if k[0] in awaited}
+
+    def _stores_awaited(self) -> set[str]:
+        """Stores whose catalog waits for the ``store`` record: product and category URLs
+        are made of the store's web address, and Brevo keeps what it was sent (an unchanged
+        product is not read, so not sent, again). Streams arrive in any order."""
+        if "store" not in self.catalog_streams:
+            return set()
+        stores = {s for s, _ in self.pending_products} | {s for s, _ in self.pending_categories}
+        return {s for s in stores if not self.ledger.has_store(s)}
+
+    def _streams_waiting(self) -> set[str]:
+        """The streams with records held back until their store's record arrives."""
+        return ({"products"} if self.pending_products else set()) | (
+            {"categories"} if self.pending_categories else set())
 
     def _send_deletions(self) -> None:
         """Customers gone from the store leave the customer lists (their contacts stay);
@@ -754,8 +775,7 @@ class BrevoWriter:
         """Hold a STATE until the records before it are in Brevo; batches are flushed when
         full or every ``flush_seconds``, then the held states are echoed in order."""
         if message:
-            stream = ((message.get("state") or {}).get("stream") or {}).get(
-                "stream_descriptor", {}).get("name")
+            stream = state_stream(message)
             names = [stream] if stream else list(self.written)
             message["state"]["destinationStats"] = {
                 "recordCount": float(sum(self.written.pop(n, 0) for n in names)),
@@ -770,9 +790,28 @@ class BrevoWriter:
             return  # the group or attribute names these contacts need are still on their way
         self.flush()
         self.flushed_at = time.monotonic()
+        waiting = self._streams_waiting()
+        kept = []
         for held in self.held_states:
-            yield orjson.dumps(held) + b"\n"
-        self.held_states.clear()
+            if waiting and state_stream(held) in waiting | {None}:
+                kept.append(held)
+            else:
+                yield orjson.dumps(held) + b"\n"
+        self.held_states = kept
+        if final and waiting:
+            # Not sent, and their streams' states not saved: the next run reads them again.
+            log.warning("%d products and %d categories were not sent: their store's record "
+                        "(its web address, which their URLs are made of) did not arrive in "
+                        "this run; the %s state is not saved, so the next run reads them again",
+                        len(self.pending_products), len(self.pending_categories),
+                        " and ".join(sorted(waiting)))
+            self.held_states.clear()
+
+
+def state_stream(message: dict[str, Any]) -> str | None:
+    """The stream a STATE message is of (None for a legacy or global state)."""
+    return ((message.get("state") or {}).get("stream") or {}).get(
+        "stream_descriptor", {}).get("name")
 
 
 def dry_run_summary(writer: BrevoWriter) -> str:

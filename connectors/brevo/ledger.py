@@ -11,12 +11,15 @@ is taken off the amount spent.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+log = logging.getLogger("tajo.brevo")
 
 NOT_COUNTED = frozenset({0, 4, 5, 6})  # Incomplete, Refunded, Cancelled, Declined
 
@@ -214,8 +217,21 @@ class Ledger:
         return None if others else row[0]
 
     def put_store(self, store: str, row: dict[str, Any]) -> None:
+        before = self.store_url(store)
+        after = (row.get("secure_url") or "").rstrip("/") or None
+        if before and after != before:
+            # Brevo keeps the URLs it was sent; only products read again get the new one.
+            log.warning("store %s moved from %s to %s: products in Brevo keep the old address "
+                        "until they change or the products stream is read from the start "
+                        "(without its saved state)",
+                        store, before, after)
         self.db.execute("INSERT OR REPLACE INTO stores VALUES (?, ?, ?)",
                         (store, row.get("country_code"), row.get("secure_url")))
+
+    def has_store(self, store: str) -> bool:
+        """Whether the store's own record has arrived (in this run or before)."""
+        return self.db.execute("SELECT 1 FROM stores WHERE store = ?",
+                               (store,)).fetchone() is not None
 
     def store_url(self, store: str) -> str | None:
         row = self.db.execute("SELECT secure_url FROM stores WHERE store = ?",
