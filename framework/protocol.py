@@ -263,9 +263,14 @@ def record_lines(stream: str, records: list[dict[str, Any]], emitted_at: int) ->
     the parts common to every line made once."""
     if not records:
         return b""
-    head = b'{"type":"RECORD","record":{"stream":' + orjson.dumps(stream) + b',"data":'
-    tail = b',"emitted_at":%d}}\n' % emitted_at
+    head, tail = record_envelope(stream, emitted_at)
     return head + (tail + head).join([orjson.dumps(r) for r in records]) + tail
+
+
+def record_envelope(stream: str, emitted_at: int) -> tuple[bytes, bytes]:
+    """What comes before and after a record's JSON in its RECORD line."""
+    return (b'{"type":"RECORD","record":{"stream":' + orjson.dumps(stream) + b',"data":',
+            b',"emitted_at":%d}}\n' % emitted_at)
 
 
 def state_message(stream: str, stream_state: dict[str, Any] | None,

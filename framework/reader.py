@@ -21,12 +21,11 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-import orjson
-
 from framework import protocol as p
 from framework.errors import ConnectorError
 from framework.formats import CURSOR_FORMATS, apply_plan, parse_datetime
 from framework.http import HttpClient
+from framework.page_process import PageProcess, Parsed, body_and_records
 from framework.paginators import PAGINATORS, Keyset, PageNumber, dig
 from framework.spec import Stream
 from framework.spool import Spool
@@ -80,6 +79,10 @@ class Unit:
     #: Upper bound of the slices: the server's time when they were cut. Whatever changes
     #: while they are read moves past it and is read by the next run.
     horizon: str | None = None
+    #: The process that parses this unit's pages (``framework.page_process``), and the key
+    #: of the unit's recipe there; ``None``: parsed in the reader thread.
+    helper: PageProcess | None = None
+    helper_key: int = 0
 
     @property
     def names(self) -> list[str]:
@@ -174,10 +177,16 @@ def read_slice(unit: Unit, index: int, hooks: dict[str, Hook], probe: bool,
     first = True
     while params is not None and not stopped():
         data = unit.client.get_raw(stream.path.format(**unit.config), params, scope=stream.scope)
-        with PARSING:
-            page = _page_of(unit, index, data, params, paginator, first, hooks,
-                            can_split, can_fan_out)
-        del data
+        if unit.helper is not None:
+            parsed = unit.helper.parse(unit.helper_key, data, stream.name)
+            del data
+            page = _page(unit, index, params, paginator, first, can_split, can_fan_out,
+                         parsed.meta, parsed.skeletons, parsed.total, _lines_of(unit, parsed))
+        else:
+            with PARSING:
+                page = _page_of(unit, index, data, params, paginator, first, hooks,
+                                can_split, can_fan_out)
+            del data
         yield page
         if page.split_at is not None or page.pages is not None:
             return
@@ -186,30 +195,47 @@ def read_slice(unit: Unit, index: int, hooks: dict[str, Hook], probe: bool,
 
 def _page_of(unit: Unit, index: int, data: bytes, params: dict[str, Any], paginator: Any,
              first: bool, hooks: dict[str, Hook], can_split: bool, can_fan_out: bool) -> Page:
-    """One answer of a slice's request, parsed, normalized and serialized."""
-    stream, piece, cursor = unit.stream, unit.slices[index], unit.stream.incremental
-    try:
-        body = orjson.loads(data) if data else None
-    except orjson.JSONDecodeError as exc:
-        raise ConnectorError(f"GET {unit.client.base_url}{stream.path} answered with a body "
-                             f"that is not valid JSON ({exc}); the run can be retried",
-                             "transient_error", stream.name) from None
-    raw = dig(body, stream.records_path) if body is not None else []
-    if isinstance(raw, dict):
-        raw = [raw]  # a single-object resource (e.g. /v2/store)
-    if not isinstance(raw, list):
-        got = (type(raw).__name__ if isinstance(body, dict)
-               else f"{type(body).__name__} for the whole body")
-        raise ConnectorError(f"GET {unit.client.base_url}{stream.path} answered without a "
-                             f"list of records at {stream.records_path or 'the body'!r} "
-                             f"(got {got})", "system_error", stream.name)
+    """One answer of a slice's request, parsed, normalized and serialized in this thread."""
+    stream = unit.stream
+    body, raw = body_and_records(data, unit.client.base_url + (stream.path or ""),
+                                 stream.records_path)
     total = dig(body, stream.total_path) if first and stream.total_path else None
     for record in raw:
         _prepare(unit, record)
-    fresh = paginator.fresh(raw)
-    if unit.keep is not None:
-        fresh = [r for r in fresh if unit.keep(r)]
-    lines, counts = _serialize(unit, fresh, hooks)
+
+    def serialize(fresh: list[dict[str, Any]]) -> Written:
+        if unit.keep is not None:
+            fresh = [r for r in fresh if unit.keep(r)]
+        return (*_serialize(unit, fresh, hooks), fresh)
+
+    return _page(unit, index, params, paginator, first, can_split, can_fan_out, body, raw,
+                 total, serialize)
+
+
+def _lines_of(unit: Unit, parsed: Parsed) -> Callable[[list[dict[str, Any]]], Written]:
+    """How the helper's page is written: its lines for the fresh skeletons (a stream without
+    children, every record kept)."""
+    name = unit.stream.name
+
+    def serialize(fresh: list[dict[str, Any]]) -> Written:
+        emitted = name in unit.emit
+        return (parsed.lines_of(fresh) if emitted else b"",
+                {name: len(fresh) if emitted else 0}, fresh)
+    return serialize
+
+
+#: A page's RECORD lines, the count of each stream's, and the records they are of.
+Written = tuple[bytes, dict[str, int], list[dict[str, Any]]]
+
+
+def _page(unit: Unit, index: int, params: dict[str, Any], paginator: Any, first: bool,
+          can_split: bool, can_fan_out: bool, body: Any, raw: list[dict[str, Any]],
+          total: Any, serialize: Callable[[list[dict[str, Any]]], Written]) -> Page:
+    """What a page means for its slice: the fresh records' lines, how far the slice got, and
+    its next request (or the split or fan-out it calls for). ``raw`` are the page's records, or
+    their skeletons when the page was parsed by the helper process."""
+    stream, piece, cursor = unit.stream, unit.slices[index], unit.stream.incremental
+    lines, counts, fresh = serialize(paginator.fresh(raw))
     high = None
     if cursor:
         high = max((v for r in fresh if (v := r.get(cursor.cursor_field))), default=None)
@@ -218,6 +244,7 @@ def _page_of(unit: Unit, index: int, data: bytes, params: dict[str, Any], pagina
         raise ConnectorError(f"pagination loop in stream {stream.name!r}: the next request "
                              f"repeats {params}", "system_error", stream.name)
     pages = dig(body, paginator.options.total_pages_path) if can_fan_out else None
+    total = total if first else None
     # Only the serialized page leaves (the parsed records go with this frame).
     if following is not None and can_split:
         return Page(unit, index, lines, counts, high, True, total,

@@ -23,6 +23,7 @@ from typing import Any
 
 import click
 
+from framework import page_process
 from framework import protocol as p
 from framework.connector import Source
 from framework.errors import ConfigError, ConnectorError
@@ -189,11 +190,17 @@ class HttpSource(Source):
         resets: list[int] = []
         accounts = self.accounts(config)
         clients = [self.client(a, resets) for a in accounts]
+        helper = None
         try:
             units = [unit for account, client in zip(accounts, clients, strict=True)
                      for unit in self._units(account, client, modes, state)]
+            helper = page_process.start(_recipes(units))
+            for unit in units if helper else []:
+                unit.helper = helper if unit.helper_key else None
             yield from _Coordinator(self, units, modes, state, resets, accounts).run()
         finally:
+            if helper is not None:
+                helper.close()
             for client in clients:
                 client.close()
 
@@ -280,6 +287,26 @@ class HttpSource(Source):
         if rule.mode == "each":
             return [(f"#channel={c}", {rule.param: c}, None) for c in channels]
         return [("", {}, HttpSource._live_filter(stream, account))]
+
+
+def _recipes(units: list[Unit]) -> dict[int, page_process.Recipe]:
+    """Recipes of the units whose pages the helper process can parse: no child streams (their
+    hooks call the API), no filter on records (a function), not read by id from the spool.
+    Each such unit is given its recipe's key."""
+    recipes = {}
+    for key, unit in enumerate(units, 1):
+        stream = unit.stream
+        if unit.live or unit.children or unit.keep is not None or stream.path is None:
+            continue
+        unit.helper_key = key
+        cursor = stream.incremental.cursor_field if stream.incremental else None
+        recipes[key] = page_process.Recipe(
+            stream=stream.name, where=unit.client.base_url + stream.path,
+            records_path=stream.records_path, total_path=stream.total_path,
+            plan=unit.plans[stream.name], copy_fields=dict(stream.copy_fields),
+            added=dict(unit.added),
+            keys=tuple(dict.fromkeys(filter(None, [cursor, *stream.primary_key]))))
+    return recipes
 
 
 def _spool_mark(account: dict[str, Any]) -> int | None:

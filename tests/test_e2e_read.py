@@ -142,8 +142,9 @@ def test_incremental_run_brings_only_the_changed_customers(make_sandbox, custome
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("helpers", ["2", "0"])  # pages parsed in helper processes, or not
 def test_more_customers_in_one_second_than_a_page_holds(make_sandbox, write_json,
-                                                       customers_catalog) -> None:
+                                                       customers_catalog, helpers) -> None:
     # 120 customers created in the same second, read 25 a page: the keyset paginator pages
     # within that second and still produces each customer once.
     sandbox = make_sandbox("--customers", "30", "--seed", "3")
@@ -152,7 +153,7 @@ def test_more_customers_in_one_second_than_a_page_holds(make_sandbox, write_json
     same_second = {s for s in snapshot(sandbox).values() if s}
     assert len(same_second) > 0
     config = write_json(sandbox.config(page_size=25))
-    result = read(config, customers_catalog)
+    result = read(config, customers_catalog, env={"TAJO_PAGE_PROCESS": helpers})
     assert result.returncode == 0, result.stderr.decode()
     ids = [r["id"] for r in records(messages(result.stdout))]
     assert len(ids) == len(set(ids)) == 150
