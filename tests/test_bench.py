@@ -62,6 +62,7 @@ def test_performance_suite_reports_every_figure(tmp_path: Path) -> None:
     (row,) = json.loads(report.read_text())["results"]
     assert row["read"]["records"] == 400 and row["read"]["records_per_s"] > 0
     assert row["read"]["peak_rss_mb"] > 10 and row["write"]["peak_rss_mb"] > 10
+    assert row["read"]["peak_pss_mb"] >= row["read"]["peak_rss_mb"]
     assert row["sync"]["records"] > 400 + 200
     assert row["sync"]["brevo_requests_per_1000"]["contacts"] > 0
     incremental = row["incremental"]
