@@ -165,6 +165,19 @@ def sync_until_done(config: Path, outcome: Outcome | None = None, tries: int = 8
     raise AssertionError(f"sync did not succeed in {tries} runs: {outcome.errors[-1]}")
 
 
+def timed(run: Callable[..., Any], *args: Any) -> float:
+    """Seconds ``run(*args)`` took."""
+    started = time.monotonic()
+    run(*args)
+    return time.monotonic() - started
+
+
+def kill_time(rng: random.Random, clean_s: float) -> float:
+    """When to kill a run: somewhere in the time a clean run of it took (a faster build
+    must not make the kills miss), past the first few tenths of a second of start-up."""
+    return max(0.3, rng.uniform(0.2, 0.95) * clean_s)
+
+
 def kill_at(args: list[str], after_s: float, env: dict[str, str] | None = None) -> bool:
     """Run ``args`` and SIGKILL it after ``after_s`` seconds; True if it was still running."""
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -351,15 +364,15 @@ def crash_scenario(store: Store, clean: Account, crashed: Account, work: Path,
     command = [RUNNER, "sync", "--config", str(crash_config)]
     rng = random.Random(seed)
     landed = tried = 0
-    sync_until_done(clean_config)
+    clean_s = timed(sync_until_done, clean_config)
     for _ in range(kills):
         tried += 1
-        landed += kill_at(command, rng.uniform(0.4, 2.5 * scale))
+        landed += kill_at(command, kill_time(rng, clean_s))
     sync_until_done(crash_config)
     full = differences(comparable(clean.state()), comparable(crashed.state()))
 
     change(store, scale)
-    sync_until_done(clean_config)
+    clean_s = timed(sync_until_done, clean_config)
     # Killed while Brevo holds a batch of events it has not yet seen (they may be lost),
     # then while Brevo has taken one but not yet answered (they may be doubled).
     in_flight = []
@@ -372,7 +385,7 @@ def crash_scenario(store: Store, clean: Account, crashed: Account, work: Path,
         in_flight.append(hit)
     for _ in range(kills):
         tried += 1
-        landed += kill_at(command, rng.uniform(0.4, 2.0 * scale))
+        landed += kill_at(command, kill_time(rng, clean_s))
     sync_until_done(crash_config)
     clean_state, crashed_state = clean.state(), crashed.state()
     return {"full": full, "incremental": differences(comparable(clean_state),
@@ -405,11 +418,11 @@ def pipeline_crash_scenario(store: Store, clean: Account, crashed: Account, work
     found: list[dict[str, Any]] = []
     doubled: list[str] = []
     for phase in range(2):
-        run_until_done(pipeline(source, *clean_args))
+        clean_s = timed(run_until_done, pipeline(source, *clean_args))
         for n in range(kills):
             tried += 1
-            landed += kill_one_side(pipeline(source, *crash_args),
-                                    rng.uniform(0.5, 2.0 * scale), ("read", "write")[n % 2])
+            landed += kill_one_side(pipeline(source, *crash_args), kill_time(rng, clean_s),
+                                    ("read", "write")[n % 2])
         run_until_done(pipeline(source, *crash_args))
         crashed_state = crashed.state()
         found.append(differences(comparable(clean.state()), comparable(crashed_state)))
