@@ -207,9 +207,13 @@ class PageProcess:
 
 
 def start(recipes: dict[int, Recipe]) -> PageProcess | None:
-    """Helpers for these units' pages (``TAJO_PAGE_PROCESS``, default 2), or ``None`` where
-    they cannot or should not run."""
-    count = int(os.environ.get("TAJO_PAGE_PROCESS") or 2)
+    """Helpers for these units' pages, or ``None`` where they cannot or should not run.
+
+    ``TAJO_PAGE_PROCESS`` sets how many; by default two when this process may use more than
+    one CPU (two, not one: a reader thread waits for its helper's answer, and with a single
+    helper the threads queue for it), none on one CPU (the helpers would only add copying)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = int(os.environ.get("TAJO_PAGE_PROCESS") or (2 if (cpus or 1) > 1 else 0))
     if (not recipes or count <= 0 or "fork" not in multiprocessing.get_all_start_methods()
             or threading.active_count() > 1):
         return None

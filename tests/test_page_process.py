@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -87,3 +88,24 @@ def test_a_page_that_is_not_json_is_the_helpers_error_in_the_reader() -> None:
             helpers.parse(1, b'{"data": 3}', "customers")
     finally:
         helpers.close()
+
+
+def test_no_helpers_on_one_cpu_or_when_turned_off() -> None:
+    probe = ("import os, sys\n"
+             "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}) if sys.argv[1] == '1' "
+             "else None\n"
+             "from framework import page_process\n"
+             "helpers = page_process.start({1: None})\n"
+             "print(0 if helpers is None else len(helpers._all))\n"
+             "helpers and helpers.close()\n")
+    env = {k: v for k, v in os.environ.items() if k != "TAJO_PAGE_PROCESS"}
+
+    def helpers(cpus: str, setting: str | None = None) -> int:
+        extra = {"TAJO_PAGE_PROCESS": setting} if setting is not None else {}
+        result = subprocess.run([sys.executable, "-c", probe, cpus], capture_output=True,
+                                env={**env, **extra}, timeout=60, check=True)
+        return int(result.stdout)
+
+    assert helpers("1") == 0
+    assert helpers("all") == (2 if len(os.sched_getaffinity(0)) > 1 else 0)
+    assert helpers("all", "0") == 0 and helpers("1", "3") == 3

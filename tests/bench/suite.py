@@ -12,7 +12,7 @@ dominate) as subprocesses, and for each store size:
   BigCommerce per stream (against changed / 250 + a constant) and records sent to Brevo.
 
 Each figure is the median of ``--runs`` runs. Memory is the command's peak RSS (``ru_maxrss``)
-and its processes' peak PSS added up (a read parses pages in helper processes).
+and the peak of its processes' PSS added up (a read parses pages in helper processes).
 
     python tests/bench/suite.py --sizes 10000,100000 --runs 3 --json report.json
 """
@@ -43,41 +43,55 @@ def runner() -> str:
 
 def measured(args: list[str], stdin: Path | None = None, stdout: Any = subprocess.DEVNULL,
              env: dict[str, str] | None = None) -> dict[str, float]:
-    """Wall seconds and memory of one command: ``rss_mb``, the peak RSS of its own process
-    (``ru_maxrss``), and ``pss_mb``, the peak of its processes' PSS added up (a read's helper
-    processes share most pages with it; PSS counts a shared page once), sampled every 100 ms."""
+    """Wall seconds and memory of one command: ``rss_mb``, the peak RSS of its own process,
+    and ``pss_mb``, the larger of that and the peak of its processes' PSS added up, sampled
+    every 100 ms (a read's helper processes share most pages with it; PSS counts a shared page
+    once, so their RSS added up would count it three times).
+
+    The command runs under a small wrapper process that reports ``ru_maxrss``: a process
+    started by this one would inherit this one's high-water mark (Linux carries it over
+    ``exec``), and this one holds whole reports of the sandboxes."""
+    wrapper = ("import resource, subprocess, sys\n"
+               "code = subprocess.call(sys.argv[1:])\n"
+               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+               "sys.exit(code)")
     started = time.monotonic()
     with (stdin.open("rb") if stdin else open(os.devnull, "rb")) as source, \
             tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(args, stdin=source, stdout=stdout, stderr=errors, env=env)
+        process = subprocess.Popen([sys.executable, "-c", wrapper, *args], stdin=source,
+                                   stdout=stdout, stderr=errors, env=env)
         peak_pss = 0
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            peak_pss = max(peak_pss, tree_pss_kb(process.pid))
+        while process.poll() is None:
+            peak_pss = max(peak_pss, sum(tree_pss_kb(child) for child in children(process.pid)))
             time.sleep(0.1)
-        process.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - started
-        if process.returncode != 0:
-            errors.seek(0)
-            raise SystemExit(f"{' '.join(args[:3])} failed: {errors.read().decode()[-800:]}")
-    rss_mb = round(usage.ru_maxrss / 1024)
+        errors.seek(0)
+        report = errors.read().decode()
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:3])} failed: {report[-800:]}")
+    rss_mb = round(int(report.strip().splitlines()[-1]) / 1024)
     return {"wall": wall, "rss_mb": rss_mb, "pss_mb": max(rss_mb, round(peak_pss / 1024))}
 
 
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (none once it has exited)."""
+    try:
+        return [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
+
+
 def tree_pss_kb(pid: int) -> int:
-    """The PSS of a process and its children, in kB (0 for what has already exited)."""
+    """The PSS of a process and its descendants, in kB (0 for what has already exited)."""
     total = 0
     try:
-        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
-                    for c in (task / "children").read_text().split()]
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             if line.startswith("Pss:"):
                 total += int(line.split()[1])
     except OSError:
         return 0
-    return total + sum(tree_pss_kb(child) for child in children)
+    return total + sum(tree_pss_kb(child) for child in children(pid))
 
 
 def start(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
@@ -212,7 +226,8 @@ def main() -> None:
               f"{r['sync']['records_per_s']:>11} {r['sync']['peak_pss_mb']:>8} "
               f"{sum(inc['bigcommerce_requests'].values()):>13} "
               f"{inc['contacts_sent_to_brevo']:>15}")
-    print("MB: the peak memory of all of a command's processes (PSS)")
+    print("MB: peak memory of a command's processes together (PSS), or of the command's own "
+          "process (RSS) when larger")
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version()},
               "runs": args.runs, "results": results}
