@@ -1,16 +1,17 @@
-"""Pages parsed in a helper process, so that a read uses two cores instead of one.
+"""Pages parsed in helper processes, so that a read uses two cores instead of one.
 
 A read is CPU-bound under one GIL: for each page it parses the JSON, normalizes every record
 (dates, numbers) and writes the RECORD lines, about 40% of its CPU, while the HTTP threads and
 the writer wait for the same lock. For a stream without child streams that work depends on the
-page's bytes alone, so a helper process does it: a reader thread hands it the body it fetched
-and gets back the page's lines, with a *skeleton* of each record (its cursor, its primary key
-and a digest of its line) for the paginator, which stays in the thread.
+page's bytes alone, so helper processes do it: a reader thread hands the body it fetched to a
+free helper and gets back the page's lines, with a *skeleton* of each record (its cursor, its
+primary key and a digest of its line) for the paginator, which stays in the thread.
 
-The helper is forked, not spawned: it starts in milliseconds with the streams' compiled plans
-and nothing to import, and it is forked before any reader thread exists (a fork copies the
-calling thread only; no lock can be caught held). A process that already runs threads (the
-webhook forwarder) parses in its reader threads, as does any read with ``TAJO_PAGE_PROCESS=0``.
+The helpers are forked, not spawned: they start in milliseconds with the streams' compiled
+plans and nothing to import, before any reader thread exists (a fork copies the calling thread
+only; no lock can be caught held). A process that already runs threads (the webhook forwarder)
+parses in its reader threads, as does a process allowed one CPU, or any read with
+``TAJO_PAGE_PROCESS=0``.
 """
 
 from __future__ import annotations
