@@ -10,8 +10,8 @@ primary key and a digest of its line) for the paginator, which stays in the thre
 The helpers are forked, not spawned: they start in milliseconds with the streams' compiled
 plans and nothing to import, before any reader thread exists (a fork copies the calling thread
 only; no lock can be caught held). A process that already runs threads (the webhook forwarder)
-parses in its reader threads, as does a process allowed one CPU, or any read with
-``TAJO_PAGE_PROCESS=0``.
+parses in its reader threads, as does a process allowed one CPU, a system other than Linux,
+or any read with ``TAJO_PAGE_PROCESS=0``.
 """
 
 from __future__ import annotations
@@ -215,7 +215,9 @@ def start(recipes: dict[int, Recipe]) -> PageProcess | None:
     helper the threads queue for it), none on one CPU (the helpers would only add copying)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     count = int(os.environ.get("TAJO_PAGE_PROCESS") or (2 if (cpus or 1) > 1 else 0))
-    if (not recipes or count <= 0 or "fork" not in multiprocessing.get_all_start_methods()
+    # Linux only: macOS has fork, but system libraries a process may have loaded (the
+    # Objective-C runtime) can abort a forked child; that path is not tested here.
+    if (not recipes or count <= 0 or not sys.platform.startswith("linux")
             or threading.active_count() > 1):
         return None
     return PageProcess(recipes, count)
