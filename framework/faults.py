@@ -6,7 +6,6 @@ Light on purpose (no web framework): the sandbox commands import it when the CLI
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections import Counter
@@ -119,7 +118,7 @@ class FaultInjector:
             await self.app(scope, receive, send)
             return
         if fault == "stall":
-            await asyncio.sleep(self.profile.slow_ms / 1000)
+            await _sleep(self.profile.slow_ms)
             await self._drop(send, {"type": "http.response.start", "status": 200,
                                     "headers": [(b"content-type", b"application/json")]}, b"",
                              fault)
@@ -133,7 +132,7 @@ class FaultInjector:
             await self._error(send, fault)
             return
         if fault == "slow":
-            await asyncio.sleep(self.profile.slow_ms / 1000)
+            await _sleep(self.profile.slow_ms)
             for message in answer:
                 await send(message)
             return
@@ -205,6 +204,12 @@ class FaultInjector:
         else:
             await self._send(send, int(fault), orjson.dumps(
                 {"status": int(fault), "title": "Injected fault", "type": "about:blank"}))
+
+
+async def _sleep(ms: int) -> None:
+    import asyncio  # here, not at the top: the CLI imports this module for every command
+
+    await asyncio.sleep(ms / 1000)
 
 
 def fault_options(command: Callable[..., Any]) -> Callable[..., Any]:

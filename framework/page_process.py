@@ -96,15 +96,20 @@ class Parsed:
                         for i in (index[id(s)] for s in chosen))
 
 
+def prepare(record: dict[str, Any], plan: Plan, copy_fields: dict[str, str],
+            added: dict[str, Any]) -> None:
+    """Normalize a record by its schema, copy the declared fields, tag it (store_hash)."""
+    plan(record)
+    for name, source in copy_fields.items():
+        record[name] = dig(record, source)
+    record.update(added)
+
+
 def parse(recipe: Recipe, data: bytes) -> Parsed:
     """One page: parsed, each record normalized and tagged, and serialized."""
     body, raw = body_and_records(data, recipe.where, recipe.records_path)
-    plan, copy_fields, added = recipe.plan, recipe.copy_fields, recipe.added
     for record in raw:
-        plan(record)
-        for name, source in copy_fields.items():
-            record[name] = dig(record, source)
-        record.update(added)
+        prepare(record, recipe.plan, recipe.copy_fields, recipe.added)
     dumped = [orjson.dumps(r) for r in raw]
     head, tail = record_envelope(recipe.stream, now_ms())
     lines = head + (tail + head).join(dumped) + tail if dumped else b""
@@ -184,6 +189,8 @@ class PageProcess:
             conn.send((key, data))
             result = conn.recv()
         except (EOFError, OSError):
+            # Its pipe closes as it dies, a moment before its exit code can be read.
+            process.join(timeout=2)
             raise ConnectorError(
                 f"a process parsing pages ended (exit code {process.exitcode}); run again, "
                 "or set TAJO_PAGE_PROCESS=0 to parse in the reader threads",

@@ -25,7 +25,7 @@ from framework import protocol as p
 from framework.errors import ConnectorError
 from framework.formats import CURSOR_FORMATS, apply_plan, parse_datetime
 from framework.http import HttpClient
-from framework.page_process import PageProcess, Parsed, body_and_records
+from framework.page_process import PageProcess, Parsed, body_and_records, prepare
 from framework.paginators import PAGINATORS, Keyset, PageNumber, dig
 from framework.spec import Stream
 from framework.spool import Spool
@@ -213,15 +213,9 @@ def _page_of(unit: Unit, index: int, data: bytes, params: dict[str, Any], pagina
 
 
 def _lines_of(unit: Unit, parsed: Parsed) -> Callable[[list[dict[str, Any]]], Written]:
-    """How the helper's page is written: its lines for the fresh skeletons (a stream without
-    children, every record kept)."""
-    name = unit.stream.name
-
-    def serialize(fresh: list[dict[str, Any]]) -> Written:
-        emitted = name in unit.emit
-        return (parsed.lines_of(fresh) if emitted else b"",
-                {name: len(fresh) if emitted else 0}, fresh)
-    return serialize
+    """How the helper's page is written: its lines for the fresh skeletons (the helpers take
+    units of one stream, without children, that the catalog asked for; every record kept)."""
+    return lambda fresh: (parsed.lines_of(fresh), {unit.stream.name: len(fresh)}, fresh)
 
 
 #: A page's RECORD lines, the count of each stream's, and the records they are of.
@@ -320,11 +314,7 @@ def _live_page(unit: Unit, batch: list[tuple[int, str, str]], one_by_one: str | 
 
 
 def _prepare(unit: Unit, record: dict[str, Any]) -> None:
-    """Normalize a record by its schema, copy the declared fields, tag it (store_hash)."""
-    apply_plan(record, unit.plans[unit.stream.name])
-    for name, source in unit.stream.copy_fields.items():
-        record[name] = dig(record, source)
-    record.update(unit.added)
+    prepare(record, unit.plans[unit.stream.name], unit.stream.copy_fields, unit.added)
 
 
 def _typed_id(resource_id: str) -> int | str:

@@ -194,9 +194,10 @@ class HttpSource(Source):
         try:
             units = [unit for account, client in zip(accounts, clients, strict=True)
                      for unit in self._units(account, client, modes, state)]
-            helper = page_process.start(_recipes(units))
-            for unit in units if helper else []:
-                unit.helper = helper if unit.helper_key else None
+            recipes = _recipes(units)
+            helper = page_process.start(recipes)
+            for key in recipes if helper else []:
+                units[key].helper, units[key].helper_key = helper, key
             yield from _Coordinator(self, units, modes, state, resets, accounts).run()
         finally:
             if helper is not None:
@@ -290,15 +291,14 @@ class HttpSource(Source):
 
 
 def _recipes(units: list[Unit]) -> dict[int, page_process.Recipe]:
-    """Recipes of the units whose pages the helper process can parse: no child streams (their
-    hooks call the API), no filter on records (a function), not read by id from the spool.
-    Each such unit is given its recipe's key."""
+    """Recipes, by the unit's index, of the units whose pages the helper processes can parse:
+    no child streams (their hooks call the API), no filter on records (a function), not read
+    by id from the spool."""
     recipes = {}
-    for key, unit in enumerate(units, 1):
+    for key, unit in enumerate(units):
         stream = unit.stream
         if unit.live or unit.children or unit.keep is not None or stream.path is None:
             continue
-        unit.helper_key = key
         cursor = stream.incremental.cursor_field if stream.incremental else None
         recipes[key] = page_process.Recipe(
             stream=stream.name, where=unit.client.base_url + stream.path,

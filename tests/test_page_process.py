@@ -68,7 +68,7 @@ def test_a_helper_that_dies_ends_the_read_in_one_line(make_sandbox, write_json) 
     assert lines and "ended (exit code -9); run again, or set TAJO_PAGE_PROCESS=0" in lines[0]
 
 
-def test_a_page_that_is_not_json_is_the_helpers_error_in_the_reader() -> None:
+def test_a_helper_returns_lines_skeletons_and_the_pages_errors() -> None:
     recipe = page_process.Recipe(
         stream="customers", where="https://api.example/v3/customers", records_path="data",
         total_path="meta.pagination.total", plan=compile_plan({"properties": {}}),

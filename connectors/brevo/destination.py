@@ -579,13 +579,12 @@ class BrevoWriter:
         sent twice (an automation fired twice costs the merchant)."""
         doubtful = self.ledger.events_in_doubt()
         if doubtful:
-            have = self._event_keys_in_brevo([e for _, e in doubtful])
-            log.warning("%d events were sent by a run that ended before Brevo answered; "
-                        "Brevo has %d of them, sending the rest", len(doubtful),
-                        sum(key in have for key, _ in doubtful))
-            self.ledger.settle_events([key for key, _ in doubtful if key in have])
+            missing = self._missing_in_brevo(doubtful, f"{len(doubtful)} events were sent by "
+                                             "a run that ended before Brevo answered")
+            left = {key for key, _ in missing}
+            self.ledger.settle_events([key for key, _ in doubtful if key not in left])
             self.ledger.commit()
-            self._send_claimed([(k, e) for k, e in doubtful if k not in have])
+            self._send_claimed(missing)
         while batch := self.ledger.outbox(EVENT_BATCH):
             self._send_claimed(batch)
 
@@ -594,8 +593,6 @@ class BrevoWriter:
         and dead-lettered."""
         for start in range(0, len(claimed), EVENT_BATCH):
             batch = claimed[start:start + EVENT_BATCH]
-            if not batch:
-                continue
             self.ledger.doubt_events(batch)  # and out of the outbox, at once
             self.ledger.commit()
             status, answer, sent = self._post_events(batch)
@@ -625,14 +622,21 @@ class BrevoWriter:
             except ConnectorError as exc:
                 if exc.failure_type != "transient_error" or attempt == AMBIGUOUS_TRIES - 1:
                     raise
-                have = self._event_keys_in_brevo([e for _, e in claimed])
-                log.warning("no answer to a batch of %d events (%s); Brevo has %d of them, "
-                            "sending the rest", len(claimed), exc.message.split(":")[0],
-                            sum(key in have for key, _ in claimed))
-                claimed = [(key, event) for key, event in claimed if key not in have]
+                claimed = self._missing_in_brevo(claimed, f"no answer to a batch of "
+                                                 f"{len(claimed)} events "
+                                                 f"({exc.message.split(':')[0]})")
                 if not claimed:
                     return 202, None, claimed
         raise AssertionError("unreachable")
+
+    def _missing_in_brevo(self, events: list[tuple[str, dict[str, Any]]], why: str
+                          ) -> list[tuple[str, dict[str, Any]]]:
+        """The events (claimed ones, with their keys) that Brevo does not hold, said in a
+        warning after ``why`` they were looked up."""
+        have = self._event_keys_in_brevo([e for _, e in events])
+        log.warning("%s; Brevo has %d of them, sending the rest", why,
+                    sum(key in have for key, _ in events))
+        return [(key, event) for key, event in events if key not in have]
 
     def _event_keys_in_brevo(self, events: list[dict[str, Any]]) -> set[str]:
         """The ``event_key`` of the events Brevo holds with these names and dates."""
