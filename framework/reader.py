@@ -60,7 +60,7 @@ class Unit:
 
     stream: Stream
     children: list[Stream]
-    emit: set[str]
+    emit: list[str]
     account: str
     config: dict[str, Any]
     client: HttpClient

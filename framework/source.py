@@ -207,10 +207,16 @@ class HttpSource(Source):
 
     def _units(self, account: dict[str, Any], client: HttpClient, modes: dict[str, str],
                state: dict[str, dict[str, Any]]) -> Iterator[Unit]:
-        """The units of one account: each requested stream with its requested children."""
+        """The units of one account: each requested stream with its requested children.
+
+        A child stream is extracted from its parent's records, yet its sync mode and state are
+        its own: a child added to an existing connection (no state), reset on its own, or read
+        in full next to an incremental parent must not take the parent's starting point, or
+        it is never backfilled. Members of a family (a parent and its children) that start
+        from the same point share one unit (one read of the parent); the others get a unit of
+        their own, which reads the parent's pages again and writes only their records.
+        """
         streams = self.loaded.model.streams
-        children = {s.name: [c for c in streams if c.parent and c.parent.stream == s.name]
-                    for s in streams}
         key = self.account_key(account)
         webhooks_mode = account.get("read_mode") == "webhooks"
         mark = _spool_mark(account)
@@ -218,44 +224,37 @@ class HttpSource(Source):
         for stream in streams:
             if stream.parent is not None:
                 continue
-            wanted = [c for c in children[stream.name] if c.name in modes]
-            if stream.name not in modes and not wanted:
+            family = [stream, *(c for c in streams
+                                if c.parent and c.parent.stream == stream.name)]
+            members = [s for s in family if s.name in modes]
+            if not members:
                 continue
-            names = [stream.name, *(c.name for c in wanted)]
-            mode = modes.get(stream.name) or modes[wanted[0].name]
+            plans = {s.name: compile_plan(self.loaded.schemas[s.name]) for s in family}
             live = stream.live
             if live and (live.only or webhooks_mode):
-                saved = (state.get(names[0]) or state.get(names[-1]) or {}
-                         ).get(ACCOUNTS_KEY, {}).get(key, {})
-                # Webhooks mode always resumes: it reads what changed since the last run.
-                resume = mode == "incremental" or webhooks_mode
-                offset = (saved.get(SPOOL_OFFSET) or 0) if resume else 0
-                yield Unit(stream=stream, children=wanted, emit={n for n in names if n in modes},
-                           account=key, config=account, client=client, incremental=True,
-                           start=offset, params=dict(stream.params),
-                           plans={n: compile_plan(self.loaded.schemas[n]) for n in names},
-                           added=added, keep=self._live_filter(stream, account),
-                           slices=[Slice(lower=offset)], spool_mark=mark, live=True)
+                offsets = [_live_start(m.name, key, modes, state, webhooks_mode)
+                           for m in members]
+                for offset, group in _groups(members, offsets):
+                    yield Unit(stream=stream, children=_children(stream, group),
+                               emit=[m.name for m in group], account=key, config=account,
+                               client=client, incremental=True, start=offset,
+                               params=dict(stream.params), plans=plans, added=added,
+                               keep=self._live_filter(stream, account),
+                               slices=[Slice(lower=offset)], spool_mark=mark, live=True)
                 continue
             if webhooks_mode:  # nothing to learn from webhooks about this stream
                 continue
-            incremental = mode == "incremental" and stream.incremental is not None
             for suffix, params, keep in self._channel_variants(stream, account):
-                saved = ((state.get(names[0]) or state.get(names[-1]) or {})
-                         .get(ACCOUNTS_KEY, {}).get(key + suffix, {}))
-                start = None
-                if stream.incremental:
-                    start = saved.get(stream.incremental.cursor_field) if incremental else None
-                    start = start or account.get("start_date")
-                    start = iso_utc(start) if start else None
-                yield Unit(
-                    stream=stream, children=wanted,
-                    emit={n for n in names if n in modes}, account=key + suffix,
-                    config=account, client=client, incremental=incremental, start=start,
-                    params={**stream.params, **params},
-                    plans={n: compile_plan(self.loaded.schemas[n]) for n in names},
-                    added=added, keep=keep, slices=[Slice(lower=start)],
-                    spool_mark=mark if live else None)
+                starts = [_poll_start(stream, m.name, key + suffix, account, modes, state)
+                          for m in members]
+                for (incremental, start), group in _groups(members, starts):
+                    yield Unit(
+                        stream=stream, children=_children(stream, group),
+                        emit=[m.name for m in group], account=key + suffix,
+                        config=account, client=client, incremental=incremental, start=start,
+                        params={**stream.params, **params}, plans=plans,
+                        added=added, keep=keep, slices=[Slice(lower=start)],
+                        spool_mark=mark if live else None)
 
     @staticmethod
     def _live_filter(stream: Stream, account: dict[str, Any]
@@ -288,6 +287,48 @@ class HttpSource(Source):
         if rule.mode == "each":
             return [(f"#channel={c}", {rule.param: c}, None) for c in channels]
         return [("", {}, HttpSource._live_filter(stream, account))]
+
+
+def _groups(members: list[Stream], starts: list[Any]) -> list[tuple[Any, list[Stream]]]:
+    """Members grouped by their starting point, in declaration order (the parent first), so
+    that units and their STATE messages come out in the same order on every run."""
+    groups: dict[Any, list[Stream]] = {}
+    for member, start in zip(members, starts, strict=True):
+        groups.setdefault(start, []).append(member)
+    return list(groups.items())
+
+
+def _children(parent: Stream, group: list[Stream]) -> list[Stream]:
+    return [m for m in group if m is not parent]
+
+
+def _saved(state: dict[str, dict[str, Any]], name: str, account: str) -> dict[str, Any]:
+    """A stream's own saved position for one account (never another stream's)."""
+    return dict((state.get(name) or {}).get(ACCOUNTS_KEY, {}).get(account, {}))
+
+
+def _poll_start(stream: Stream, name: str, account_key: str, account: dict[str, Any],
+                modes: dict[str, str], state: dict[str, dict[str, Any]]
+                ) -> tuple[bool, str | None]:
+    """Whether stream ``name`` (the polled ``stream`` or one of its children) is read
+    incrementally, and from where: its own cursor, else the account's ``start_date``."""
+    incremental = modes[name] == "incremental" and stream.incremental is not None
+    start = None
+    if stream.incremental is not None:
+        if incremental:
+            start = _saved(state, name, account_key).get(stream.incremental.cursor_field)
+        start = start or account.get("start_date")
+        start = iso_utc(start) if start else None
+    return incremental, start
+
+
+def _live_start(name: str, account_key: str, modes: dict[str, str],
+                state: dict[str, dict[str, Any]], webhooks_mode: bool) -> int:
+    """The spool offset a live stream resumes from (0: from the start of the spool).
+    Webhooks mode always resumes: it reads what changed since the last run."""
+    if modes[name] == "incremental" or webhooks_mode:
+        return int(_saved(state, name, account_key).get(SPOOL_OFFSET) or 0)
+    return 0
 
 
 def _recipes(units: list[Unit]) -> dict[int, page_process.Recipe]:
@@ -347,6 +388,7 @@ class _Coordinator:
         self.saved = {name: dict((state.get(name) or {}).get(ACCOUNTS_KEY, {}))
                       for name in modes}
         self.since_state = dict.fromkeys(modes, 0)
+        self.stated: set[str] = set()  # streams that have had a STATE in this run
         self.running: set[str] = set()
         self.open_units = {name: 0 for name in modes}
         for unit in units:
@@ -364,7 +406,7 @@ class _Coordinator:
                     self._submit(unit, 0, probe=True)
                 for name, count in self.open_units.items():
                     if count == 0:  # nothing to read for it (e.g. carts without a spool)
-                        yield p.dump(p.stream_status(name, "COMPLETE"))
+                        yield from self._complete(name)
                 while self.pending:
                     event = self.events.get()
                     yield from self._rate_limited()
@@ -484,7 +526,23 @@ class _Coordinator:
             self.open_units[name] -= 1
             if self.open_units[name] == 0:
                 self.running.discard(name)
-                yield p.dump(p.stream_status(name, "COMPLETE"))
+                yield from self._complete(name)
+
+    def _complete(self, name: str) -> Iterator[bytes]:
+        """A stream's last STATE, then its COMPLETE status.
+
+        Every stream read ends with its own STATE, full-refresh streams and reads that found
+        nothing new included (Airbyte's acceptance tests ask for it): it is the destination's
+        signal that the stream's records are all out, and the platform's proof of progress.
+        """
+        if self.since_state[name] or name not in self.stated:  # else the last one says it
+            yield self._state(name)
+        yield p.dump(p.stream_status(name, "COMPLETE"))
+
+    def _state(self, name: str) -> bytes:
+        self.stated.add(name)
+        count, self.since_state[name] = self.since_state[name], 0
+        return p.dump(p.state_message(name, {ACCOUNTS_KEY: dict(self.saved[name])}, count))
 
     def _checkpoint(self, unit: Unit, final: bool = False) -> Iterator[bytes]:
         """A STATE per stream of the unit when its frontier moved (or at its end).
@@ -514,7 +572,5 @@ class _Coordinator:
                     continue
                 self.saved[name][key] = {**self.saved[name].get(key, {}), field: value}
                 changed = True
-            if changed or (final and self.since_state[name] and moves):
-                yield p.dump(p.state_message(name, {ACCOUNTS_KEY: dict(self.saved[name])},
-                                             self.since_state[name]))
-                self.since_state[name] = 0
+            if changed:
+                yield self._state(name)
