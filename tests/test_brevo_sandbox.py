@@ -102,7 +102,8 @@ def test_import_is_an_asynchronous_process_that_never_clears_a_blacklist(brevo: 
     assert {f"c{i}@example.com" for i in range(5)} <= set(contacts)
     assert contacts["gone@example.com"]["emailBlacklisted"] is True  # still unsubscribed
     assert contacts["gone@example.com"]["attributes"]["FIRSTNAME"] == "Back"
-    assert state["processes"][0]["invalid"] == [{"row": 6, "reason": "Invalid email address"}]
+    assert state["processes"][0]["invalid"] == [{"row": 6, "reason": "Invalid email address",
+                                                 "file": "invalid_emails", "email": "broken"}]
     assert brevo.call("GET", "/v3/processes/999").json() == {
         "code": "invalid_parameter", "message": "processId is invalid"}
 
@@ -130,9 +131,15 @@ def test_events_are_validated_singly_and_in_batches(brevo: Brevo) -> None:
     assert brevo.call("POST", "/v3/events", huge).json()["message"] == \
         "event_properties exceeds 50KB"
     batch = brevo.call("POST", "/v3/events/batch",
-                       {"events": [ok, {**ok, "event_name": "bad name"}]})
-    assert batch.status_code == 207 and batch.json()["failed"][0]["index"] == 1
-    assert len(brevo.state()["events"]) == 2
+                       {"events": [ok, {**ok, "event_name": "bad name"}, ok,
+                                   {**ok, "event_name": "bad name too"}]})
+    # Brevo's BatchEventsResponse: events refused for one reason share an error.
+    assert batch.status_code == 207 and batch.json() == {
+        "status": "partial_success", "total_events": 4, "successful_events": 2,
+        "failed_events": 2, "errors": [{
+            "eventIndex": [1, 3],
+            "message": "event_name is required: up to 255 letters, digits, - and _"}]}
+    assert len(brevo.state()["events"]) == 3
 
 
 def test_catalog_batches_upsert_and_reject_duplicates(brevo: Brevo) -> None:

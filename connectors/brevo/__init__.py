@@ -17,6 +17,8 @@ from framework.connector import Destination
 from framework.errors import ConnectorError
 from framework.http import HttpClient
 
+LISTS_PAGE = 50  # GET /v3/contacts/lists: limit at most 50
+
 
 def _no_long_wait(seconds: float) -> None:
     if seconds > 5:
@@ -32,11 +34,19 @@ class BrevoDestination(Destination):
         client = HttpClient(config["api_url"].rstrip("/"), {"api-key": config["api_key"]},
                             rate_limit=destination.RATE_LIMIT, errors=destination.ERRORS)
         try:
-            status, body = client.send("GET", "/v3/contacts/lists", params={"limit": 50})
-            if status != 200:
-                return p.AirbyteConnectionStatus(status="FAILED", message=f"Brevo answered "
-                                                 f"HTTP {status} listing lists: {body}")
-            have = {item["id"] for item in (body or {}).get("lists", [])}
+            have: set[int] = set()
+            offset = 0
+            while True:  # paged: at most 50 a page (Brevo refuses more), newest first
+                status, body = client.send("GET", "/v3/contacts/lists",
+                                           params={"limit": LISTS_PAGE, "offset": offset})
+                if status != 200:
+                    return p.AirbyteConnectionStatus(status="FAILED", message=f"Brevo answered"
+                                                     f" HTTP {status} listing lists: {body}")
+                page = [item["id"] for item in (body or {}).get("lists") or []]
+                have.update(page)
+                offset += len(page)
+                if len(page) < LISTS_PAGE or offset >= int((body or {}).get("count") or 0):
+                    break
             missing = {k: v for k, v in (config.get("lists") or {}).items() if v not in have}
             if missing:
                 return p.AirbyteConnectionStatus(status="FAILED", message=(

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import requests
 
-from connectors.brevo.ledger import Ledger
+from connectors.brevo.ledger import AccountMismatch, Ledger
 from connectors.brevo.mapping import DEFAULT_MAPPING, ContactMapper
 from connectors.brevo.payloads import brevo_category, brevo_order, brevo_order_id, brevo_products
 from framework import protocol as p
@@ -53,6 +54,8 @@ ERRORS = {
 IMPORT_BYTES = 8 * 1024 * 1024  # Brevo allows 10 MB of JSON and advises about 8
 LIST_CALL = 150
 POLL_LIMIT_S = 1800
+# How an import process ends (the SDK's statuses; queued, in_process and processing go on).
+PROCESS_ENDED = frozenset({"completed", "failed", "cancelled"})
 NOT_SENT_YET = frozenset({"inventory_locations", "channels"})
 ABANDONED = "store/cart/abandoned"
 CONVERTED = "store/cart/converted"
@@ -156,6 +159,7 @@ class BrevoWriter:
         self.noted: set[str] = set()
         self.attributes_ready = False
         self.held_states: list[dict[str, Any]] = []
+        self._bind_account()
         self.connected_at = self.ledger.connected_at(p_now_iso())
         self.pending_orders: dict[tuple[str, int], tuple[dict[str, Any], str | None]] = {}
         self.pending_products: dict[tuple[str, int], dict[str, Any]] = {}
@@ -171,6 +175,21 @@ class BrevoWriter:
         self.flushed_at = time.monotonic()
         self.flush_every_s = float(config.get("flush_seconds") or 30)
         self.catalog_streams = {s.stream.name for s in catalog.streams}
+
+    def _bind_account(self) -> None:
+        """The ledger belongs to one Brevo account (``GET /v3/account``'s organization_id:
+        stable, and not a secret); pointed at another, nothing is written."""
+        status, answer = self.api["other"].send("GET", "/v3/account")
+        if status != 200 or not isinstance(answer, dict) or not answer.get("organization_id"):
+            self.close()
+            raise ConnectorError(f"Brevo did not say which account the API key opens (GET "
+                                 f"/v3/account: HTTP {status})", "transient_error")
+        try:
+            self.ledger.bind_account(str(answer["organization_id"]),
+                                     str(answer.get("companyName") or ""))
+        except AccountMismatch as exc:
+            self.close()
+            raise ConnectorError(str(exc), "config_error") from None
 
     def close(self) -> None:
         if self.dry_run:
@@ -312,7 +331,11 @@ class BrevoWriter:
         version that made it: a run that dies after the version was committed still sends
         the event (a version seen again makes no new one). Claimed once, so never twice."""
         if self.ledger.claim_event(key, p_now_iso()):
-            event["event_properties"] = {**event.get("event_properties", {}), "event_key": key}
+            # The SDK types a property's value (string, number, boolean, object, array):
+            # null is none of them, so a property the record left empty is left out.
+            properties = {k: v for k, v in (event.get("event_properties") or {}).items()
+                          if v is not None}
+            event["event_properties"] = {**properties, "event_key": key}
             self.ledger.outbox_event(key, event)
 
     def _cart(self, store: str, cart: dict[str, Any]) -> None:
@@ -417,12 +440,15 @@ class BrevoWriter:
             groups.append(([self.all_customers, self.buyers], sorted(buyers)))
         else:
             groups[0][1].extend(sorted(buyers))
+        refused: set[str] = set()
         for list_ids, emails in groups:
-            self._import([{"email": e, "attributes": rows[e]} for e in emails], list_ids)
+            refused |= self._import([{"email": e, "attributes": rows[e]} for e in emails],
+                                    list_ids)
         if self.buyers is not None:
             self._list_members(self.buyers, lapsed, "remove")
         for email, (orders, spent) in totals.items():
-            self.ledger.mark_sent(email, orders, spent)
+            if email not in refused:  # a refused contact's totals go again next time
+                self.ledger.mark_sent(email, orders, spent)
         self.ledger.commit()
         self.pending.clear()
         self.touched.clear()
@@ -437,15 +463,20 @@ class BrevoWriter:
         if 0 < len(live) <= DIRECT["orders"]:
             for key in live:
                 order = self._order_payload(key)
+                del self.pending_orders[key]
+                if order is None:
+                    continue
                 status, answer = self.api["orders"].send("POST", "/v3/orders/status", json=order)
                 if status not in (200, 201, 204):
                     self.reject("orders", f"Brevo refused the order (HTTP {status}: {answer})",
                                 order)
-                del self.pending_orders[key]
         batches: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
         for key, (order, _) in self.pending_orders.items():
             historical = self._historical(order)
-            batches[historical].append(self._order_payload(key))
+            payload = self._order_payload(key)
+            if payload is None:
+                continue
+            batches[historical].append(payload)
             if len(batches[historical]) >= ORDER_BATCH:
                 self._send_order_batch(batches[historical], historical)
                 batches[historical] = []
@@ -458,9 +489,14 @@ class BrevoWriter:
         created = order.get("date_created") or order.get("date_modified")
         return bool(created and created < self.connected_at)
 
-    def _order_payload(self, key: tuple[str, int]) -> dict[str, Any]:
+    def _order_payload(self, key: tuple[str, int]) -> dict[str, Any] | None:
+        """The order as Brevo takes it; None when it cannot be one (dead-lettered)."""
         (store, order_id), (order, email) = key, self.pending_orders[key]
-        payload = brevo_order(store, order, self.ledger.lines(store, order_id), email)
+        try:
+            payload = brevo_order(store, order, self.ledger.lines(store, order_id), email)
+        except ValueError as exc:
+            self.reject("orders", str(exc), order)
+            return None
         coupons = self.ledger.coupons(store, order_id)
         if coupons:
             payload["coupons"] = coupons
@@ -598,16 +634,35 @@ class BrevoWriter:
             status, answer, sent = self._post_events(batch)
             failed: dict[int, str] = {}
             if status == 207:
-                failed = {f["index"]: f.get("message", "") for f in (answer or {}).get(
-                    "failed", [])}
+                failed = self._partly_failed(answer, sent)
             elif status not in (200, 201, 202, 204):
                 failed = {i: f"HTTP {status}: {answer}" for i in range(len(sent))}
-            for index, reason in failed.items():
+            for index, reason in sorted(failed.items()):
                 key, event = sent[index]
                 self.ledger.release_event(key)
                 self.reject("events", f"Brevo refused the event: {reason}", event)
             self.ledger.settle_events([key for key, _ in batch])
             self.ledger.commit()
+
+    def _partly_failed(self, answer: Any, sent: list[tuple[str, dict[str, Any]]]
+                       ) -> dict[int, str]:
+        """The events a 207 refused (index in ``sent`` -> Brevo's message), read from its
+        ``BatchEventsResponse``: ``errors: [{eventIndex: [...], message}]``. The SDK makes
+        ``eventIndex`` optional: when the indexes name fewer events than ``failed_events``,
+        the batch's events are looked up in Brevo and those it lacks count as refused."""
+        answer = answer if isinstance(answer, dict) else {}
+        errors = [e for e in answer.get("errors") or [] if isinstance(e, dict)]
+        failed = {i: str(e.get("message") or "no reason given") for e in errors
+                  for i in e.get("eventIndex") or [] if isinstance(i, int) and
+                  0 <= i < len(sent)}
+        expected = answer.get("failed_events")
+        if not isinstance(expected, int) or expected > len(failed):
+            reasons = "; ".join(sorted({str(e.get("message")) for e in errors})) or str(answer)
+            missing = {key for key, _ in self._missing_in_brevo(
+                sent, f"Brevo refused {expected} of {len(sent)} events without saying which")}
+            failed.update({i: reasons for i, (key, _) in enumerate(sent)
+                           if key in missing and i not in failed})
+        return failed
 
     def _post_events(self, claimed: list[tuple[str, dict[str, Any]]]
                      ) -> tuple[int, Any, list[tuple[str, dict[str, Any]]]]:
@@ -703,26 +758,27 @@ class BrevoWriter:
                                  f"{body}", "system_error")
         return {a["name"].upper() for a in (body or {}).get("attributes", [])}
 
-    def _import(self, rows: list[dict[str, Any]], list_ids: list[int]) -> None:
-        """Import rows in chunks under Brevo's size advice, each polled to completion (a few
-        rows go one by one instead)."""
+    def _import(self, rows: list[dict[str, Any]], list_ids: list[int]) -> set[str]:
+        """Import rows in chunks under Brevo's size advice, each polled to its end (a few
+        rows go one by one instead). Returns the emails of the rows Brevo did not take
+        (each dead-lettered and counted)."""
         if len(rows) <= DIRECT["contacts"]:
-            for row in rows:
-                self._upsert_contact(row, list_ids)
-            return
+            return {row["email"] for row in rows if not self._upsert_contact(row, list_ids)}
+        refused: set[str] = set()
         chunk: list[dict[str, Any]] = []
         size = 0
         for row in rows:
             row_size = len(orjson.dumps(row)) + 1
             if chunk and (len(chunk) >= self.batch or size + row_size > IMPORT_BYTES):
-                self._import_chunk(chunk, list_ids)
+                refused |= self._import_chunk(chunk, list_ids)
                 chunk, size = [], 0
             chunk.append(row)
             size += row_size
         if chunk:
-            self._import_chunk(chunk, list_ids)
+            refused |= self._import_chunk(chunk, list_ids)
+        return refused
 
-    def _upsert_contact(self, row: dict[str, Any], list_ids: list[int]) -> None:
+    def _upsert_contact(self, row: dict[str, Any], list_ids: list[int]) -> bool:
         """``POST /v3/contacts`` with ``updateEnabled`` (no blacklist field: see above)."""
         body = {**row, "listIds": list_ids, "updateEnabled": True}
         status, answer = self.api["contacts"].send("POST", "/v3/contacts", json=body)
@@ -732,8 +788,10 @@ class BrevoWriter:
                                  "config_error")
         if status not in (201, 204):
             self.reject("customers", f"Brevo refused the contact (HTTP {status}: {answer})", row)
+            return False
+        return True
 
-    def _import_chunk(self, rows: list[dict[str, Any]], list_ids: list[int]) -> None:
+    def _import_chunk(self, rows: list[dict[str, Any]], list_ids: list[int]) -> set[str]:
         # No blacklist option and no blacklist field is ever sent: Brevo keeps a contact's
         # unsubscription whatever the store says.
         body = {"jsonBody": rows, "listIds": list_ids, "updateExistingContacts": True,
@@ -742,18 +800,57 @@ class BrevoWriter:
         if status != 202 or not isinstance(answer, dict) or "processId" not in answer:
             raise ConnectorError(f"Brevo refused a contact import (HTTP {status}): {answer}",
                                  "config_error" if status in (400, 404) else "system_error")
-        self._wait_for(answer["processId"], len(rows))
+        process_id = answer["processId"]
+        process = self._wait_for(process_id)
+        if process.get("status") != "completed":
+            # Failed or cancelled: Brevo applied none of it. Its rows are dead-lettered (the
+            # sync goes on; their contacts' totals are sent again with their next change).
+            reason = (f"Brevo's import process {process_id} ended {process.get('status')}"
+                      f" ({orjson.dumps(process).decode()})")
+            log.warning("%s: its %d contacts are in the dead-letter file", reason, len(rows))
+            for row in rows:
+                self.reject("customers", reason, row)
+            return {row["email"] for row in rows}
+        refused = self._rows_not_taken(process, rows)
+        log.info("Brevo imported %d contacts (process %s)", len(rows) - len(refused),
+                 process_id)
+        return refused
 
-    def _wait_for(self, process_id: int, rows: int) -> None:
-        """Poll an import until Brevo says completed (sparingly: the endpoint allows 100 an
-        hour on the general tier)."""
+    def _rows_not_taken(self, process: dict[str, Any], rows: list[dict[str, Any]]
+                        ) -> set[str]:
+        """The rows a completed import lists in its reports (``info.import``: links to CSV
+        files of invalid emails, duplicate identifiers...), dead-lettered with the report's
+        name. The links are Brevo's signed file links: fetched without the api-key."""
+        reports = ((process.get("info") or {}).get("import") or {})
+        by_email = {row["email"].lower(): row for row in rows}
+        refused: set[str] = set()
+        for name, url in sorted(reports.items()):
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                continue
+            try:
+                response = requests.get(url, timeout=30)
+                response.raise_for_status()
+            except requests.RequestException as exc:
+                log.warning("could not read Brevo's import report %s (%s): its rows are not "
+                            "known", name, type(exc).__name__)
+                continue
+            cells = {cell.strip().lower() for line in response.text.splitlines()
+                     for cell in line.split(";")}
+            for email in sorted(cells & set(by_email) - refused):
+                refused.add(email)
+                self.reject("customers", f"Brevo's import listed it in {name}",
+                            by_email[email])
+        return refused
+
+    def _wait_for(self, process_id: int) -> dict[str, Any]:
+        """Poll an import until it ends (sparingly: the endpoint allows 100 an hour on the
+        general tier); returns Brevo's last answer about it."""
         started, pause = time.monotonic(), 0.2
         while True:
             status, answer = self.api["other"].send("GET", f"/v3/processes/{process_id}")
             state = (answer or {}).get("status") if status == 200 else None
-            if state == "completed":
-                log.info("Brevo imported %d contacts (process %s)", rows, process_id)
-                return
+            if state in PROCESS_ENDED:
+                return dict(answer)
             if status != 200:
                 raise ConnectorError(f"Brevo lost import process {process_id} (HTTP {status}: "
                                      f"{answer})", "transient_error")

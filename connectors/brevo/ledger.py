@@ -60,10 +60,15 @@ CREATE TABLE IF NOT EXISTS abandoned_carts (store TEXT, cart_id TEXT, email TEXT
 """
 
 
+class AccountMismatch(Exception):
+    """The ledger describes another Brevo account than the one the API key opens."""
+
+
 class Ledger:
     """One SQLite file; every write is committed with the batch it belongs to."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path))
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -106,6 +111,22 @@ class Ledger:
         """When this destination first wrote to Brevo (set on the first call)."""
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('connected_at', ?)", (now,))
         return self.db.execute("SELECT value FROM meta WHERE key = 'connected_at'").fetchone()[0]
+
+    def bind_account(self, account_id: str, name: str) -> None:
+        """Record which Brevo account this ledger describes (on first use), or refuse another
+        one: what the ledger says was sent was sent to that account only."""
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('brevo_account', ?)", (account_id,))
+        self.db.execute("INSERT OR IGNORE INTO meta VALUES ('brevo_account_name', ?)", (name,))
+        self.db.commit()
+        bound = dict(self.db.execute("SELECT key, value FROM meta WHERE key IN "
+                                     "('brevo_account', 'brevo_account_name')").fetchall())
+        if bound["brevo_account"] != account_id:
+            raise AccountMismatch(
+                f"the ledger {self.path} belongs to the Brevo account "
+                f"{bound['brevo_account_name']!r} (organization {bound['brevo_account']}), but "
+                f"the API key is of the account {name!r} (organization {account_id}): point "
+                "state_dir at a directory of its own for this account, or delete the ledger "
+                "to start this account over (everything is sent to it again as new)")
 
     def order_version(self, store: str, order_id: int) -> tuple[str, str] | None:
         """(date_modified, status) of the order as last seen, or None when never seen."""

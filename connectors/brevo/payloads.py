@@ -13,24 +13,44 @@ def brevo_order_id(store: str, order_id: int) -> str:
 
 def brevo_order(store: str, order: dict[str, Any], lines: list[dict[str, Any]],
                 email: str | None) -> dict[str, Any]:
-    """An order as ``/v3/orders/status`` takes it."""
+    """An order as ``/v3/orders/status`` takes it: only the fields of the SDK's ``Order``
+    model (the contact is linked by ``identifiers``; the old top-level ``email`` is not in
+    it). Raises ValueError when the order lacks what Brevo requires (its dates)."""
+    created = order.get("date_created") or order.get("date_modified")
+    if not created:
+        raise ValueError("the order has no date_created nor date_modified, which Brevo "
+                         "requires (createdAt, updatedAt)")
     billing = order.get("billing_address") or {}
+    address = {"address": billing.get("street_1"), "city": billing.get("city"),
+               "countryCode": billing.get("country_iso2"), "phone": billing.get("phone"),
+               "postCode": billing.get("zip"), "region": billing.get("state"),
+               "paymentMethod": order.get("payment_method")}
     payload: dict[str, Any] = {
-        "id": brevo_order_id(store, order["id"]),
-        "createdAt": order.get("date_created") or order.get("date_modified"),
-        "updatedAt": order.get("date_modified"),
+        "id": brevo_order_id(store, order["id"]), "createdAt": created,
+        "updatedAt": order.get("date_modified") or created,
         "status": str(order.get("status") or order.get("status_id")),
         "amount": round(float(order.get("total_inc_tax") or 0), 2), "storeId": store,
-        "products": lines,
-        "billing": {"address": billing.get("street_1"), "city": billing.get("city"),
-                    "countryCode": billing.get("country_iso2"), "phone": billing.get("phone"),
-                    "postCode": billing.get("zip"), "region": billing.get("state"),
-                    "paymentMethod": order.get("payment_method")},
+        "products": [order_line(line) for line in lines],
+        # null is not a string: a field the store left empty is left out.
+        "billing": {k: str(v) for k, v in address.items() if v not in (None, "")},
     }
     if email:
-        payload["email"] = email
         payload["identifiers"] = {"email_id": email}
     return payload
+
+
+def order_line(line: dict[str, Any]) -> dict[str, Any]:
+    """A line as the SDK's ``OrderProductsItem``: ids are strings, ``quantity`` an integer
+    (a fractional quantity goes in ``quantityFloat``)."""
+    item: dict[str, Any] = {"productId": str(line["productId"]), "price": float(line["price"])}
+    if line.get("variantId") not in (None, "None", ""):
+        item["variantId"] = str(line["variantId"])
+    quantity = float(line.get("quantity") or 0)
+    if quantity.is_integer():
+        item["quantity"] = int(quantity)
+    else:
+        item["quantityFloat"] = quantity
+    return item
 
 
 def brevo_category(store: str, row: dict[str, Any], base_url: str | None) -> dict[str, Any]:

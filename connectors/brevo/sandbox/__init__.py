@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from pathlib import Path
 
 import click
 
 from framework.faults import fault_options, with_faults
+
+REFERENCE_ENV = "TAJO_BREVO_REFERENCE"  # a file: check traffic against brevo-python's models
 
 
 @click.command("brevo")
@@ -19,9 +23,12 @@ from framework.faults import fault_options, with_faults
               help="Time an import process spends queued, then in process.")
 @click.option("--lists", default="", help="List ids to create, e.g. 40,41,42.")
 @click.option("--api-key", default=None, help="Key to accept (default: a random one).")
+@click.option("--organization-id", default="sandbox-organization", show_default=True,
+              help="The account's organization_id (GET /v3/account).")
 @fault_options
 def sandbox_command(host: str, port: int, window_ms: int, latency_ms: int,
-                    import_delay_ms: int, lists: str, api_key: str | None, faults: str,
+                    import_delay_ms: int, lists: str, api_key: str | None,
+                    organization_id: str, faults: str,
                     faults_seed: int, faults_slow_ms: int) -> None:
     """Serve a Brevo account on loopback; prints {"url", "api_key"} once ready."""
     key = api_key or f"xkeysib-{secrets.token_hex(32)}-{secrets.token_hex(8)}"
@@ -29,10 +36,15 @@ def sandbox_command(host: str, port: int, window_ms: int, latency_ms: int,
     from framework.sandbox import serve
 
     sandbox = BrevoSandbox(key, window_ms, latency_ms, import_delay_ms)
+    sandbox.account.organization_id = organization_id
     for list_id in (int(v) for v in lists.split(",") if v.strip()):
-        sandbox.account.lists[list_id] = {"id": list_id, "name": f"List {list_id}",
-                                          "folderId": 1}
-    app = with_faults(build_app(sandbox), faults, faults_seed, faults_slow_ms)
+        sandbox.account.add_list(list_id, f"List {list_id}", 1)
+    reference = None
+    if os.environ.get(REFERENCE_ENV):  # the tests: traffic checked against Brevo's SDK
+        from connectors.brevo.sandbox.reference import Reference
+        reference = Reference(Path(os.environ[REFERENCE_ENV]))
+    # Faults wrap the checked app: what they inject is meant to be wrong.
+    app = with_faults(build_app(sandbox, reference), faults, faults_seed, faults_slow_ms)
     serve(app, host, port, {"api_key": key})
 
 

@@ -13,8 +13,10 @@ counts), ``POST stats/reset``, ``POST blacklist`` (a contact unsubscribes in Bre
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -27,6 +29,7 @@ from connectors.brevo.sandbox.store import (
     ATTRIBUTE_CATEGORIES,
     ATTRIBUTE_TYPES,
     MAX_EVENTS_BATCH,
+    TYPE_ONLY_IN,
     Account,
     BrevoError,
 )
@@ -65,20 +68,17 @@ def _endpoint(sandbox: BrevoSandbox, template: str, bucket: str,
     async def endpoint(request: Request) -> Response:
         await delay(sandbox.latency_ms)
         headers = {"sib-request-id": str(uuid.uuid4())}
-        key = request.headers.get("api-key")
-        if not key:
-            sandbox.stats.count(template, 401)
-            return json_response({"message": "authentication not found in headers",
-                                  "code": "unauthorized"}, 401, headers)
-        if key != sandbox.api_key:
-            sandbox.stats.count(template, 401)
-            return json_response({"message": "Key not found", "code": "unauthorized"}, 401,
-                                 headers)
         window = sandbox.windows[bucket]
+        key = request.headers.get("api-key")
+        if key != sandbox.api_key:
+            # Brevo sends its rate-limit headers on every answer of a limited endpoint, a
+            # refused key's too (the window is shown, not spent: the key owns no quota).
+            headers.update(_limit_headers(window, *_peek(window)))
+            sandbox.stats.count(template, 401)
+            message = "Key not found" if key else "authentication not found in headers"
+            return json_response({"message": message, "code": "unauthorized"}, 401, headers)
         allowed, left, reset_ms = window.take()
-        headers.update({"x-sib-ratelimit-limit": str(window.quota),
-                        "x-sib-ratelimit-remaining": str(left),
-                        "x-sib-ratelimit-reset": str(math.ceil(reset_ms / 1000))})
+        headers.update(_limit_headers(window, left, reset_ms))
         if not allowed:
             sandbox.stats.count(template, 429)
             # Brevo documents no 429 body; its error model's shape is kept.
@@ -106,6 +106,20 @@ def _endpoint(sandbox: BrevoSandbox, template: str, bucket: str,
     return endpoint
 
 
+def _limit_headers(window: QuotaWindow, left: int, reset_ms: int) -> dict[str, str]:
+    return {"x-sib-ratelimit-limit": str(window.quota), "x-sib-ratelimit-remaining": str(left),
+            "x-sib-ratelimit-reset": str(math.ceil(reset_ms / 1000))}
+
+
+def _peek(window: QuotaWindow) -> tuple[int, int]:
+    """(requests left, ms until the reset) of a window, without counting a request."""
+    now = time.monotonic()
+    if now - window.started >= window.window_ms / 1000:
+        return window.quota or 0, window.window_ms
+    reset_ms = max(1, int((window.started + window.window_ms / 1000 - now) * 1000))
+    return max(0, (window.quota or 0) - window.used), reset_ms
+
+
 def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BrevoError(400, "bad_request", "The body must be a JSON object")
@@ -117,14 +131,15 @@ def create_contact(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
 
 
 def get_contact(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
-    contact = s.account.find(r.path_params["identifier"])
+    contact = s.account.find(r.path_params["identifier"], r.query_params.get("identifierType"))
     if contact is None:
         raise BrevoError(404, "document_not_found", "Contact does not exist")
     return 200, contact.as_api()
 
 
 def update_contact(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
-    s.account.update_contact(r.path_params["identifier"], _object(body))
+    s.account.update_contact(r.path_params["identifier"], _object(body),
+                             r.query_params.get("identifierType"))
     return 204, None
 
 
@@ -137,7 +152,14 @@ def get_process(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     if process is None:
         raise BrevoError(404, "invalid_parameter", "processId is invalid")
     s.account.advance(process, s.import_delay_s)
-    return 200, {"id": process.id, "status": process.status, "name": process.name}
+    answer: dict[str, Any] = {"id": process.id, "status": process.status, "name": process.name}
+    files = sorted({row["file"] for row in process.invalid})
+    if process.status == "completed" and files:
+        # Brevo links CSV reports of the rows it did not take (the SDK's info.import); the
+        # sandbox serves them, like a signed file link, without the api-key.
+        answer["info"] = {"import": {name: f"{str(r.base_url).rstrip('/')}/_sandbox/files/"
+                                           f"{process.id}/{name}.csv" for name in files}}
+    return 200, answer
 
 
 def get_attributes(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
@@ -151,6 +173,9 @@ def create_attribute(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
         raise BrevoError(400, "invalid_parameter", "Invalid attribute category")
     if kind not in ATTRIBUTE_TYPES:
         raise BrevoError(400, "invalid_parameter", "Invalid attribute type")
+    if TYPE_ONLY_IN.get(kind, category) != category:
+        raise BrevoError(400, "invalid_parameter", f"Attribute type {kind} is only available "
+                         f"for the {TYPE_ONLY_IN[kind]} category")
     if name in s.account.attributes:
         # Brevo's wording for an existing attribute is not documented.
         raise BrevoError(400, "invalid_parameter", "Attribute name must be unique")
@@ -159,8 +184,12 @@ def create_attribute(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
 
 
 def get_lists(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
-    lists = list(s.account.lists.values())
-    return 200, {"lists": lists, "count": len(lists)}
+    """``GET /v3/contacts/lists``: a page (limit 10 by default, at most 50; offset), newest
+    first unless ``sort=asc``. Brevo's wording for a limit over 50 is not documented."""
+    limit, offset = _window(r, 10, 50)
+    ids = sorted(s.account.lists, reverse=r.query_params.get("sort", "desc") != "asc")
+    page = [s.account.list_view(i, one=False) for i in ids[offset:offset + limit]]
+    return 200, {"lists": page, "count": len(ids)}
 
 
 def _window(r: Request, default: int, most: int) -> tuple[int, int]:
@@ -187,17 +216,24 @@ def get_list(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     list_id = r.path_params["list_id"]
     if list_id not in s.account.lists:
         raise BrevoError(404, "document_not_found", "List ID does not exist")
-    members = [c for c in s.account.contacts.values() if list_id in c.as_api()["listIds"]]
-    blacklisted = sum(1 for c in members if c.as_api()["emailBlacklisted"])
-    return 200, {**s.account.lists[list_id], "totalSubscribers": len(members),
-                 "uniqueSubscribers": len(members), "totalBlacklisted": blacklisted}
+    return 200, s.account.list_view(list_id)
 
 
 def get_products(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     """``GET /v3/products``: a page of products and the total ``count`` (limit up to 1000)."""
     limit, offset = _window(r, 50, 1000)
     products = list(s.account.products.values())
-    return 200, {"products": products[offset:offset + limit], "count": len(products)}
+    return 200, {"products": [_product_view(r, p) for p in products[offset:offset + limit]],
+                 "count": len(products)}
+
+
+def _product_view(r: Request, product: dict[str, Any]) -> dict[str, Any]:
+    """A product as Brevo shows it: with the thumbnails it made of the image on its S3 (the
+    SDK requires both; empty when the product has no image, which the SDK leaves open)."""
+    base = f"{str(r.base_url).rstrip('/')}/_sandbox/s3/{product['id']}"
+    image = product.get("imageUrl")
+    return {**product, "s3ThumbAnalytics": f"{base}-120x120.jpg" if image else "",
+            "s3ThumbEditor": f"{base}-600x400.jpg" if image else ""}
 
 
 def create_list(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
@@ -207,8 +243,7 @@ def create_list(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     if body["folderId"] not in s.account.folders:
         raise BrevoError(404, "document_not_found", "Folder ID not found")
     list_id = max([*s.account.lists, s.account.next_list - 1]) + 1
-    s.account.lists[list_id] = {"id": list_id, "name": body["name"],
-                                "folderId": body["folderId"]}
+    s.account.add_list(list_id, body["name"], body["folderId"])
     return 201, {"id": list_id}
 
 
@@ -245,34 +280,68 @@ def create_events(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
         raise BrevoError(400, "missing_parameter", "events is required")
     if len(events) > MAX_EVENTS_BATCH:
         raise BrevoError(400, "out_of_range", f"At most {MAX_EVENTS_BATCH} events per batch")
-    failed = []
+    failed: dict[str, list[int]] = {}  # message -> indexes of the events it refused
     for index, event in enumerate(events):
         try:
             s.account.events.append(s.account.check_event(event))
         except BrevoError as exc:
-            failed.append({"index": index, "code": exc.code, "message": exc.message})
-    if failed:  # Brevo answers 207 with a breakdown; its exact schema is not documented
-        return 207, {"successCount": len(events) - len(failed), "failed": failed}
+            failed.setdefault(exc.message, []).append(index)
+    if failed:
+        # The SDK's BatchEventsResponse; the value of ``status`` is not documented.
+        count = sum(len(v) for v in failed.values())
+        return 207, {"status": "partial_success", "total_events": len(events),
+                     "successful_events": len(events) - count, "failed_events": count,
+                     "errors": [{"eventIndex": indexes, "message": message}
+                                for message, indexes in failed.items()]}
     return 202, {"message": "all events have been added to the processing queue",
                  "count": len(events)}
 
 
+EVENT_FIELDS = ("contact_id", "event_date", "event_name", "object_type", "event_properties",
+                "contact_properties")
+
+
 def get_events(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
-    """``GET /v3/events``: filters event_name, contact_id, startDate/endDate (event dates,
-    inclusive days), limit (at most 10,000) and offset. The answer's shape is not in the
-    OpenAPI file we have (only the query is documented); ``{"events": [...], "count"}``
-    follows Brevo's other list endpoints."""
+    """``GET /v3/events`` as the SDK has it (``GetEventsList``): filters event_name (and
+    contact_id), startDate/endDate (both or neither; a day ``YYYY-MM-DD``, the end day
+    included, or an RFC 3339 instant), limit (1 to 10,000, default 100) and offset; newest
+    first, each event with the fields of ``GetEventsListEventsItem`` only."""
     query = r.query_params
     limit = _int_param(query.get("limit"), 100, "limit")
     if not 0 < limit <= 10_000:
         raise BrevoError(400, "out_of_range", "limit must be between 1 and 10000")
     offset = _int_param(query.get("offset"), 0, "offset")
-    name, start, end = query.get("event_name"), query.get("startDate"), query.get("endDate")
+    start, end = query.get("startDate"), query.get("endDate")
+    if bool(start) != bool(end):
+        raise BrevoError(400, "invalid_parameter", "startDate and endDate go together")
+    since = _instant(start, "startDate", end_of_day=False) if start else None
+    until = _instant(end, "endDate", end_of_day=True) if end else None
+    if since and until and since > until:
+        raise BrevoError(400, "invalid_parameter", "startDate must be before endDate")
+    names = set(query.getlist("event_name"))
+    contacts = {_int_param(v, 0, "contact_id") for v in query.getlist("contact_id")}
     found = [e for e in s.account.events
-             if (not name or e["event_name"] == name)
-             and (not start or str(e["event_date"])[:10] >= start)
-             and (not end or str(e["event_date"])[:10] <= end)]
-    return 200, {"events": found[offset:offset + limit], "count": len(found)}
+             if (not names or e["event_name"] in names)
+             and (not contacts or e.get("contact_id") in contacts)
+             and (since is None or since <= _instant(e["event_date"], "event_date", False)
+                  <= until)]
+    found.sort(key=lambda e: _instant(e["event_date"], "event_date", False), reverse=True)
+    return 200, {"events": [{k: e[k] for k in EVENT_FIELDS if k in e}
+                            for e in found[offset:offset + limit]], "count": len(found)}
+
+
+def _instant(value: str, name: str, end_of_day: bool) -> datetime:
+    """A day (its first or last instant, UTC) or an RFC 3339 date-time, as an aware time."""
+    text = str(value)
+    try:
+        if len(text) == 10:
+            day = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return day + timedelta(days=1, microseconds=-1) if end_of_day else day
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BrevoError(400, "invalid_parameter", f"{name} must be YYYY-MM-DD or an RFC 3339 "
+                         "date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _int_param(value: str | None, default: int, name: str) -> int:
@@ -323,7 +392,20 @@ def order_batch(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     return 202, {"count": len(checked), "batch_id": batch_id}
 
 
+def get_account(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
+    """``GET /v3/account``: who the account is, with the fields the SDK requires."""
+    account = s.account
+    return 200, {"organization_id": account.organization_id, "user_id": 1, "enterprise": False,
+                 "companyName": account.company_name, "email": account.owner_email,
+                 "firstName": "Sandbox", "lastName": "Owner",
+                 "plan": [{"type": "free", "credits": 300.0, "creditsType": "sendLimit"}],
+                 "relay": {"enabled": True, "data": {"userName": account.owner_email,
+                                                     "relay": "smtp-relay.brevo.com",
+                                                     "port": 587}}}
+
+
 ROUTES: list[tuple[str, str, str, Callable[..., tuple[int, Any]]]] = [
+    ("GET", "/v3/account", "other", get_account),
     ("POST", "/v3/contacts", "contacts", create_contact),
     ("GET", "/v3/contacts", "contacts", get_contacts),
     ("GET", "/v3/contacts/attributes", "contacts", get_attributes),
@@ -351,10 +433,16 @@ ROUTES: list[tuple[str, str, str, Callable[..., tuple[int, Any]]]] = [
 ]
 
 
-def build_app(sandbox: BrevoSandbox) -> Starlette:
-    """The ASGI app serving ``sandbox``."""
-    routes = [Route(path, _endpoint(sandbox, path.replace(":int", ""), bucket, handler),
-                    methods=[method]) for method, path, bucket, handler in ROUTES]
+def build_app(sandbox: BrevoSandbox, reference: Any = None) -> Starlette:
+    """The ASGI app serving ``sandbox``; with a ``reference`` (``reference.Reference``), each
+    route's requests and answers are checked against Brevo's SDK."""
+    routes = []
+    for method, path, bucket, handler in ROUTES:
+        template = path.replace(":int", "")
+        endpoint = _endpoint(sandbox, template, bucket, handler)
+        if reference is not None:
+            endpoint = reference.checking((method, template), endpoint)
+        routes.append(Route(path, endpoint, methods=[method]))
 
     def admin(handler: Callable[[dict[str, Any]], Any]) -> Callable[[Request], Awaitable[Any]]:
         async def endpoint(request: Request) -> Response:
@@ -376,6 +464,32 @@ def build_app(sandbox: BrevoSandbox) -> Starlette:
         sandbox.stats = RequestStats()
         return {"ok": True}
 
+    def imports(body: dict[str, Any]) -> dict[str, Any]:
+        """How the next imports end: ``{"end_as": ["failed", "cancelled", ...]}``."""
+        ends = list(body["end_as"])
+        if not set(ends) <= {"completed", "failed", "cancelled"}:
+            raise BrevoError(400, "invalid_parameter", "end_as: completed, failed, cancelled")
+        sandbox.account.imports_end_as.extend(ends)
+        return {"ok": True}
+
+    def identity(body: dict[str, Any]) -> dict[str, Any]:
+        """Become another Brevo account (``organization_id``, ``company_name``)."""
+        sandbox.account.organization_id = str(body["organization_id"])
+        sandbox.account.company_name = str(body.get("company_name")
+                                           or sandbox.account.company_name)
+        return {"ok": True}
+
+    async def report(request: Request) -> Response:
+        """An import's CSV report (semicolons, a header): the rows Brevo did not take."""
+        process = sandbox.account.processes.get(request.path_params["process_id"])
+        name = request.path_params["name"]
+        rows = [row for row in (process.invalid if process else []) if row["file"] == name]
+        if not rows:
+            return json_response({"message": "Not found", "code": "document_not_found"}, 404)
+        text = "EMAIL;REASON\n" + "".join(f"{row['email'] or ''};{row['reason']}\n"
+                                           for row in rows)
+        return Response(text, media_type="text/csv")
+
     def blacklist(body: dict[str, Any]) -> dict[str, Any]:
         contact = sandbox.account.find(body["email"])
         if contact is None:
@@ -385,5 +499,8 @@ def build_app(sandbox: BrevoSandbox) -> Starlette:
 
     routes += [Route("/_sandbox/state", admin(state), methods=["GET"]),
                Route("/_sandbox/stats/reset", admin(reset), methods=["POST"]),
-               Route("/_sandbox/blacklist", admin(blacklist), methods=["POST"])]
+               Route("/_sandbox/blacklist", admin(blacklist), methods=["POST"]),
+               Route("/_sandbox/imports", admin(imports), methods=["POST"]),
+               Route("/_sandbox/account", admin(identity), methods=["POST"]),
+               Route("/_sandbox/files/{process_id:int}/{name}.csv", report, methods=["GET"])]
     return Starlette(routes=routes)

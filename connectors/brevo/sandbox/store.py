@@ -6,6 +6,8 @@ Brevo does not document a rule or a message, the choice made is said next to the
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import time
 from dataclasses import dataclass, field
@@ -17,9 +19,18 @@ import orjson
 # Brevo validates emails server side and documents no exact rule; a practical address check.
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 EVENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+ISO_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
+                           r"(Z|[+-]\d{2}:\d{2})$")
+PROPERTY_KEY = EVENT_NAME  # "Keys are limited to 255 characters, alphanumerical and - _ only"
 BREVO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 ATTRIBUTE_TYPES = {"text", "date", "float", "boolean", "id", "category", "multiple-choice", "user"}
 ATTRIBUTE_CATEGORIES = {"normal", "transactional", "category", "calculated", "global"}
+# The SDK's rule: "id" only for transactional attributes, "category" only for category ones,
+# "user" and "multiple-choice" only for normal ones.
+TYPE_ONLY_IN = {"id": "transactional", "category": "category", "user": "normal",
+                "multiple-choice": "normal"}
+IDENTIFIER_TYPES = {"email_id", "contact_id", "ext_id", "phone_id", "whatsapp_id",
+                    "landline_number_id"}
 MAX_LIST_BATCH = 150
 MAX_CATALOG_BATCH = 100
 MAX_EVENTS_BATCH = 1000  # not documented by Brevo; the sandbox takes this many
@@ -53,12 +64,15 @@ class Contact:
     list_ids: set[int] = field(default_factory=set)
     email_blacklisted: bool = False
     sms_blacklisted: bool = False
+    whatsapp_blacklisted: bool = False
+    ext_id: str | None = None
     created_at: str = field(default_factory=now_iso)
     modified_at: str = field(default_factory=now_iso)
 
     def as_api(self) -> dict[str, Any]:
         return {"id": self.id, "email": self.email, "emailBlacklisted": self.email_blacklisted,
-                "smsBlacklisted": self.sms_blacklisted, "createdAt": self.created_at,
+                "smsBlacklisted": self.sms_blacklisted,
+                "whatsappBlacklisted": self.whatsapp_blacklisted, "createdAt": self.created_at,
                 "modifiedAt": self.modified_at, "attributes": dict(self.attributes),
                 "listIds": sorted(self.list_ids), "statistics": {}}
 
@@ -72,6 +86,7 @@ class Process:
     status: str = "queued"
     invalid: list[dict[str, Any]] = field(default_factory=list)
     queued_at: float = field(default_factory=time.monotonic)
+    ends_as: str = "completed"  # or "failed", "cancelled" (set by /_sandbox/imports)
 
 
 @dataclass
@@ -97,14 +112,41 @@ class Account:
     next_contact: int = 1
     next_list: int = 1
     next_process: int = 1
+    imports_end_as: list[str] = field(default_factory=list)  # how the next imports end
+    # Who the account is (GET /v3/account); /_sandbox/account changes it.
+    organization_id: str = "sandbox-organization"
+    company_name: str = "Sandbox Store"
+    owner_email: str = "owner@sandbox.example.com"
 
     # --- contacts -------------------------------------------------------------------------
 
-    def find(self, identifier: str) -> Contact | None:
-        if identifier.isdigit():
-            return self.contacts.get(int(identifier))
-        found = self.by_email.get(identifier.lower())
+    def find(self, identifier: str, kind: str | None = None) -> Contact | None:
+        """The contact an identifier names: by ``kind`` (an ``identifierType``), else an id
+        when it is all digits and an email otherwise (Brevo's default)."""
+        if kind not in (None, *IDENTIFIER_TYPES):
+            raise BrevoError(400, "invalid_parameter", "identifierType is invalid")
+        if kind == "contact_id" or (kind is None and identifier.isdigit()):
+            return self.contacts.get(int(identifier)) if identifier.isdigit() else None
+        if kind == "ext_id":
+            return next((c for c in self.contacts.values() if c.ext_id == identifier), None)
+        if kind == "phone_id":
+            found = self.by_sms.get(identifier)
+        else:
+            found = self.by_email.get(identifier.lower())
         return self.contacts.get(found) if found else None
+
+    def add_list(self, list_id: int, name: str, folder_id: int) -> None:
+        self.lists[list_id] = {"id": list_id, "name": name, "folderId": folder_id,
+                               "createdAt": now_iso()}
+
+    def list_view(self, list_id: int, one: bool = True) -> dict[str, Any]:
+        """A list as Brevo shows it, with its subscriber counts; ``createdAt`` only when it
+        is shown alone (the SDK's list of lists has no such field)."""
+        members = [c for c in self.contacts.values() if list_id in c.list_ids]
+        blacklisted = sum(1 for c in members if c.email_blacklisted)
+        shown = {k: v for k, v in self.lists[list_id].items() if one or k != "createdAt"}
+        return {**shown, "totalSubscribers": len(members), "uniqueSubscribers": len(members),
+                "totalBlacklisted": blacklisted}
 
     def _check_sms(self, sms: Any, contact: Contact | None, action: str) -> None:
         owner = self.by_sms.get(str(sms))
@@ -170,7 +212,7 @@ class Account:
             return 204, None
         if attributes.get("SMS"):
             self._check_sms(attributes["SMS"], None, "create")
-        contact = Contact(self.next_contact, None)
+        contact = Contact(self.next_contact, None, ext_id=body.get("ext_id"))
         if email:
             self._rekey(contact, email)
         self.next_contact += 1
@@ -179,21 +221,27 @@ class Account:
                     body.get("emailBlacklisted"), body.get("smsBlacklisted"))
         return 201, {"id": contact.id}
 
-    def update_contact(self, identifier: str, body: dict[str, Any]) -> None:
-        """``PUT /v3/contacts/{identifier}``."""
-        contact = self.find(identifier)
+    def update_contact(self, identifier: str, body: dict[str, Any],
+                       kind: str | None = None) -> None:
+        """``PUT /v3/contacts/{identifier}`` (``?identifierType=`` says what it is)."""
+        contact = self.find(identifier, kind)
         if contact is None:
             raise BrevoError(404, "document_not_found", "Contact does not exist")
+        if isinstance(body.get("ext_id"), str):
+            contact.ext_id = body["ext_id"]
         attributes = body.get("attributes") or {}
         self._check_sms(attributes.get("SMS"), contact, "update")
         self._apply(contact, attributes, body.get("listIds"), body.get("unlinkListIds"),
                     body.get("emailBlacklisted"), body.get("smsBlacklisted"))
 
     def start_import(self, body: dict[str, Any], raw_size: int) -> dict[str, Any]:
-        """``POST /v3/contacts/import`` with ``jsonBody``: queued, processed later."""
+        """``POST /v3/contacts/import`` with ``jsonBody`` or ``fileBody`` (CSV): queued,
+        processed later."""
         if raw_size > MAX_IMPORT_BYTES:
             raise BrevoError(400, "invalid_parameter", "json body size exceeds 10MB")
         rows = body.get("jsonBody")
+        if isinstance(body.get("fileBody"), str) and rows is None:
+            rows = csv_rows(body["fileBody"])
         if not isinstance(rows, list):
             raise BrevoError(400, "missing_parameter",
                              "One of fileUrl, fileBody or jsonBody is required")
@@ -202,19 +250,24 @@ class Account:
         for list_id in body.get("listIds") or []:
             if list_id not in self.lists:
                 raise BrevoError(404, "document_not_found", "List ID not found")
-        process = Process(self.next_process, f"Import from API - {now_iso()}", rows, body)
+        # The SDK names processes by kind: an import is IMPORTUSER.
+        process = Process(self.next_process, "IMPORTUSER", rows, body)
+        if self.imports_end_as:
+            process.ends_as = self.imports_end_as.pop(0)
         self.processes[process.id] = process
         self.next_process += 1
         return {"processId": process.id}
 
     def advance(self, process: Process, delay_s: float) -> None:
-        """Move an import along: queued, then in process, then completed (rows applied)."""
+        """Move an import along: queued, then in process, then completed (rows applied), or
+        failed or cancelled (nothing applied) when the sandbox was told so."""
         age = time.monotonic() - process.queued_at
         if process.status == "queued" and age >= delay_s:
             process.status = "in_process"
         if process.status == "in_process" and age >= 2 * delay_s:
-            self._run_import(process)
-            process.status = "completed"
+            if process.ends_as == "completed":
+                self._run_import(process)
+            process.status = process.ends_as
 
     def _run_import(self, process: Process) -> None:
         options = process.options
@@ -223,7 +276,8 @@ class Account:
         for index, row in enumerate(process.rows):
             email = row.get("email") if isinstance(row, dict) else None
             if not isinstance(email, str) or not EMAIL.match(email):
-                process.invalid.append({"row": index, "reason": "Invalid email address"})
+                process.invalid.append({"row": index, "reason": "Invalid email address",
+                                        "file": "invalid_emails", "email": email})
                 continue
             contact = self.find(email)
             attributes = {k.upper(): v for k, v in (row.get("attributes") or {}).items()
@@ -239,8 +293,9 @@ class Account:
                     continue
                 else:
                     self._check_sms(attributes.get("SMS"), contact, "update")
-            except BrevoError as exc:
-                process.invalid.append({"row": index, "reason": exc.message})
+            except BrevoError as exc:  # an SMS another contact has
+                process.invalid.append({"row": index, "reason": exc.message,
+                                        "file": "duplicate_phone_id", "email": email})
                 continue
             # The import's blacklist options only ever add a blacklist; false changes nothing.
             self._apply(contact, attributes, options.get("listIds"), None,
@@ -283,13 +338,30 @@ class Account:
             raise BrevoError(400, "invalid_parameter",
                              "event_name is required: up to 255 letters, digits, - and _")
         identifiers = event.get("identifiers")
-        known = {"contact_id", "email_id", "ext_id", "phone_id", "whatsapp_id",
-                 "landline_number_id"}
-        if not isinstance(identifiers, dict) or not known & set(identifiers):
+        if not isinstance(identifiers, dict) or not IDENTIFIER_TYPES & set(identifiers):
             raise BrevoError(400, "missing_parameter", "identifiers is required")
-        if len(orjson.dumps(event.get("event_properties") or {})) > MAX_EVENT_PROPERTIES:
+        properties = event.get("event_properties") or {}
+        if len(orjson.dumps(properties)) > MAX_EVENT_PROPERTIES:
             raise BrevoError(400, "invalid_parameter", "event_properties exceeds 50KB")
-        return {**event, "event_date": event.get("event_date") or now_iso()}
+        bad = next(bad_keys(properties), None)
+        if bad is not None:
+            raise BrevoError(400, "invalid_parameter", f"event_properties key {bad!r} is "
+                             "invalid: up to 255 letters, digits, - and _")
+        date = event.get("event_date")
+        if date is not None and not ISO_DATE_TIME.match(str(date)):
+            raise BrevoError(400, "invalid_parameter", "event_date must be an ISO 8601 "
+                             "date-time, e.g. 2024-01-24T17:39:57+01:00")
+        checked = {**event, "event_date": date or now_iso()}
+        contact = self._event_contact(identifiers)
+        if contact is not None:  # the SDK's answer has contact_id (optional: when known)
+            checked["contact_id"] = contact.id
+        return checked
+
+    def _event_contact(self, identifiers: dict[str, Any]) -> Contact | None:
+        for kind in ("contact_id", "email_id", "ext_id", "phone_id"):
+            if identifiers.get(kind) not in (None, ""):
+                return self.find(str(identifiers[kind]), kind)
+        return None
 
     def upsert_catalog(self, table: dict[str, dict[str, Any]], items: Any, kind: str,
                        update: bool) -> dict[str, int]:
@@ -310,12 +382,12 @@ class Account:
             if key in table:
                 if not update:
                     raise BrevoError(400, "duplicate_parameter", f"{kind} id {key} exists")
-                table[key] = {**table[key], **item}
+                table[key] = {**table[key], **item, "modifiedAt": now_iso()}
                 updated += 1
             else:
                 if not item.get("name"):
                     raise BrevoError(400, "missing_parameter", "name is required on create")
-                table[key] = dict(item)
+                table[key] = {**item, "createdAt": now_iso(), "modifiedAt": now_iso()}
                 created += 1
         return {"createdCount": created, "updatedCount": updated}
 
@@ -329,23 +401,73 @@ class Account:
             if not BREVO_DATE.match(str(order[name])):
                 raise BrevoError(400, "invalid_parameter",
                                  f"{name} must be a UTC date-time YYYY-MM-DDTHH:mm:ssZ")
-        for product in order["products"]:
-            if "productId" not in product or "price" not in product or not (
-                    "quantity" in product or "quantityFloat" in product):
+        # Types as the SDK's Order model has them: strings are not numbers, nor numbers ids.
+        expect(order, {"id": str, "status": str, "amount": NUMBER, "storeId": str}, "")
+        if not isinstance(order["products"], list):
+            raise BrevoError(400, "invalid_parameter", "products must be an array")
+        for index, product in enumerate(order["products"]):
+            if not isinstance(product, dict) or "productId" not in product or (
+                    "price" not in product) or not ("quantity" in product
+                                                    or "quantityFloat" in product):
                 raise BrevoError(400, "missing_parameter",
                                  "products need productId, price and quantity")
+            expect(product, {"productId": str, "variantId": str, "price": NUMBER,
+                             "quantity": int, "quantityFloat": NUMBER}, f"products[{index}].")
         return order
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the account holds (for tests)."""
         return {
-            "contacts": [c.as_api() for c in self.contacts.values()],
+            "contacts": [{**c.as_api(), **({"ext_id": c.ext_id} if c.ext_id else {})}
+                         for c in self.contacts.values()],
             "attributes": list(self.attributes.values()),
             "lists": list(self.lists.values()),
             "folders": [{"id": i, "name": n} for i, n in self.folders.items()],
             "events": self.events, "products": list(self.products.values()),
             "categories": list(self.categories.values()), "orders": list(self.orders.values()),
             "order_batches": self.order_batches,
+            "account": {"organization_id": self.organization_id},
             "processes": [{"id": p.id, "status": p.status, "rows": len(p.rows),
                            "invalid": p.invalid} for p in self.processes.values()],
         }
+
+
+def csv_rows(text: str) -> list[dict[str, Any]]:
+    """A ``fileBody``: CSV, attributes separated by semicolons, a header row naming them
+    (``EMAIL`` the contact's email); rows as ``jsonBody`` holds them."""
+    reader = csv.reader(io.StringIO(text), delimiter=";")
+    header = [name.strip().upper() for name in next(reader, [])]
+    rows = []
+    for cells in reader:
+        if not any(cell.strip() for cell in cells):
+            continue
+        values = dict(zip(header, cells, strict=False))
+        rows.append({"email": values.pop("EMAIL", None),
+                     "attributes": {k: v for k, v in values.items() if v != ""}})
+    return rows
+
+
+NUMBER = (int, float)
+
+
+def expect(item: dict[str, Any], types: dict[str, Any], where: str) -> None:
+    """Refuse a field of the wrong JSON type (booleans are not numbers)."""
+    for name, kind in types.items():
+        value = item.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kind):
+            wanted = {str: "a string", int: "an integer"}.get(kind, "a number")
+            raise BrevoError(400, "invalid_parameter", f"{where}{name} must be {wanted}")
+
+
+def bad_keys(properties: Any) -> Any:
+    """Event property keys (nested ones too) Brevo refuses."""
+    if isinstance(properties, dict):
+        for key, value in properties.items():
+            if not PROPERTY_KEY.match(str(key)):
+                yield key
+            yield from bad_keys(value)
+    elif isinstance(properties, list):
+        for value in properties:
+            yield from bad_keys(value)
