@@ -5,6 +5,10 @@
     source-bigcommerce discover --config config.json
     source-bigcommerce read --config config.json --catalog catalog.json [--state state.json]
     destination-x write --config config.json --catalog catalog.json < messages
+
+A config key the spec does not declare is ignored with a warning (a LOG message and a line on
+stderr) naming it: the platform may hand over a config saved by a newer version of the connector.
+``runner`` refuses the same key (see ``framework/commands.py``).
 """
 
 from __future__ import annotations
@@ -35,14 +39,14 @@ def airbyte_cli(connector: Connector) -> Callable[[], None]:
     @click.option("--config", "config_path", required=True)
     def check(config_path: str) -> None:
         """Print a CONNECTION_STATUS message (exit 0 even when FAILED, as Airbyte expects)."""
-        finish(commands.check(connector, config_path))
+        finish(commands.check(connector, config_path, warn_unknown=True))
 
     if isinstance(connector, Source):
         @group.command("discover")
         @click.option("--config", "config_path", required=True)
         def discover(config_path: str) -> None:
             """Print the CATALOG message."""
-            finish(commands.discover(connector, config_path))
+            finish(commands.discover(connector, config_path, warn_unknown=True))
 
         @group.command("read")
         @click.option("--config", "config_path", required=True)
@@ -50,7 +54,8 @@ def airbyte_cli(connector: Connector) -> Callable[[], None]:
         @click.option("--state", "state_path")
         def read(config_path: str, catalog_path: str, state_path: str | None) -> None:
             """Print records, states and traces."""
-            finish(commands.read(connector, config_path, catalog_path, state_path))
+            finish(commands.read(connector, config_path, catalog_path, state_path,
+                                 warn_unknown=True))
 
     if isinstance(connector, Destination):
         @group.command("write")
@@ -58,7 +63,8 @@ def airbyte_cli(connector: Connector) -> Callable[[], None]:
         @click.option("--catalog", "catalog_path", required=True)
         def write(config_path: str, catalog_path: str) -> None:
             """Consume messages on stdin; print committed states."""
-            finish(commands.write(connector, config_path, catalog_path, sys.stdin.buffer))
+            finish(commands.write(connector, config_path, catalog_path, sys.stdin.buffer,
+                                  warn_unknown=True))
 
     def main() -> None:
         commands.setup_logging()

@@ -55,20 +55,43 @@ def spec(connector: Connector) -> Iterator[bytes]:
     yield p.dump(p.AirbyteMessage(type="SPEC", spec=connector.spec()))
 
 
-def check(connector: Connector, config_path: str | Path) -> Iterator[bytes]:
+def _config(connector: Connector, config_path: str | Path, warn_unknown: bool,
+            warnings: list[bytes]) -> dict[str, Any]:
+    """The loaded config. An unknown key fails ``runner``; the Airbyte CLI (``warn_unknown``)
+    runs configs the platform saved, which may hold keys of a newer version (the reason Airbyte
+    forbids ``additionalProperties: false``): it ignores the key, with a warning naming it,
+    logged and appended to ``warnings`` as a LOG message."""
+    if not warn_unknown:
+        return connector.load_config(config_path)
+
+    def warn(problem: str) -> None:
+        text = f"{connector.name} config: {problem}; ignored"
+        log.warning("%s", text)
+        warnings.append(p.dump(p.log_message("WARN", text)))
+
+    return connector.load_config(config_path, on_unknown=warn)
+
+
+def check(connector: Connector, config_path: str | Path, *,
+          warn_unknown: bool = False) -> Iterator[bytes]:
     """CONNECTION_STATUS message; an invalid config is a FAILED status, as Airbyte expects."""
+    warnings: list[bytes] = []
     try:
-        status = connector.check(connector.load_config(config_path))
+        status = connector.check(_config(connector, config_path, warn_unknown, warnings))
     except ConfigError as exc:
         status = p.AirbyteConnectionStatus(status="FAILED", message=exc.message)
+    yield from warnings
     yield p.dump(p.AirbyteMessage(type="CONNECTION_STATUS", connectionStatus=status))
     if status.status == "FAILED":
         log.error("check failed: %s", status.message)
 
 
-def discover(connector: Source, config_path: str | Path | None) -> Iterator[bytes]:
+def discover(connector: Source, config_path: str | Path | None, *,
+             warn_unknown: bool = False) -> Iterator[bytes]:
     """CATALOG message."""
-    config = connector.load_config(config_path) if config_path else None
+    warnings: list[bytes] = []
+    config = _config(connector, config_path, warn_unknown, warnings) if config_path else None
+    yield from warnings
     yield p.dump(p.AirbyteMessage(type="CATALOG", catalog=connector.discover(config)))
 
 
@@ -107,12 +130,14 @@ def tune_memory() -> None:
 
 
 def read(connector: Source, config_path: str | Path, catalog_path: str | Path | None,
-         state_path: str | Path | None) -> Iterator[bytes]:
+         state_path: str | Path | None, *, warn_unknown: bool = False) -> Iterator[bytes]:
     """Records, states and traces of every stream in the catalog."""
     tune_memory()
-    config = connector.load_config(config_path)
+    warnings: list[bytes] = []
+    config = _config(connector, config_path, warn_unknown, warnings)
     catalog = load_catalog(catalog_path)
     state = load_state(state_path)
+    yield from warnings
     yield from connector.read(config, catalog, state)
 
 
@@ -147,12 +172,14 @@ def stdin_messages(stream: BinaryIO, streams: set[str]) -> Iterator[dict[str, An
 
 
 def write(connector: Destination, config_path: str | Path, catalog_path: str | Path | None,
-          stdin: BinaryIO) -> Iterator[bytes]:
+          stdin: BinaryIO, *, warn_unknown: bool = False) -> Iterator[bytes]:
     """Committed STATE messages (and logs) of the destination consuming stdin."""
     tune_memory()
-    config = connector.load_config(config_path)
+    warnings: list[bytes] = []
+    config = _config(connector, config_path, warn_unknown, warnings)
     catalog = load_catalog(catalog_path)
     names = {s.stream.name for s in catalog.streams}
+    yield from warnings
     yield from connector.write(config, catalog, stdin_messages(stdin, names))
 
 

@@ -2,12 +2,25 @@
 
 Validation errors name the field and what is wrong with it, and never echo the value of a field
 the spec marks ``airbyte_secret``.
+
+Unknown keys: Airbyte forbids ``additionalProperties: false`` in a published spec (a config saved
+by a newer version must still load in an older one), so the specs do not say it, and a typo is
+caught here instead (:func:`unknown_fields`): an error in ``runner``, a warning in the Airbyte
+CLI (``framework/airbyte.py``), each naming the key and the valid ones.
+
+Choices: a root property whose ``oneOf`` variants are objects told apart by a ``const`` field
+(the discriminator, e.g. ``store_setup.mode``) is how Airbyte's form shows "one of these"; the
+connector reads the chosen variant's fields at the config's root, so they are lifted there once
+the config is valid (:func:`lift_choices`). A config written before the choice existed (its fields
+at the root, no discriminator) is understood (:func:`prepare_choices`): its fields move into the
+choice and the discriminator is inferred from the variant whose required fields are all there.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +71,111 @@ def substitute_env(value: Any, path: str = "") -> Any:
     return value
 
 
+def _properties(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object schema's properties, those of its ``oneOf`` variants included."""
+    found = dict(schema.get("properties") or {})
+    for variant in schema.get("oneOf") or []:
+        if isinstance(variant, dict):
+            found.update(variant.get("properties") or {})
+    return found
+
+
+def choices(schema: dict[str, Any]) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """The root properties that are a choice: name -> (discriminator, variants)."""
+    found = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        variants = prop.get("oneOf") if isinstance(prop, dict) else None
+        if not variants or not all(isinstance(v, dict) for v in variants):
+            continue
+        consts = [{k for k, p in (v.get("properties") or {}).items() if "const" in p}
+                  for v in variants]
+        shared = set.intersection(*consts)
+        if len(shared) == 1:
+            found[name] = (shared.pop(), variants)
+    return found
+
+
+def _chosen(block: dict[str, Any], key: str, variants: list[dict[str, Any]]
+            ) -> dict[str, Any] | None:
+    """The variant whose discriminator ``key`` equals the block's."""
+    return next((v for v in variants if key in block
+                 and v["properties"][key]["const"] == block[key]), None)
+
+
+def config_fields(schema: dict[str, Any]) -> set[str]:
+    """The fields a connector finds at the root of a loaded config (choices lifted)."""
+    fields = set(schema.get("properties") or {})
+    for name, (key, variants) in choices(schema).items():
+        fields.discard(name)
+        fields |= {k for v in variants for k in v.get("properties") or {}} - {key}
+    return fields
+
+
+def prepare_choices(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """A config from before a choice existed, in the choice's layout (see the module doc):
+    its fields move into the choice, and the discriminator is inferred when it is missing and
+    exactly one variant has all its required fields."""
+    for name, (key, variants) in choices(schema).items():
+        if name not in config:
+            fields = {k for v in variants for k in v.get("properties") or {}} - {key}
+            moved = {k: config.pop(k) for k in list(config) if k in fields}
+            if moved:
+                config[name] = moved
+        block = config.get(name)
+        if isinstance(block, dict) and key not in block:
+            fitting = [v for v in variants
+                       if all(r in block for r in v.get("required", []) if r != key)]
+            if len(fitting) == 1:
+                block[key] = fitting[0]["properties"][key]["const"]
+    return config
+
+
+def lift_choices(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The chosen variant's fields at the config's root, where the connector reads them."""
+    for name, (key, _) in choices(schema).items():
+        block = config.pop(name, None)
+        if isinstance(block, dict):
+            config.update({k: v for k, v in block.items() if k != key})
+    return config
+
+
+def unknown_fields(config: Any, schema: dict[str, Any], where: str = "") -> list[str]:
+    """One message per key the spec does not declare, naming it and the valid ones.
+
+    Objects whose schema says nothing of their keys (no ``properties``, or
+    ``additionalProperties`` as a schema, e.g. a mapping) take any key; an object that still
+    says ``additionalProperties: false`` (the sync config's own layout) is left to jsonschema.
+    """
+    found: list[str] = []
+    if isinstance(config, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(config):
+            found += unknown_fields(item, schema["items"], f"{where}[{index}]")
+        return found
+    if not isinstance(config, dict) or not isinstance(schema, dict):
+        return found
+    props = dict(schema.get("properties") or {})
+    for variant in schema.get("oneOf") or []:
+        if isinstance(variant, dict):
+            props.update(variant.get("properties") or {})
+    if name_choice := choices({"properties": {"x": schema}}).get("x"):
+        variant = _chosen(config, name_choice[0], name_choice[1])
+        if variant is not None:  # the other variants' fields do not belong here
+            props = {**(schema.get("properties") or {}), **variant["properties"]}
+    checked = props and schema.get("additionalProperties") in (None, True)
+    extra = sorted(set(config) - set(props)) if checked else []
+    for key in extra:
+        inside = f" in '{where}'" if where else ""
+        found.append(f"unknown field {key!r}{inside} (valid: {', '.join(sorted(props))})")
+    for key, value in config.items():
+        if key in props and isinstance(props[key], dict):
+            found += unknown_fields(value, props[key], f"{where}.{key}" if where else key)
+    return found
+
+
 def secret_fields(schema: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted paths of the properties marked ``airbyte_secret`` (``[]`` marks list items)."""
     found = []
-    for name, prop in (schema.get("properties") or {}).items():
+    for name, prop in _properties(schema).items():
         path = f"{prefix}{name}"
         if prop.get("airbyte_secret"):
             found.append(path)
@@ -112,38 +226,72 @@ def _describe(error: ValidationError, secret: bool) -> str:
         return f"must be {'at least' if kind == 'minLength' else 'at most'} {expected} characters"
     if kind == "format":
         return f"must be a valid {expected}{shown}"
-    if kind in ("anyOf", "oneOf"):
-        return schema.get(f"{kind}_descriptor") or error.message
+    if kind in ("anyOf", "oneOf"):  # jsonschema's own message prints the value
+        return schema.get(f"{kind}_descriptor") or "matches none of the forms it can take"
     return "is invalid" if secret else error.message
 
 
-def validate_config(config: Any, schema: dict[str, Any], connector: str) -> dict[str, Any]:
-    """Validate ``config`` against a connection spec; one ConfigError lists every problem."""
+def _errors(schema: dict[str, Any], instance: Any, at: tuple[Any, ...] = ()
+            ) -> list[tuple[tuple[Any, ...], ValidationError]]:
+    """jsonschema's errors with their full paths; a failed choice (a ``oneOf`` told apart by
+    a ``const`` field) gives the errors of the variant the instance chose, or of its
+    discriminator, instead of jsonschema's "not valid under any" (which prints the value)."""
+    found = []
+    validator = Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
+    for error in validator.iter_errors(instance):
+        path = (*at, *error.path)
+        choice = choices({"properties": {"x": error.schema}}).get("x")
+        if error.validator != "oneOf" or choice is None or not isinstance(error.instance, dict):
+            found.append((path, error))
+            continue
+        key, variants = choice
+        variant = _chosen(error.instance, key, variants)
+        if variant is not None:
+            found += _errors(variant, error.instance, path)
+        elif key in error.instance:  # a discriminator no variant has: name the valid ones
+            consts = [v["properties"][key]["const"] for v in variants]
+            found += _errors({"properties": {key: {"enum": consts}}}, error.instance, path)
+        else:  # none, and none could be inferred (prepare_choices): the choice's descriptor
+            found.append((path, error))
+    return found
+
+
+def _problem(path: tuple[Any, ...], error: ValidationError, secrets: set[str]) -> str:
+    """One clause for one error, naming the field."""
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    if error.validator in ("anyOf", "oneOf"):
+        return f"{f'{field!r}' if field else 'config'} {_describe(error, True)}"
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        return f"'{f'{field}.{missing}' if field else missing}' is required"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties") or {})
+        extra = sorted(set(error.instance) - set(allowed))
+        where = f" in '{field}'" if field else ""
+        return (f"unknown field{'s' if len(extra) > 1 else ''} "
+                f"{', '.join(repr(e) for e in extra)}{where} (valid: {', '.join(allowed)})")
+    return f"'{field}' {_describe(error, _is_secret(list(path), secrets))}"
+
+
+def validate_config(config: Any, schema: dict[str, Any], connector: str, *,
+                    on_unknown: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Validate ``config`` against a connection spec; one ConfigError lists every problem.
+
+    An unknown key is one of the problems, unless ``on_unknown`` is given: then it is told
+    each one (the Airbyte CLI warns) and the key is ignored.
+    """
     if not isinstance(config, dict):
         raise ConfigError(f"{connector} config must be a mapping of fields, "
                           f"got {type(config).__name__}")
     REDACT.add(secret_values(config, schema))
     secrets = set(secret_fields(schema))
-    problems = []
-    validator = Draft7Validator(schema, format_checker=Draft7Validator.FORMAT_CHECKER)
-    for error in sorted(validator.iter_errors(config), key=lambda e: list(e.path)):
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
-        field = field.lstrip(".")
-        if error.validator in ("anyOf", "oneOf") and not field:
-            problems.append(f"config {_describe(error, True)}")
-        elif error.validator == "required":
-            missing = error.message.split("'")[1]
-            name = f"{field}.{missing}" if field else missing
-            problems.append(f"'{name}' is required")
-        elif error.validator == "additionalProperties":
-            allowed = sorted(error.schema.get("properties") or {})
-            extra = sorted(set(error.instance) - set(allowed))
-            where = f" in '{field}'" if field else ""
-            problems.append(f"unknown field{'s' if len(extra) > 1 else ''} "
-                            f"{', '.join(repr(e) for e in extra)}{where} "
-                            f"(valid: {', '.join(allowed)})")
+    errors = sorted(_errors(schema, config), key=lambda found: [str(p) for p in found[0]])
+    problems = [_problem(path, error, secrets) for path, error in errors]
+    for unknown in unknown_fields(config, schema):
+        if on_unknown is None:
+            problems.append(unknown)
         else:
-            problems.append(f"'{field}' {_describe(error, _is_secret(list(error.path), secrets))}")
+            on_unknown(unknown)
     if problems:
         raise ConfigError(f"invalid {connector} config: " + "; ".join(problems))
     return config
@@ -157,8 +305,12 @@ def apply_defaults(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, 
     return config
 
 
-def load_config(path: str | Path, schema: dict[str, Any], connector: str) -> dict[str, Any]:
-    """Read, substitute and validate a config file; fills schema defaults for missing fields."""
+def load_config(path: str | Path, schema: dict[str, Any], connector: str, *,
+                on_unknown: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Read, substitute and validate a config file; fills schema defaults for missing fields
+    and lifts the choices (see the module doc)."""
     config = substitute_env(load_file(path))
-    validate_config(config, schema, connector)
-    return apply_defaults(config, schema)
+    if isinstance(config, dict):
+        prepare_choices(config, schema)
+    validate_config(config, schema, connector, on_unknown=on_unknown)
+    return lift_choices(apply_defaults(config, schema), schema)

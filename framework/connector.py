@@ -16,7 +16,7 @@ not installed yet (from the import path).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, ClassVar
@@ -79,9 +79,12 @@ class Connector:
                                          documentationUrl=model.documentationUrl,
                                          protocol_version="0.18.0", **extra)
 
-    def load_config(self, path: str | Path) -> dict[str, Any]:
-        """Read and validate a config file against the connection spec."""
-        return load_config(path, self.loaded.model.connectionSpecification, self.name)
+    def load_config(self, path: str | Path, *,
+                    on_unknown: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Read and validate a config file against the connection spec (an unknown key is an
+        error, or is told to ``on_unknown`` and ignored)."""
+        return load_config(path, self.loaded.model.connectionSpecification, self.name,
+                           on_unknown=on_unknown)
 
     def check(self, config: dict[str, Any]) -> p.AirbyteConnectionStatus:
         """Verify the config works; the message says how to fix it when it does not."""

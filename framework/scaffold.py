@@ -143,7 +143,7 @@ def spec(name: str, title: str) -> dict[str, object]:
         "name": name, "kind": "source", "documentationUrl": "https://example.com/docs",
         "connectionSpecification": {
             "$schema": "http://json-schema.org/draft-07/schema#",
-            "title": f"{title} source", "type": "object", "additionalProperties": False,
+            "title": f"{title} source", "type": "object",
             "required": ["api_key"],
             "properties": {
                 "api_key": {"title": "API key", "type": "string", "minLength": 1,

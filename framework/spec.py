@@ -17,6 +17,7 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from framework.config import config_fields as loaded_config_fields
 from framework.formats import CURSOR_FORMATS
 from framework.paginators import PAGINATORS
 
@@ -277,7 +278,7 @@ def parse_spec(raw: Any, path: Path) -> LoadedSpec:
                         f"{exc.message}") from None
     if model.kind == "source" and model.streams and model.client is None:
         raise SpecError(f"{path}: at $.client: a source with streams needs a client")
-    config_fields = set(model.connectionSpecification.get("properties", {}))
+    config_fields = loaded_config_fields(model.connectionSpecification)
     if model.client is not None:
         for name in re.findall(r"\{(\w+)\}", model.client.base_url):
             if name not in config_fields:

@@ -24,7 +24,14 @@ from typing import Any
 import orjson
 
 from framework import protocol as p
-from framework.config import apply_defaults, load_file, substitute_env, validate_config
+from framework.config import (
+    apply_defaults,
+    lift_choices,
+    load_file,
+    prepare_choices,
+    substitute_env,
+    validate_config,
+)
 from framework.connector import Destination, connectors, get
 from framework.errors import ConfigError, ConnectorError
 from framework.forward import sync_once
@@ -75,8 +82,7 @@ def sync_schema(sources: dict[str, HttpSource], destination: Destination) -> dic
         props["sync"] = _object({g: {"type": "boolean", "default": True} for g in groups},
                                 description="what to sync (all true by default)")
         props["lists"] = dest_props["lists"]
-        extra = {k: spec[k] for k in ("anyOf", "anyOf_descriptor") if k in spec}
-        connectors[name] = _object(props, required=["lists"], **extra)
+        connectors[name] = _object(props, required=["lists", *spec.get("required", [])])
     brevo = {k: v for k, v in dest_props.items() if k not in LIFTED}
     return _object({
         "connectors": _object(connectors, minProperties=1),
@@ -100,6 +106,12 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
     destination = get(DESTINATION, "destination")
     assert isinstance(destination, Destination)
     config = substitute_env(load_file(path))
+    # A section keeps the seed's layout (store_hash and access_token beside enabled): its
+    # fields move into the source's choices (store_setup) before anything is validated.
+    for name, section in ((config.get("connectors") or {}) if isinstance(config, dict)
+                          else {}).items():
+        if name in found and isinstance(section, dict):
+            prepare_choices(section, found[name].loaded.model.connectionSpecification)
     schema = sync_schema(found, destination)
     validate_config(config, schema, "sync")
     state_dir = Path(config.get("state_dir") or ".tajo")
@@ -113,9 +125,9 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
         source_config.setdefault("spool_path", str(state_dir / f"{name}.spool.db"))
         if config.get("webhooks"):
             source_config["webhooks"] = config["webhooks"]
-        source_config = apply_defaults(validate_config(
-            source_config, source.loaded.model.connectionSpecification, name),
-            source.loaded.model.connectionSpecification)
+        source_spec = source.loaded.model.connectionSpecification
+        source_config = lift_choices(apply_defaults(validate_config(
+            source_config, source_spec, name), source_spec), source_spec)
         destination_config = {**config[DESTINATION], "lists": section["lists"],
                               "state_dir": str(state_dir)}
         if config.get("customer_mapping"):

@@ -56,9 +56,9 @@ def run(*args: str, stdin: bytes = b"") -> tuple[int, str]:
 # ``runner read bigcommerce``)
 SOURCE_CONFIGS: list[tuple[str, Any, str, int]] = [
     ("wrong type", {"page_size": "abc"}, "'page_size' must be of type integer (got 'abc')", 2),
-    ("unknown key", {"sycn": 1}, "unknown field 'sycn' (valid: access_token, api_url", 2),
-    ("missing token", {"access_token": None},
-     "config needs either store_hash and access_token (one store) or stores (several)", 2),
+    ("unknown key", {"sycn": 1}, "unknown field 'sycn' (valid: api_url, channel_ids", 2),
+    ("missing token", {"access_token": None}, "'store_setup' needs mode one_store (with "
+     "store_hash and access_token) or several_stores (with stores)", 2),
     ("not a URL", {"api_url": "not a url"}, "'api_url' must be an https:// URL", 2),
     ("http to a remote host", {"api_url": "http://api.example.com"},
      "plain http:// only for loopback", 2),
@@ -66,7 +66,7 @@ SOURCE_CONFIGS: list[tuple[str, Any, str, int]] = [
     ("above maximum", {"page_size": 1000}, "'page_size' must be <= 250", 2),
     ("not in the enum", {"read_mode": "push"}, "'read_mode' must be one of poll, webhooks", 2),
     ("bad date", {"start_date": "yesterday"}, "'start_date' must be an ISO 8601 date", 2),
-    ("empty store hash", {"store_hash": ""}, "'store_hash'", 2),
+    ("empty store hash", {"store_hash": ""}, "'store_setup.store_hash'", 2),
     ("channel ids not a list", {"channel_ids": "1,2"}, "'channel_ids' must be of type array", 2),
     ("timeout zero", {"request_timeout": 0}, "'request_timeout' must be > 0", 2),
     ("a list, not a mapping", [1, 2], "config must be a mapping of fields, got list", 2),
@@ -95,6 +95,27 @@ def test_source_config(store: Sandbox, tmp_path: Path, change: Any, message: str
     got, output = run("check" if code == 1 else "read", "bigcommerce", "--config", str(path))
     assert got == code, output
     assert any(message in line for line in output.splitlines()), output  # on one line
+
+
+def test_an_unknown_key_is_a_warning_in_the_airbyte_cli(store: Sandbox, tmp_path: Path) -> None:
+    """The platform may run a config saved by a newer version (Airbyte forbids
+    additionalProperties: false for that reason): the Airbyte CLI warns, naming the key, and
+    goes on; ``runner`` refuses the same config (the "unknown key" case above)."""
+    path = tmp_path / "bc.json"
+    path.write_text(json.dumps({**store.config(), "pagesize": 10}))
+    result = subprocess.run([str(Path(RUNNER).parent / "source-bigcommerce"), "check",
+                             "--config", str(path)], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    messages = [json.loads(line) for line in result.stdout.splitlines()]
+    warnings = [m["log"]["message"] for m in messages
+                if m["type"] == "LOG" and m["log"]["level"] == "WARN"]
+    assert warnings == ["bigcommerce config: unknown field 'pagesize' (valid: api_url, "
+                        "channel_ids, client_id, client_secret, concurrency, page_size, "
+                        "read_mode, request_timeout, spool_path, start_date, store_setup, "
+                        "webhook_secret, webhooks); ignored"]
+    assert b"unknown field 'pagesize'" in result.stderr
+    assert messages[-1]["connectionStatus"]["status"] == "SUCCEEDED"
+    assert SECRET_TOKEN.encode() not in result.stdout + result.stderr
 
 
 def _brevo(account: BrevoBox, tmp_path: Path, **change: Any) -> dict[str, Any]:

@@ -26,8 +26,9 @@ def test_pyairbyte_reads_the_source_into_its_duckdb_cache(
         Path(sys.executable).parent / "source-bigcommerce")
     source = airbyte.get_source(
         "source-bigcommerce", local_executable=executable,
-        config={"api_url": store.url, "store_hash": store.store_hash,
-                "access_token": store.access_token})
+        config={"api_url": store.url,  # PyAirbyte validates it against the published spec
+                "store_setup": {"mode": "one_store", "store_hash": store.store_hash,
+                                "access_token": store.access_token}})
     source.check()
     assert "customers" in source.get_available_streams()
     source.select_streams(["customers", "orders", "order_products", "products"])

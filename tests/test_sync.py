@@ -145,7 +145,8 @@ def test_unknown_keys_and_bad_values_are_named(make_sandbox, brevo: BrevoBox,
     assert result.returncode == 2
     message = result.stderr.decode()
     assert "unknown field 'sycn' in 'connectors.bigcommerce'" in message
-    assert "valid: access_token, api_url" in message and "sync" in message
+    assert "valid: api_url, channel_ids" in message and "sync" in message
+    assert "store_setup" in message  # where the seed's store_hash and access_token go
     config.write_text(config.read_text().replace("sycn:", "sync:").replace(
         "inventory: false", "inventory: nope"))
     result = run_cli("runner", "sync", "--config", str(config), env=env)
