@@ -139,6 +139,8 @@ class HttpSource(Source):
         """The catalog entry of one declared stream."""
         cursor = self._cursor(stream)
         incremental = bool(cursor or (stream.live and stream.live.only))  # at a spool offset
+        if cursor is None and stream.live is not None:
+            cursor = stream.live.cursor_field  # what orders records read from the spool
         return p.AirbyteStream(
             name=stream.name,
             json_schema=self.loaded.schemas[stream.name],

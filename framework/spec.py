@@ -131,6 +131,10 @@ class Live(_Strict):
     batch: int = Field(default=50, ge=1, le=250)
     only: bool = False
     hook: str | None = None
+    #: The record field a stream read ``only`` from the spool is ordered by: its state is the
+    #: spool offset, no record field, but Airbyte's catalog names a cursor field for every
+    #: incremental stream with a source-defined cursor (deduplication keeps the newest).
+    cursor_field: str | None = None
 
 
 class WebhookScope(_Strict):
@@ -301,6 +305,12 @@ def parse_spec(raw: Any, path: Path) -> LoadedSpec:
         keys = [("primary_key", k) for k in stream.primary_key]
         if stream.incremental:
             keys.append(("incremental.cursor_field", stream.incremental.cursor_field))
+        if stream.live is not None and stream.live.cursor_field is not None:
+            keys.append(("live.cursor_field", stream.live.cursor_field))
+        if stream.live is not None and stream.live.only and not stream.live.cursor_field:
+            raise SpecError(f"{where}.live.cursor_field: a stream read only from the spool is "
+                            "incremental (at a spool offset); name the record field its "
+                            "records are ordered by (e.g. updated_time)")
         for field, key in keys:
             if key not in properties:
                 raise SpecError(f"{where}.{field}: {key!r} is not a property of the record "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -177,3 +178,32 @@ class TestDestinationSqlite(_OurConnector, _DestinationSpecLint, DestinationTest
     @classmethod
     def create_connector(cls, scenario: ConnectorTestScenario | None) -> ScriptDestination:
         return ScriptDestination("destination-sqlite")
+
+
+def test_every_source_defined_cursor_is_named_and_carried_by_the_records() -> None:
+    """Airbyte's catalog: a stream with a source-defined cursor names it in
+    default_cursor_field, a field of its schema (carts, incremental at a spool offset, named
+    none). Read from the sandbox, every record but a deletion carries it."""
+    source = ScriptSource("source-bigcommerce")
+    config = SandboxScenario(config_path=Path("integration_tests/config.json")).get_config_dict(
+        connector_root=TestSourceBigCommerce.get_connector_root_dir(), empty_if_missing=False)
+    logger = logging.getLogger("test")
+    catalog = source.discover(logger, config)
+    cursors = {}
+    for stream in catalog.streams:
+        if stream.source_defined_cursor:
+            assert stream.default_cursor_field, f"{stream.name} names no cursor field"
+            assert stream.default_cursor_field[0] in stream.json_schema["properties"]
+            cursors[stream.name] = stream.default_cursor_field[0]
+    assert "carts" in cursors
+    configured = {"streams": [
+        {"stream": {"name": s.name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+         "sync_mode": "full_refresh", "destination_sync_mode": "append"}
+        for s in catalog.streams if s.name in cursors]}
+    seen: dict[str, int] = dict.fromkeys(cursors, 0)
+    for message in source.read(logger, config, configured):
+        if message.record is not None and not message.record.data.get("is_deleted"):
+            assert message.record.data.get(cursors[message.record.stream]) is not None, (
+                f"a {message.record.stream} record without its cursor field")
+            seen[message.record.stream] += 1
+    assert all(seen.values()), seen

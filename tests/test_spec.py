@@ -78,6 +78,12 @@ INVALID = [
     (lambda s: s["streams"][1].pop("path"), "at $.streams[1].path: a stream needs a path"),
     (lambda s: stream(s).update(schema="schemas/bigcommerce/nope.json"),
      "nope.json: cannot read record schema of stream 'customers'"),
+    (lambda s: s["streams"][-1]["live"].pop("cursor_field"),
+     "at $.streams[12].live.cursor_field: a stream read only from the spool is incremental "
+     "(at a spool offset); name the record field its records are ordered by"),
+    (lambda s: s["streams"][-1]["live"].update(cursor_field="modified"),
+     "at $.streams[12].live.cursor_field: 'modified' is not a property of the record schema "
+     "schemas/bigcommerce/carts.json"),
 ]
 
 
