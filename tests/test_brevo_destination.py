@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from conftest import RUNNER, BrevoBox, messages, run_cli
 
 from connectors.bigcommerce import connector as bigcommerce
@@ -105,10 +107,11 @@ def customer(i: int, email: str, phone: str = "") -> dict[str, Any]:
             "addresses": [{"country_code": "TH", "city": "Bangkok", "postal_code": "10500"}]}
 
 
-def order(i: int, customer_id: int, status: int, total: float, refunded: float = 0.0
-          ) -> dict[str, Any]:
+def order(i: int, customer_id: int, status: int, total: float, refunded: float = 0.0,
+          created: str = "2024-03-01T10:00:00Z") -> dict[str, Any]:
     return {"id": i, "customer_id": customer_id, "status_id": status, "total_inc_tax": total,
-            "refunded_amount": refunded, "store_hash": "s1", "billing_address": {}}
+            "refunded_amount": refunded, "store_hash": "s1", "billing_address": {},
+            "date_created": created, "date_modified": created}
 
 
 def lines(*items: tuple[str, dict[str, Any]], state_for: str | None = None) -> bytes:
@@ -413,3 +416,139 @@ def test_products_read_before_the_store_record_wait_for_its_web_address(
     site = json.loads(by_stream["store"][0])["record"]["data"]["secure_url"]
     sent = brevo.state()["products"]
     assert len(sent) >= 6 and all(item["url"].startswith(site) for item in sent)
+
+
+# --- held to Brevo's SDK (brevo-python): each test failed on the destination before --------
+
+def dead_letters(destination: Path) -> list[dict[str, Any]]:
+    path = destination.parent / "state" / "dead-letter.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_events_a_partly_failed_batch_refused_are_dead_lettered_not_marked_sent(
+        brevo: BrevoBox, destination: Path) -> None:
+    """Brevo answers a partly failed batch with 207 and its BatchEventsResponse
+    (``errors: [{eventIndex: [...], message}]``); the destination read ``failed[].index``
+    and so took every event of the batch as sent."""
+    later = "2099-01-01T00:00:00Z"  # after the first run: live orders, which fire events
+    good = {**order(1, 0, 11, 10.0, created=later), "billing_address": {
+        "email": "guest@example.com"}}
+    bad = {**order(2, 0, 11, 12.0, created=later), "billing_address": {
+        "email": "no-at-sign.example.com"}}
+    result = run_cli("runner", "write", "brevo", "--config", str(destination),
+                     stdin=lines(("orders", good), ("orders", bad), state_for="orders"))
+    assert result.returncode == 0, result.stderr.decode()
+    placed = [e for e in brevo.state()["events"] if e["event_name"] == "order_placed"]
+    assert [e["identifiers"]["email_id"] for e in placed] == ["guest@example.com"]
+    refused = [d for d in dead_letters(destination) if d["stream"] == "events"]
+    assert len(refused) == 1
+    assert refused[0]["record"]["identifiers"]["email_id"] == "no-at-sign.example.com"
+    assert refused[0]["reason"] == "Brevo refused the event: Invalid email address"
+    assert b"rejected a record of events" in result.stderr
+    # Not marked sent: the ledger let it go, so a corrected run may send it.
+    ledger = sqlite3.connect(destination.parent / "state" / "brevo.db")
+    keys = {row[0] for row in ledger.execute("SELECT key FROM events_sent")}
+    assert any(k.startswith("s1:1:") for k in keys) and not any(k.startswith("s1:2:")
+                                                                 for k in keys)
+
+
+def many_customers(count: int, phone_of: dict[int, str] | None = None) -> bytes:
+    """``count`` customers (more than go one by one: they are imported)."""
+    return lines(*[("customers", customer(i, f"c{i}@example.com", (phone_of or {}).get(i, "")))
+                   for i in range(1, count + 1)], state_for="customers")
+
+
+def test_a_failed_import_is_reported_at_once_and_its_rows_dead_lettered(
+        brevo: BrevoBox, destination: Path) -> None:
+    """Import processes can end failed or cancelled; the destination polled until
+    ``completed`` only (30 minutes, most of the hourly quota)."""
+    brevo.admin("imports", {"end_as": ["failed"]})
+    started = time.monotonic()
+    result = run_cli("runner", "write", "brevo", "--config", str(destination),
+                     stdin=many_customers(25), timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert time.monotonic() - started < 30
+    assert b"ended failed" in result.stderr
+    refused = [d for d in dead_letters(destination) if d["stream"] == "customers"]
+    assert len(refused) == 25 and "import process 1 ended failed" in refused[0]["reason"]
+    assert brevo.state()["contacts"] == []
+    # Their totals were not marked sent: the next run sends them (and this import ends well).
+    again = run_cli("runner", "write", "brevo", "--config", str(destination),
+                    stdin=many_customers(25), timeout=60)
+    assert again.returncode == 0, again.stderr.decode()
+    assert len(brevo.contacts()) == 25
+    assert all(c["attributes"]["ORDER_COUNT"] == 0 for c in brevo.contacts().values())
+
+
+def test_rows_a_completed_import_lists_as_not_taken_are_dead_lettered(
+        brevo: BrevoBox, destination: Path) -> None:
+    """A completed import links reports of the rows it did not take (``info.import``)."""
+    holder = requests.post(f"{brevo.url}/v3/contacts", headers={"api-key": brevo.key},
+                           json={"email": "holder@example.com",
+                                 "attributes": {"SMS": "+66812345678"}}, timeout=10)
+    assert holder.status_code == 201
+    result = run_cli("runner", "write", "brevo", "--config", str(destination),
+                     stdin=many_customers(25, {7: "081-234-5678"}), timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    refused = [d for d in dead_letters(destination) if d["stream"] == "customers"]
+    assert [(d["record"]["email"], d["reason"]) for d in refused] == [
+        ("c7@example.com", "Brevo's import listed it in duplicate_phone_id")]
+    assert "c7@example.com" not in brevo.contacts() and len(brevo.contacts()) == 25
+
+
+def test_check_reads_every_page_of_lists(brevo: BrevoBox, tmp_path: Path) -> None:
+    """``GET /v3/contacts/lists`` gives at most 50 a page, newest first: with 60 lists, the
+    oldest were reported missing."""
+    made = 0
+    while made < 57:  # 60 lists in all, at the contacts endpoints' 10 a second
+        answer = requests.post(f"{brevo.url}/v3/contacts/lists", headers={"api-key": brevo.key},
+                               json={"name": f"Extra {made}", "folderId": 1}, timeout=10)
+        if answer.status_code == 429:
+            time.sleep(0.2)
+            continue
+        assert answer.status_code == 201
+        made += 1
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"api_url": brevo.url, "api_key": brevo.key,
+                                  "lists": {"all_customers": 40, "buyers": 41}}))
+    result = run_cli("runner", "check", "brevo", "--config", str(config))
+    assert result.returncode == 0, result.stderr.decode()
+    config.write_text(json.dumps({"api_url": brevo.url, "api_key": brevo.key,
+                                  "lists": {"all_customers": 40, "buyers": 9999}}))
+    result = run_cli("runner", "check", "brevo", "--config", str(config))
+    assert b"these lists do not exist in Brevo: buyers=9999" in result.stderr
+
+
+def test_orders_carry_only_the_fields_of_brevos_order_model(
+        brevo: BrevoBox, destination: Path) -> None:
+    """No top-level ``email`` (not in the SDK's Order): the contact is in ``identifiers``;
+    ids are strings and quantities integers."""
+    stdin = lines(("customers", customer(7, "buyer@example.com")),
+                  ("orders", order(100, 7, 10, 50.0)), state_for="orders")
+    assert run_cli("runner", "write", "brevo", "--config", str(destination),
+                   stdin=stdin).returncode == 0
+    sent = brevo.state()["orders"]
+    assert len(sent) == 1 and "email" not in sent[0]
+    assert sent[0]["identifiers"] == {"email_id": "buyer@example.com"}
+
+
+def test_the_ledger_belongs_to_one_brevo_account(brevo: BrevoBox, destination: Path,
+                                                 tmp_path: Path) -> None:
+    """Pointed at another account, the ledger would take what it never sent there as sent."""
+    stdin = lines(("customers", customer(1, "ann@example.com")), state_for="customers")
+    first = run_cli("runner", "write", "brevo", "--config", str(destination), stdin=stdin)
+    assert first.returncode == 0, first.stderr.decode()
+    brevo.admin("account", {"organization_id": "other-org", "company_name": "Second Brand"})
+    other = run_cli("runner", "write", "brevo", "--config", str(destination), stdin=stdin)
+    assert other.returncode != 0
+    errors = [line for line in other.stderr.decode().splitlines() if "belongs to" in line]
+    assert len(errors) == 1
+    assert "'Sandbox Store' (organization sandbox-organization)" in errors[0]
+    assert "'Second Brand' (organization other-org)" in errors[0]
+    assert "point state_dir at a directory of its own" in errors[0]
+    assert brevo.key not in other.stderr.decode()
+    # Its own state directory: the second account starts from scratch, and is sent all.
+    config = json.loads(destination.read_text())
+    destination.write_text(json.dumps({**config, "state_dir": str(tmp_path / "second")}))
+    assert run_cli("runner", "write", "brevo", "--config", str(destination),
+                   stdin=stdin).returncode == 0

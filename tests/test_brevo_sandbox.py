@@ -24,6 +24,13 @@ class Brevo:
     def call(self, method: str, path: str, body: Any = None, **kw: Any) -> requests.Response:
         return self.session.request(method, self.url + path, json=body, timeout=10, **kw)
 
+    def patient(self, method: str, path: str, body: Any = None, **kw: Any
+                ) -> requests.Response:
+        """``call``, waiting out the rate limit."""
+        while (answer := self.call(method, path, body, **kw)).status_code == 429:
+            time.sleep(0.2)
+        return answer
+
     def state(self) -> dict[str, Any]:
         return self.call("GET", "/_sandbox/state").json()
 
@@ -193,3 +200,143 @@ def test_attributes_are_created_once(brevo: Brevo) -> None:
                                     "type": "float"}
     assert brevo.call("POST", "/v3/contacts/attributes/normal/ORDER_COUNT",
                       {"type": "float"}).status_code == 400
+
+
+# --- as brevo-python's models have it (the reference checks every answer, too) ------------
+
+ON_PURPOSE = {"x-reference": "invalid-on-purpose"}  # a request the SDK refuses, sent to see it
+
+
+def test_lists_are_paged_50_at_most_newest_first(brevo: Brevo) -> None:
+    for n in range(57):
+        assert brevo.patient("POST", "/v3/contacts/lists",
+                             {"name": f"L{n}", "folderId": 1}).status_code == 201
+    too_many = brevo.patient("GET", "/v3/contacts/lists", params={"limit": 51})
+    assert too_many.status_code == 400 and too_many.json()["code"] == "out_of_range"
+    first = brevo.patient("GET", "/v3/contacts/lists", params={"limit": 50}).json()
+    rest = brevo.patient("GET", "/v3/contacts/lists", params={"limit": 50, "offset": 50}).json()
+    assert first["count"] == rest["count"] == 60
+    ids = [item["id"] for item in first["lists"] + rest["lists"]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 60 and ids[-1] == 40
+    assert {"totalBlacklisted", "totalSubscribers", "uniqueSubscribers", "folderId"} <= set(
+        first["lists"][0])
+    default = brevo.patient("GET", "/v3/contacts/lists").json()["lists"]
+    assert [item["id"] for item in default] == ids[:10]  # 10 by default
+    assert "createdAt" in brevo.patient("GET", "/v3/contacts/lists/40").json()
+
+
+def wait_for(brevo: Brevo, process_id: int) -> dict[str, Any]:
+    for _ in range(100):
+        answer = brevo.call("GET", f"/v3/processes/{process_id}").json()
+        if answer["status"] not in ("queued", "in_process", "processing"):
+            return dict(answer)
+        time.sleep(0.03)
+    raise AssertionError("the import never ended")
+
+
+def test_imports_can_fail_and_report_the_rows_they_did_not_take(brevo: Brevo) -> None:
+    rows = [{"email": "a@example.com"}, {"email": "broken"}]
+    requests.post(brevo.url + "/_sandbox/imports", json={"end_as": ["failed", "cancelled"]},
+                  headers={"api-key": KEY}, timeout=10).raise_for_status()
+    for ending in ("failed", "cancelled"):
+        started = brevo.call("POST", "/v3/contacts/import", {"jsonBody": rows, "listIds": [40]})
+        answer = wait_for(brevo, started.json()["processId"])
+        assert answer["status"] == ending and answer["name"] == "IMPORTUSER"
+        assert "info" not in answer
+    assert brevo.state()["contacts"] == []
+    started = brevo.call("POST", "/v3/contacts/import", {"jsonBody": rows, "listIds": [40]})
+    answer = wait_for(brevo, started.json()["processId"])
+    assert answer["status"] == "completed"
+    report = requests.get(answer["info"]["import"]["invalid_emails"], timeout=10)  # no key
+    assert report.text == "EMAIL;REASON\nbroken;Invalid email address\n"
+
+
+def test_csv_file_body_imports(brevo: Brevo) -> None:
+    csv_body = "EMAIL;FIRSTNAME;LASTNAME\nann@example.com;Ann;Lee\nbob@example.com;Bob;\n"
+    started = brevo.call("POST", "/v3/contacts/import", {"fileBody": csv_body, "listIds": [40]})
+    assert started.status_code == 202
+    assert wait_for(brevo, started.json()["processId"])["status"] == "completed"
+    contacts = {c["email"]: c for c in brevo.state()["contacts"]}
+    assert contacts["ann@example.com"]["attributes"] == {"FIRSTNAME": "Ann", "LASTNAME": "Lee"}
+    assert contacts["bob@example.com"]["attributes"] == {"FIRSTNAME": "Bob"}
+
+
+def test_answers_carry_the_fields_the_sdk_requires(brevo: Brevo) -> None:
+    brevo.call("POST", "/v3/contacts", {"email": "ann@example.com"})
+    assert brevo.call("GET", "/v3/contacts/ann@example.com").json()[
+        "whatsappBlacklisted"] is False
+    brevo.call("POST", "/v3/products/batch", {"products": [
+        {"id": "p1", "name": "Mug", "imageUrl": "https://shop.example.com/mug.jpg"},
+        {"id": "p2", "name": "Tea"}]})
+    products = {p["id"]: p for p in brevo.call("GET", "/v3/products").json()["products"]}
+    assert {"createdAt", "modifiedAt", "s3ThumbAnalytics", "s3ThumbEditor"} <= set(
+        products["p1"]) and products["p1"]["s3ThumbEditor"].endswith("-600x400.jpg")
+    assert products["p2"]["s3ThumbAnalytics"] == ""  # no image, nothing on S3
+    event = {"event_name": "viewed", "identifiers": {"email_id": "ann@example.com"},
+             "event_date": "2024-05-01T10:00:00Z"}
+    brevo.call("POST", "/v3/events", event)
+    brevo.call("POST", "/v3/events", {**event, "identifiers": {"email_id": "zed@example.com"},
+                                      "event_date": "2024-05-02T10:00:00Z"})
+    found = brevo.call("GET", "/v3/events").json()["events"]
+    assert [e.get("contact_id") for e in found] == [None, 1]  # newest first; zed unknown
+    assert "identifiers" not in found[0]  # not a field of the SDK's answer
+
+
+def test_requests_brevo_refuses_are_refused(brevo: Brevo) -> None:
+    order = {"id": "1", "createdAt": "2024-01-01T10:00:00Z", "updatedAt": "2024-01-01T10:00:00Z",
+             "status": "paid", "amount": 30.5,
+             "products": [{"productId": "5", "quantity": 1, "price": 30.5}]}
+    as_text = brevo.call("POST", "/v3/orders/status", {**order, "amount": "30.5"},
+                         headers=ON_PURPOSE)
+    assert as_text.status_code == 400 and as_text.json()["message"] == "amount must be a number"
+    number_id = brevo.call("POST", "/v3/orders/status", {**order, "products": [
+        {"productId": 5, "quantity": 1, "price": 30.5}]}, headers=ON_PURPOSE)
+    assert number_id.json()["message"] == "products[0].productId must be a string"
+    assert brevo.call("POST", "/v3/orders/status", order).status_code == 204
+    spaced = brevo.call("POST", "/v3/events", {
+        "event_name": "viewed", "identifiers": {"email_id": "a@example.com"},
+        "event_properties": {"page": {"item id": 3}}})
+    assert spaced.status_code == 400 and "'item id'" in spaced.json()["message"]
+    id_type = brevo.call("POST", "/v3/contacts/attributes/normal/LOYALTY_ID", {"type": "id"})
+    assert id_type.status_code == 400 and "transactional" in id_type.json()["message"]
+    assert brevo.call("POST", "/v3/contacts/attributes/transactional/ORDER_ID",
+                      {"type": "id"}).status_code == 201
+
+
+def test_requests_brevo_accepts_are_accepted(brevo: Brevo) -> None:
+    brevo.call("POST", "/v3/contacts", {"email": "ann@example.com", "ext_id": "shop-7"})
+    updated = brevo.call("PUT", "/v3/contacts/shop-7", {"attributes": {"FIRSTNAME": "Ann"}},
+                         params={"identifierType": "ext_id"})
+    assert updated.status_code == 204
+    assert brevo.call("GET", "/v3/contacts/ann@example.com").json()["attributes"] == {
+        "FIRSTNAME": "Ann"}
+    account = brevo.call("GET", "/v3/account")
+    assert account.status_code == 200
+    assert account.json()["organization_id"] == "sandbox-organization"
+
+
+def test_events_are_found_by_rfc_3339_dates(brevo: Brevo) -> None:
+    for date in ("2024-05-01T23:30:00+00:00", "2024-05-02T08:00:00Z"):
+        assert brevo.call("POST", "/v3/events", {
+            "event_name": "viewed", "identifiers": {"email_id": "a@example.com"},
+            "event_date": date}).status_code == 204
+
+    def dates(start: str, end: str) -> list[str]:
+        answer = brevo.call("GET", "/v3/events", params={"startDate": start, "endDate": end})
+        assert answer.status_code == 200, answer.text
+        return [e["event_date"] for e in answer.json()["events"]]
+
+    assert dates("2024-05-01T23:00:00Z", "2024-05-02T09:00:00+00:00") == [
+        "2024-05-02T08:00:00Z", "2024-05-01T23:30:00+00:00"]
+    assert dates("2024-05-02T07:00:00+02:00", "2024-05-02T12:00:00Z") == [
+        "2024-05-02T08:00:00Z"]
+    assert dates("2024-05-01", "2024-05-01") == ["2024-05-01T23:30:00+00:00"]  # the whole day
+    half = brevo.call("GET", "/v3/events", params={"startDate": "2024-05-01"})
+    assert half.status_code == 400
+
+
+def test_a_refused_key_still_gets_the_rate_limit_headers(brevo: Brevo) -> None:
+    refused = requests.get(brevo.url + "/v3/contacts", headers={"api-key": "nope"}, timeout=10)
+    assert refused.status_code == 401
+    assert refused.headers["x-sib-ratelimit-limit"] == "10"
+    assert {"x-sib-ratelimit-remaining", "x-sib-ratelimit-reset"} <= set(refused.headers)

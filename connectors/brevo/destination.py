@@ -336,6 +336,8 @@ class BrevoWriter:
             properties = {k: v for k, v in (event.get("event_properties") or {}).items()
                           if v is not None}
             event["event_properties"] = {**properties, "event_key": key}
+            if not event.get("event_date"):
+                event.pop("event_date", None)  # Brevo dates it when it arrives
             self.ledger.outbox_event(key, event)
 
     def _cart(self, store: str, cart: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import collections.abc
+import datetime as dt
 import importlib
 import inspect
 import textwrap
@@ -220,11 +221,22 @@ def beyond(value: Any, tp: Any, where: str) -> Iterator[str]:
 
 
 def _tolerated(error: Any) -> bool:
-    """An event property holding a number or a boolean: the SDK types a property's value as
-    ``str | int | dict | list`` but its own description says "string, number, boolean (true/
-    false), date" are supported; the description is taken (null is in neither)."""
+    """Two leniencies. A date-time as a string: JSON has no other way to write one, and
+    strict mode refuses it once Fern's models have turned the JSON into Python (their
+    "before" validators do); it must still parse. And an event property holding a number or
+    a boolean: the SDK types a property's value as ``str | int | dict | list`` but its own
+    description says "string, number, boolean (true/false), date" are supported; the
+    description is taken (null is in neither)."""
+    value = error.get("input")
+    if error["type"] in ("datetime_type", "date_type") and isinstance(value, str):
+        kind = dt.datetime if error["type"] == "datetime_type" else dt.date
+        try:
+            pydantic.TypeAdapter(kind).validate_python(value)
+        except pydantic.ValidationError:
+            return False
+        return True
     loc = list(error["loc"])
-    return ("event_properties" in loc and isinstance(error.get("input"), float | bool)
+    return ("event_properties" in loc and isinstance(value, float | bool)
             and len(loc) > loc.index("event_properties") + 1)
 
 

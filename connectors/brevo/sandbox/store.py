@@ -340,6 +340,9 @@ class Account:
         identifiers = event.get("identifiers")
         if not isinstance(identifiers, dict) or not IDENTIFIER_TYPES & set(identifiers):
             raise BrevoError(400, "missing_parameter", "identifiers is required")
+        email = identifiers.get("email_id")
+        if email is not None and not (isinstance(email, str) and EMAIL.match(email)):
+            raise BrevoError(400, "invalid_parameter", "Invalid email address")
         properties = event.get("event_properties") or {}
         if len(orjson.dumps(properties)) > MAX_EVENT_PROPERTIES:
             raise BrevoError(400, "invalid_parameter", "event_properties exceeds 50KB")
