@@ -6,6 +6,7 @@ the route and pydantic's message. Imported by ``conftest.py``."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ if not os.environ.get(REFERENCE_ENV):
     _handle, _name = tempfile.mkstemp(prefix="tajo-brevo-reference-", suffix=".jsonl")
     os.close(_handle)
     os.environ[REFERENCE_ENV] = _name
+    atexit.register(Path(_name).unlink, missing_ok=True)
 REPORT = Path(os.environ[REFERENCE_ENV])
 
 
