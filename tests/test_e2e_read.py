@@ -174,8 +174,8 @@ def test_airbyte_cli_spec_check_discover_read(sandbox, write_json, tmp_path) -> 
     config = write_json(sandbox.config())
     spec = messages(run_cli("source-bigcommerce", "spec").stdout)
     assert spec[0]["type"] == "SPEC"
-    assert spec[0]["spec"]["connectionSpecification"]["properties"]["access_token"][
-        "airbyte_secret"] is True
+    one_store = spec[0]["spec"]["connectionSpecification"]["properties"]["store_setup"]["oneOf"][0]
+    assert one_store["properties"]["access_token"]["airbyte_secret"] is True
     check = run_cli("source-bigcommerce", "check", "--config", str(config))
     assert messages(check.stdout)[0]["connectionStatus"]["status"] == "SUCCEEDED"
     discover = messages(run_cli("source-bigcommerce", "discover", "--config",
