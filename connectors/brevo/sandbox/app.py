@@ -2,12 +2,15 @@
 
 Faithful where a client can tell: ``api-key`` auth and Brevo's 401 bodies, ``{code, message}``
 error bodies, per-endpoint rate limits with the ``x-sib-ratelimit-*`` headers and 429s, contact
-imports as asynchronous processes (queued, in_process, completed), the 150-contact list calls,
-100-item catalog batches, event and order validation. ``--window-ms`` scales every window: the
-per-second limits use it as their second, the per-hour ones 3,600 of them.
+imports as asynchronous processes (queued, in_process, then completed, failed or cancelled),
+the 150-contact list calls, 100-item catalog batches, event and order validation; each answer
+shaped as brevo-python's models have it (``reference.py`` checks that in the tests).
+``--window-ms`` scales every window: the per-second limits use it as their second, the
+per-hour ones 3,600 of them.
 
 ``/_sandbox/...`` (same key, not rate limited): ``GET state`` (everything held, and request
-counts), ``POST stats/reset``, ``POST blacklist`` (a contact unsubscribes in Brevo).
+counts), ``POST stats/reset``, ``POST blacklist`` (a contact unsubscribes in Brevo),
+``POST imports`` (how the next imports end), ``POST account`` (become another account).
 """
 
 from __future__ import annotations
@@ -435,6 +438,41 @@ ROUTES: list[tuple[str, str, str, Callable[..., tuple[int, Any]]]] = [
 ]
 
 
+def _test_controls(sandbox: BrevoSandbox, admin: Callable[..., Any]) -> list[Route]:
+    """Admin routes that make the account behave as a test needs, and the import reports
+    Brevo links (served as a signed file link is: without the api-key)."""
+
+    def imports(body: dict[str, Any]) -> dict[str, Any]:
+        """How the next imports end: ``{"end_as": ["failed", "cancelled", ...]}``."""
+        ends = list(body["end_as"])
+        if not set(ends) <= {"completed", "failed", "cancelled"}:
+            raise BrevoError(400, "invalid_parameter", "end_as: completed, failed, cancelled")
+        sandbox.account.imports_end_as.extend(ends)
+        return {"ok": True}
+
+    def identity(body: dict[str, Any]) -> dict[str, Any]:
+        """Become another Brevo account (``organization_id``, ``company_name``)."""
+        sandbox.account.organization_id = str(body["organization_id"])
+        sandbox.account.company_name = str(body.get("company_name")
+                                           or sandbox.account.company_name)
+        return {"ok": True}
+
+    async def report(request: Request) -> Response:
+        """An import's CSV report (semicolons, a header): the rows Brevo did not take."""
+        process = sandbox.account.processes.get(request.path_params["process_id"])
+        name = request.path_params["name"]
+        rows = [row for row in (process.invalid if process else []) if row["file"] == name]
+        if not rows:
+            return json_response({"message": "Not found", "code": "document_not_found"}, 404)
+        text = "EMAIL;REASON\n" + "".join(f"{row['email'] or ''};{row['reason']}\n"
+                                           for row in rows)
+        return Response(text, media_type="text/csv")
+
+    return [Route("/_sandbox/imports", admin(imports), methods=["POST"]),
+            Route("/_sandbox/account", admin(identity), methods=["POST"]),
+            Route("/_sandbox/files/{process_id:int}/{name}.csv", report, methods=["GET"])]
+
+
 def build_app(sandbox: BrevoSandbox, reference: Any = None) -> Starlette:
     """The ASGI app serving ``sandbox``; with a ``reference`` (``reference.Reference``), each
     route's requests and answers are checked against Brevo's SDK."""
@@ -466,32 +504,6 @@ def build_app(sandbox: BrevoSandbox, reference: Any = None) -> Starlette:
         sandbox.stats = RequestStats()
         return {"ok": True}
 
-    def imports(body: dict[str, Any]) -> dict[str, Any]:
-        """How the next imports end: ``{"end_as": ["failed", "cancelled", ...]}``."""
-        ends = list(body["end_as"])
-        if not set(ends) <= {"completed", "failed", "cancelled"}:
-            raise BrevoError(400, "invalid_parameter", "end_as: completed, failed, cancelled")
-        sandbox.account.imports_end_as.extend(ends)
-        return {"ok": True}
-
-    def identity(body: dict[str, Any]) -> dict[str, Any]:
-        """Become another Brevo account (``organization_id``, ``company_name``)."""
-        sandbox.account.organization_id = str(body["organization_id"])
-        sandbox.account.company_name = str(body.get("company_name")
-                                           or sandbox.account.company_name)
-        return {"ok": True}
-
-    async def report(request: Request) -> Response:
-        """An import's CSV report (semicolons, a header): the rows Brevo did not take."""
-        process = sandbox.account.processes.get(request.path_params["process_id"])
-        name = request.path_params["name"]
-        rows = [row for row in (process.invalid if process else []) if row["file"] == name]
-        if not rows:
-            return json_response({"message": "Not found", "code": "document_not_found"}, 404)
-        text = "EMAIL;REASON\n" + "".join(f"{row['email'] or ''};{row['reason']}\n"
-                                           for row in rows)
-        return Response(text, media_type="text/csv")
-
     def blacklist(body: dict[str, Any]) -> dict[str, Any]:
         contact = sandbox.account.find(body["email"])
         if contact is None:
@@ -502,7 +514,5 @@ def build_app(sandbox: BrevoSandbox, reference: Any = None) -> Starlette:
     routes += [Route("/_sandbox/state", admin(state), methods=["GET"]),
                Route("/_sandbox/stats/reset", admin(reset), methods=["POST"]),
                Route("/_sandbox/blacklist", admin(blacklist), methods=["POST"]),
-               Route("/_sandbox/imports", admin(imports), methods=["POST"]),
-               Route("/_sandbox/account", admin(identity), methods=["POST"]),
-               Route("/_sandbox/files/{process_id:int}/{name}.csv", report, methods=["GET"])]
+               *_test_controls(sandbox, admin)]
     return Starlette(routes=routes)
