@@ -299,9 +299,15 @@ def _live_page(unit: Unit, batch: list[tuple[int, str, str]], one_by_one: str | 
         _prepare(unit, record)
     if unit.keep is not None:  # another storefront's: not ours, but not gone either
         records = [r for r in records if unit.keep(r)]
-    for resource_id in scopes.keys() - present:
+    gone = sorted(scopes.keys() - present)
+    # A tombstone carries the stream's cursor, set to when the absence was seen (the server's
+    # time): a destination that deduplicates on the cursor keeps it over the record it ends.
+    seen = ({live.cursor_field: horizon(unit.client).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            if live.cursor_field and gone else {})
+    for resource_id in gone:
         log.info("%s %s is gone; written as deleted", live.resource, resource_id)
-        records.append({live.key: _typed_id(resource_id), "is_deleted": True, **unit.added})
+        records.append({live.key: _typed_id(resource_id), "is_deleted": True, **seen,
+                        **unit.added})
     fetch = _fetcher(unit, stream.scope)
     for record in records:
         key = str(record.get(live.key)) if live.key else None

@@ -193,10 +193,15 @@ def test_carts_come_from_the_spool_and_resume_at_its_offset(shop, write_json, tm
     output = messages(run.stdout)
     carts = records_by_stream(output)["carts"]
     assert sorted(c["id"] for c in carts if not c.get("is_deleted")) == sorted(first)
-    # The unknown cart (404) is a tombstone, not a failure.
-    assert [c for c in carts if c.get("is_deleted")] == [{
+    # The unknown cart (404) is a tombstone, not a failure. It carries the stream's cursor,
+    # the time it was found gone (newer than any version of the cart it ends).
+    tombstones = [c for c in carts if c.get("is_deleted")]
+    found_at = tombstones[0].pop("updated_time")
+    assert tombstones == [{
         "id": "00000000-dead-4000-8000-000000000000", "is_deleted": True,
         "webhook_scope": "store/cart/updated", "store_hash": shop.store_hash}]
+    assert found_at >= max(c["updated_time"] for c in carts if not c.get("is_deleted"))
+    assert found_at.endswith("Z") and len(found_at) == 20
     assert all(c["webhook_scope"] == "store/cart/updated" for c in carts)
     state = tmp_path / "state.jsonl"
     state.write_bytes(run.stdout)
