@@ -16,7 +16,7 @@ import orjson
 from framework import commands
 from framework import connector as registry
 from framework.connector import Destination, Source
-from framework.errors import ConnectorError
+from framework.errors import REDACT, ConnectorError
 
 CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
                       help="Connector config, JSON or YAML; ${ENV_VAR} is replaced.")
@@ -192,5 +192,14 @@ def new_connector_command(name: str, where: str) -> None:
 
 
 def main() -> None:
-    """Console script entry point."""
-    cli(prog_name="runner")
+    """Console script entry point. An error no command caught is one line on stderr (exit 2
+    when the user's input is wrong, else 1); an unexpected one also prints its stack trace,
+    secrets redacted (Python's own handler would print them as they are)."""
+    try:
+        cli(prog_name="runner")
+    except ConnectorError as exc:
+        click.echo(f"error: {REDACT(exc.message)}", err=True)
+        sys.exit(2 if exc.failure_type == "config_error" else 1)
+    except Exception as exc:
+        commands.report_bug(exc)
+        sys.exit(1)

@@ -80,6 +80,8 @@ def check(connector: Connector, config_path: str | Path, *,
         status = connector.check(_config(connector, config_path, warn_unknown, warnings))
     except ConfigError as exc:
         status = p.AirbyteConnectionStatus(status="FAILED", message=exc.message)
+    if status.message:  # a check's message may quote an answer that echoed a secret
+        status.message = REDACT(status.message)
     yield from warnings
     yield p.dump(p.AirbyteMessage(type="CONNECTION_STATUS", connectionStatus=status))
     if status.status == "FAILED":
@@ -205,13 +207,20 @@ def run(messages: Iterable[bytes], *, out: BinaryIO | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        stack = REDACT(traceback.format_exc())
-        message = REDACT(f"unexpected {type(exc).__name__}: {exc}")
+        message, stack = report_bug(exc)
         _emit_error(out, message, "system_error", None, stack)
-        print(stack, file=sys.stderr, end="")
-        print(f"error: {message} (this is a bug; please report it with the trace above)",
-              file=sys.stderr)
         return 1
+
+
+def report_bug(exc: Exception) -> tuple[str, str]:
+    """An unexpected error on stderr: its stack trace and one line, secrets redacted; returns
+    both (for an ERROR trace)."""
+    stack = REDACT("".join(traceback.format_exception(exc)))
+    message = REDACT(f"unexpected {type(exc).__name__}: {exc}")
+    print(stack, file=sys.stderr, end="")
+    print(f"error: {message} (this is a bug; please report it with the trace above)",
+          file=sys.stderr)
+    return message, stack
 
 
 def _emit_error(out: BinaryIO, message: str, failure: str, stream: str | None,

@@ -8,6 +8,18 @@ by a newer version must still load in an older one), so the specs do not say it,
 caught here instead (:func:`unknown_fields`): an error in ``runner``, a warning in the Airbyte
 CLI (``framework/airbyte.py``), each naming the key and the valid ones.
 
+Secrets (the fields a spec marks ``airbyte_secret``): surrounding whitespace is stripped (a
+file-mounted Kubernetes secret ends with a newline, which no API accepts in a header), and a
+control character inside one is an error. Every value that may be a secret is given to
+:data:`~framework.errors.REDACT` before anything can print it, including values in the wrong
+place (a mapping where a list of stores is expected, a string where a section is): the strings
+found under a secret's name anywhere, or where a secret's parent should be, and the credentials
+and query values of a URL. An error shows a field's value only when it is a plain value that
+cannot hold a secret (see :func:`_shown`).
+
+YAML aliases (``*name``) are refused: a file of a few hundred bytes can alias its way to
+billions of nodes (the "billion laughs"), which ``${VAR}`` substitution would build out.
+
 Choices: a root property whose ``oneOf`` variants are objects told apart by a ``const`` field
 (the discriminator, e.g. ``store_setup.mode``) is how Airbyte's form shows "one of these"; the
 connector reads the chosen variant's fields at the config's root, so they are lifted there once
@@ -20,9 +32,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import yaml
@@ -32,6 +46,18 @@ from jsonschema.exceptions import ValidationError
 from framework.errors import REDACT, ConfigError
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing aliases (see the module doc)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor})"
+                              " are not accepted in a config (they can multiply it beyond "
+                              "memory); write the value out in full")
+        return super().compose_node(parent, index)
 
 
 def load_file(path: str | Path, what: str = "config") -> Any:
@@ -46,7 +72,9 @@ def load_file(path: str | Path, what: str = "config") -> Any:
     except orjson.JSONDecodeError:
         pass
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader without aliases
+    except ConfigError as exc:
+        raise ConfigError(f"{what} file {path} {exc.message}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -186,32 +214,106 @@ def secret_fields(schema: dict[str, Any], prefix: str = "") -> list[str]:
     return found
 
 
-def _values_at(node: Any, parts: list[str]) -> list[Any]:
-    if not parts:
-        return [node]
+def _slots(node: Any, parts: list[str], where: str = "") -> Iterator[tuple[Any, Any, str]]:
+    """(container, key, field name) of each value at a dotted secret path."""
     head, rest = parts[0], parts[1:]
-    if head.endswith("[]"):
-        items = node.get(head[:-2]) if isinstance(node, dict) else None
-        return [v for item in (items if isinstance(items, list) else [])
-                for v in _values_at(item, rest)]
-    return _values_at(node.get(head), rest) if isinstance(node, dict) else []
+    name = head[:-2] if head.endswith("[]") else head
+    if not isinstance(node, dict) or name not in node:
+        return
+    field = f"{where}.{name}" if where else name
+    if not head.endswith("[]"):
+        if rest:
+            yield from _slots(node[name], rest, field)
+        else:
+            yield node, name, field
+        return
+    items = node[name]
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        yield from _slots(item, rest, f"{field}[{index}]")
 
 
-def secret_values(config: dict[str, Any], schema: dict[str, Any]) -> list[str]:
-    """The values of the config's secret fields (for redaction)."""
-    return [v for path in secret_fields(schema) for v in _values_at(config, path.split("."))
-            if isinstance(v, str)]
+def clean_secrets(config: Any, schema: dict[str, Any]) -> None:
+    """Strip the whitespace around each secret; a control character inside one is an error
+    naming the field (never the value)."""
+    for path in secret_fields(schema):
+        for container, key, field in _slots(config, path.split(".")):
+            value = container[key]
+            if not isinstance(value, str):
+                continue
+            container[key] = value = value.strip()
+            bad = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+            if bad is not None:
+                raise ConfigError(
+                    f"'{field}' has a control character (U+{ord(bad):04X}) inside it; a secret "
+                    "is one line without tabs or line breaks: check the file or environment "
+                    "variable it comes from")
+
+
+def _strings(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Every string in a config with its path (list indexes as ``[]``)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, (*path, str(key)))
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value, (*path, "[]"))
+    elif isinstance(node, str):
+        yield path, node
+
+
+def _url_secrets(value: str) -> list[str]:
+    """The credentials and query values of a URL (``https://user:token@host/?key=...``)."""
+    if "://" not in value:
+        return []
+    try:
+        url = urlsplit(value.strip())
+        found = [url.username or "", url.password or ""]
+    except ValueError:
+        return []
+    return found + [v for _, v in parse_qsl(url.query)]
+
+
+def secret_values(config: Any, schema: dict[str, Any]) -> list[str]:
+    """The values that may be secrets, for redaction: those of the secret fields and, should
+    the config have the wrong shape, any string under a secret's name or in place of a
+    secret's parent (``brevo: ${BREVO_API_KEY}``), and a URL's credentials and query values."""
+    paths = [tuple(part.removesuffix("[]") for part in p.split("."))
+             for p in secret_fields(schema)]
+    names = {p[-1] for p in paths}
+    parents = {p[:-1] for p in paths}
+    found = []
+    for path, value in _strings(config):
+        plain = tuple(p for p in path if p != "[]")
+        if plain in parents or names & set(plain):
+            found.append(value)
+        found += _url_secrets(value)
+    return found
 
 
 def _is_secret(path: list[Any], secrets: set[str]) -> bool:
-    """Whether a jsonschema error path (``stores``, 0, ``access_token``) is a secret field."""
+    """Whether a jsonschema error path (``stores``, 0, ``access_token``) is a secret field or
+    a field that holds one (its value could be a secret in the wrong place)."""
     dotted = ".".join(f"{p}" if isinstance(p, str) else "[]" for p in path).replace(".[]", "[]")
-    return dotted in secrets
+    return any(s == dotted or s.startswith(dotted + ".") or s.startswith(dotted + "[]")
+               for s in secrets)
+
+
+def _shown(value: Any, secret: bool) -> str:
+    """``(got VALUE)`` for a plain value that is not secret; a mapping or list may hold one (a
+    store's token), so only its type is named, and a URL's credentials are masked."""
+    if secret:
+        return ""
+    if isinstance(value, (dict, list)):
+        return f" (got {'a mapping' if isinstance(value, dict) else 'a list'})"
+    if isinstance(value, str) and any(_url_secrets(value)):
+        return " (got a URL with credentials or a query: left out)"
+    return f" (got {value!r})"
+
 
 def _describe(error: ValidationError, secret: bool) -> str:
     """One clause for one jsonschema error, without the value when it is secret."""
     kind, expected, schema = error.validator, error.validator_value, error.schema
-    shown = "" if secret else f" (got {error.instance!r})"
+    shown = _shown(error.instance, secret)
     if kind == "type":
         return f"must be of type {expected}{shown}"
     if kind == "enum":
@@ -284,6 +386,7 @@ def validate_config(config: Any, schema: dict[str, Any], connector: str, *,
         raise ConfigError(f"{connector} config must be a mapping of fields, "
                           f"got {type(config).__name__}")
     REDACT.add(secret_values(config, schema))
+    clean_secrets(config, schema)
     secrets = set(secret_fields(schema))
     errors = sorted(_errors(schema, config), key=lambda found: [str(p) for p in found[0]])
     problems = [_problem(path, error, secrets) for path, error in errors]

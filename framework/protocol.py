@@ -15,6 +15,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from framework.errors import REDACT
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", use_enum_values=True)
@@ -286,8 +288,8 @@ def state_message(stream: str, stream_state: dict[str, Any] | None,
 
 
 def log_message(level: str, text: str) -> AirbyteMessage:
-    """A LOG message."""
-    return AirbyteMessage(type="LOG", log=AirbyteLogMessage(level=level, message=text))
+    """A LOG message (any known secret redacted)."""
+    return AirbyteMessage(type="LOG", log=AirbyteLogMessage(level=level, message=REDACT(text)))
 
 
 def trace_message(kind: str, **payload: Any) -> AirbyteMessage:
@@ -305,9 +307,10 @@ def stream_status(stream: str, status: str, reasons: list[dict[str, Any]] | None
 
 def error_trace(message: str, failure_type: str, internal: str | None = None,
                 stream: str | None = None) -> AirbyteMessage:
-    """An ERROR trace message: ``message`` is for people and must hold no secret."""
-    return trace_message("ERROR", message=message, failure_type=failure_type,
-                         internal_message=internal,
+    """An ERROR trace message: ``message`` is for people; any known secret is redacted from
+    it and from ``internal``."""
+    return trace_message("ERROR", message=REDACT(message), failure_type=failure_type,
+                         internal_message=REDACT(internal) if internal else None,
                          stream_descriptor={"name": stream} if stream else None)
 
 

@@ -19,6 +19,8 @@ import orjson
 import uvicorn
 from starlette.responses import Response
 
+from framework.errors import listen_error
+
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
                   ) -> Response:
@@ -104,7 +106,11 @@ def serve(app: Any, host: str, port: int, ready: dict[str, Any]) -> None:
     # response waits ~40 ms for a delayed ACK (Nagle).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:  # a port in use, an unknown host: one line, exit 2
+        sock.close()
+        raise listen_error(host, port, exc) from None
     sock.listen(2048)
     bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host

@@ -304,9 +304,32 @@ def _children(parent: Stream, group: list[Stream]) -> list[Stream]:
     return [m for m in group if m is not parent]
 
 
+#: How to fix a saved state that cannot be used.
+STATE_FIX = ("correct it, or remove that stream's state (from the --state file, or from the "
+             "state database in state_dir) to read the stream again from start_date")
+
+
 def _saved(state: dict[str, dict[str, Any]], name: str, account: str) -> dict[str, Any]:
-    """A stream's own saved position for one account (never another stream's)."""
-    return dict((state.get(name) or {}).get(ACCOUNTS_KEY, {}).get(account, {}))
+    """A stream's own saved position for one account (never another stream's); a state of
+    another shape is a ConfigError (it is not overwritten: the run stops before reading)."""
+    own = state.get(name) or {}
+    accounts = own.get(ACCOUNTS_KEY, {}) if isinstance(own, dict) else None
+    saved = accounts.get(account, {}) if isinstance(accounts, dict) else None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"the saved state of stream {name!r} is not "
+                          f'{{"{ACCOUNTS_KEY}": {{store: {{field: value}}}}}}; {STATE_FIX}')
+    return dict(saved)
+
+
+def _cursor_start(name: str, field: str, value: Any) -> str:
+    """A saved cursor as the ISO 8601 date a request takes; anything else is a ConfigError."""
+    try:
+        if not isinstance(value, str):
+            raise TypeError
+        return iso_utc(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"the saved state of stream {name!r} has {field} {value!r}, not an "
+                          f"ISO 8601 date; {STATE_FIX}") from None
 
 
 def _poll_start(stream: Stream, name: str, account_key: str, account: dict[str, Any],
@@ -318,7 +341,9 @@ def _poll_start(stream: Stream, name: str, account_key: str, account: dict[str, 
     start = None
     if stream.incremental is not None:
         if incremental:
-            start = _saved(state, name, account_key).get(stream.incremental.cursor_field)
+            field = stream.incremental.cursor_field
+            start = _saved(state, name, account_key).get(field)
+            start = _cursor_start(name, field, start) if start is not None else None
         start = start or account.get("start_date")
         start = iso_utc(start) if start else None
     return incremental, start
@@ -329,7 +354,11 @@ def _live_start(name: str, account_key: str, modes: dict[str, str],
     """The spool offset a live stream resumes from (0: from the start of the spool).
     Webhooks mode always resumes: it reads what changed since the last run."""
     if modes[name] == "incremental" or webhooks_mode:
-        return int(_saved(state, name, account_key).get(SPOOL_OFFSET) or 0)
+        offset = _saved(state, name, account_key).get(SPOOL_OFFSET) or 0
+        if not isinstance(offset, int) or isinstance(offset, bool):
+            raise ConfigError(f"the saved state of stream {name!r} has {SPOOL_OFFSET} "
+                              f"{offset!r}, not a whole number; {STATE_FIX}")
+        return offset
     return 0
 
 

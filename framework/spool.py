@@ -10,13 +10,14 @@ acknowledged event survives a crash of the process and of the machine. Readers o
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+
+from framework.files import open_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -48,8 +49,8 @@ class Spool:
     """One spool file."""
 
     def __init__(self, path: str | Path, *, durable: bool = False) -> None:
-        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None,
-                                  check_same_thread=False)
+        self.db = open_sqlite(path, "webhook spool", timeout=30, isolation_level=None,
+                              check_same_thread=False)  # private, errors with the fix
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.db.executescript(SCHEMA)

@@ -2,6 +2,9 @@
 
 What ``runner webhooks serve --forward`` (and ``runner sync``) resume from. A state is saved
 only when the destination has echoed it, that is, once what it covers is committed there.
+
+The file is private (``framework/files.py``), and a run's error is stored redacted: the
+database outlives the process, and ``runner status`` shows what it holds.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from framework.errors import REDACT
+from framework.files import open_sqlite
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stream_state (
@@ -31,15 +37,17 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+def _setup(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(SCHEMA)
+
+
 class StateStore:
     """Per-stream states of one sync."""
 
     def __init__(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None,
-                                  check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
+        self.db = open_sqlite(path, "state database", _setup, timeout=30,
+                              isolation_level=None, check_same_thread=False)
 
     def load(self) -> dict[str, dict[str, Any]]:
         """Stream name -> its state, as a source's ``read`` takes them."""
@@ -76,14 +84,18 @@ class StateStore:
                    records: int | None = None) -> None:
         """Record how a run ended (``succeeded`` or ``failed``, with the one-line error)."""
         self.db.execute("UPDATE runs SET finished_at = ?, status = ?, error = ?, records = ? "
-                        "WHERE id = ?", (time.time(), status, error, records, run_id))
+                        "WHERE id = ?", (time.time(), status, REDACT(error) if error else None,
+                                         records, run_id))
 
     def runs(self, limit: int = 5) -> list[dict[str, Any]]:
         """The latest runs, newest first."""
         rows = self.db.execute("SELECT kind, started_at, finished_at, status, error, records "
                                "FROM runs ORDER BY id DESC LIMIT ?", (limit,))
-        return [dict(zip(("kind", "started_at", "finished_at", "status", "error", "records"),
-                         row, strict=True)) for row in rows]
+        found = [dict(zip(("kind", "started_at", "finished_at", "status", "error", "records"),
+                          row, strict=True)) for row in rows]
+        for run in found:  # an error stored by an older version, before redaction
+            run["error"] = REDACT(run["error"]) if run["error"] else None
+        return found
 
     def close(self) -> None:
         self.db.close()
