@@ -301,10 +301,10 @@ def _is_secret(path: list[Any], secrets: set[str]) -> bool:
 def _shown(value: Any, secret: bool) -> str:
     """``(got VALUE)`` for a plain value that is not secret; a mapping or list may hold one (a
     store's token), so only its type is named, and a URL's credentials are masked."""
-    if secret:
-        return ""
     if isinstance(value, (dict, list)):
         return f" (got {'a mapping' if isinstance(value, dict) else 'a list'})"
+    if secret:
+        return ""
     if isinstance(value, str) and any(_url_secrets(value)):
         return " (got a URL with credentials or a query: left out)"
     return f" (got {value!r})"

@@ -16,6 +16,7 @@ import json
 import logging
 import socket
 from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 
@@ -89,6 +90,16 @@ class Redactor:
             if form in text:
                 text = text.replace(form, "****")
         return text
+
+    def deep(self, value: Any) -> Any:
+        """``value`` with every string in it redacted (a report bound for output)."""
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, dict):
+            return {key: self.deep(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.deep(item) for item in value]
+        return value
 
     def clear(self) -> None:
         """Forget every secret (tests)."""

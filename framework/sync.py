@@ -33,7 +33,7 @@ from framework.config import (
     validate_config,
 )
 from framework.connector import Destination, connectors, get
-from framework.errors import ConfigError, ConnectorError
+from framework.errors import REDACT, ConfigError, ConnectorError
 from framework.forward import sync_once
 from framework.source import HttpSource
 from framework.spool import Spool
@@ -227,7 +227,7 @@ def status(jobs: list[Job]) -> dict[str, Any]:
     report["dead_letters"] = _dead_letters(Path(dest_config.get("state_dir") or ".tajo"))
     report["connected"] = report["brevo"]["connected"] and all(
         c["connected"] for c in report["connectors"].values())
-    return report
+    return dict(REDACT.deep(report))  # checks and stored errors may quote a secret
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -17,6 +17,7 @@ import orjson
 
 from framework import commands, sync
 from framework.errors import REDACT, ConnectorError
+from framework.protocol import AirbyteConnectionStatus
 from framework.webhooks import LIMIT_FIX, declared, list_hooks
 
 SANDBOX_LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
@@ -205,16 +206,23 @@ def check_sync(config_path: str) -> None:
     except ConnectorError as exc:
         _fail(exc)
     failed = False
-    destination = jobs[0].destination.check(jobs[0].destination_config)
+    # A check's message may quote an answer that echoed a secret: each is redacted.
+    destination = _redacted(jobs[0].destination.check(jobs[0].destination_config))
     click.echo(f"brevo: {'OK' if destination.status == 'SUCCEEDED' else destination.message}")
     failed |= destination.status != "SUCCEEDED"
     for job in jobs:
-        result = job.source.check(job.source_config)
+        result = _redacted(job.source.check(job.source_config))
         click.echo(f"{job.name}: {'OK' if result.status == 'SUCCEEDED' else result.message}")
         failed |= result.status != "SUCCEEDED"
         if result.status == "SUCCEEDED" and job.source.loaded.model.webhooks:
             failed |= not _check_hooks(job)
     sys.exit(1 if failed else 0)
+
+
+def _redacted(status: AirbyteConnectionStatus) -> AirbyteConnectionStatus:
+    if status.message:
+        status.message = REDACT(status.message)
+    return status
 
 
 def _check_hooks(job: sync.Job) -> bool:

@@ -178,3 +178,212 @@ def test_published_specs_do_not_forbid_unknown_keys(name: str) -> None:
 
     spec = registry.get(name).spec().connectionSpecification
     assert forbidding(spec) == []
+
+
+# --- secrets a careless operator hands over (issue 15) ------------------------------------
+# A token with the characters that change when escaped (quote, backslash, non-ASCII, < and &),
+# and a trailing newline, as a file-mounted Kubernetes secret has.
+ODD = 'odd"to\\ken<&é-5c1a9f'
+
+
+def _sync_schema() -> dict[str, Any]:
+    from framework import sync
+    from framework.connector import get
+
+    destination = get("brevo", "destination")
+    return sync.sync_schema(sync.sources(), destination)  # type: ignore[arg-type]
+
+
+def test_secrets_lose_surrounding_whitespace(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BC_TOKEN", f"  {ODD}\n")
+    config = load(tmp_path, 'store_hash: abc123\naccess_token: "${BC_TOKEN}"\n'
+                  'webhook_secret: " hook-secret-0123456789\\t"\n')
+    assert config["access_token"] == ODD
+    assert config["webhook_secret"] == "hook-secret-0123456789"
+    several = {"stores": [{"store_hash": "abc123", "access_token": ODD + "\r\n"}]}
+    assert load(tmp_path, __import__("json").dumps(several), "s.json")["stores"][0][
+        "access_token"] == ODD
+
+
+@pytest.mark.parametrize("inner", ["\n", "\t", "\x00", "\x7f"])
+def test_a_control_character_inside_a_secret_is_an_error(tmp_path: Path, inner: str) -> None:
+    import json
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, json.dumps({**GOOD, "access_token": f"zq9{inner}w8x-1234"}), "c.json")
+    message = caught.value.message
+    assert f"'store_setup.access_token' has a control character (U+{ord(inner):04X}) inside " \
+           "it; a secret is one line without tabs or line breaks" in message
+    assert "zq9" not in message and "w8x" not in message and "\n" not in message
+
+
+def test_every_spelling_of_a_secret_is_redacted() -> None:
+    """The forms decided (framework/errors.py): raw, JSON (with and without \\u escapes),
+    repr and ascii, a bytes repr, URL-encoded (path, query, form), HTML; and each of those
+    escaped once more (a repr inside a JSON document)."""
+    import html
+    import json
+    from urllib.parse import quote, quote_plus
+
+    from framework.errors import Redactor
+
+    redact = Redactor()
+    redact.add([ODD + "\n"])
+    for form in (ODD, json.dumps(ODD), json.dumps(ODD, ensure_ascii=False), repr(ODD),
+                 ascii(ODD), repr(ODD.encode()), quote(ODD, safe=""), quote_plus(ODD),
+                 html.escape(ODD), repr(ODD + "\n"), json.dumps(repr(ODD)),
+                 json.dumps({"trace": repr(ODD + "\n")}), repr(json.dumps(ODD))):
+        assert "5c1a9f" not in redact(f"header value {form}!"), form
+    assert redact("nothing secret here") == "nothing secret here"
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    # a mapping where the list of stores goes
+    ('stores: {main: {store_hash: abc123, access_token: "%s"}}\n',
+     "'store_setup.stores' must be of type array (got a mapping)"),
+    # a token pasted into the URL
+    ('store_hash: abc123\naccess_token: x-1234\napi_url: "https://api.example.com/?t=%s"\n',
+     "'api_url' must be an https:// URL without a path"),
+    ('store_hash: abc123\naccess_token: x-1234\napi_url: "https://me:%s@api.example.com"\n',
+     "'api_url' must be an https:// URL without a path"),
+])
+def test_a_config_of_the_wrong_shape_does_not_print_its_secrets(tmp_path: Path, text: str,
+                                                                error: str) -> None:
+    from framework.errors import REDACT
+    secret = "shape-secret-7d2e91"
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text % secret)
+    assert error in caught.value.message
+    assert secret not in caught.value.message
+    assert secret not in REDACT(f"later, an error quoting {secret!r}")
+
+
+def test_a_sync_config_of_the_wrong_shape_does_not_print_its_secrets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``brevo: ${BREVO_API_KEY}``: a string where the brevo section goes."""
+    from framework import sync
+    from framework.errors import REDACT
+
+    key = "xkeysib-shape-0f9e8d7c6b5a"
+    monkeypatch.setenv("BREVO_API_KEY", key + "\n")
+    path = tmp_path / "tajo.yaml"
+    path.write_text("connectors:\n  bigcommerce: {store_hash: abc123, access_token: t-1234, "
+                    "lists: {all_customers: 40}}\nbrevo: ${BREVO_API_KEY}\n")
+    with pytest.raises(ConfigError) as caught:
+        sync.load(path)
+    assert "'brevo' must be of type object" in caught.value.message
+    assert key not in caught.value.message
+    assert key not in REDACT(f"InvalidHeader: {key!r}")
+    assert "brevo.api_key" in _sync_schema_secrets()
+
+
+def _sync_schema_secrets() -> list[str]:
+    from framework.config import secret_fields
+    return secret_fields(_sync_schema())
+
+
+def test_the_sync_config_strips_its_secrets(tmp_path: Path) -> None:
+    from framework import sync
+    path = tmp_path / "tajo.json"
+    path.write_text(__import__("json").dumps({
+        "connectors": {"bigcommerce": {"store_hash": "abc123", "access_token": ODD + "\n",
+                                       "client_secret": " cs-12345 ", "lists": {
+                                           "all_customers": 40}}},
+        "brevo": {"api_key": "xkeysib-strip-1234\n"}, "state_dir": str(tmp_path / "s")}))
+    job = sync.load(path)[0]
+    assert job.source_config["access_token"] == ODD
+    assert job.source_config["client_secret"] == "cs-12345"
+    assert job.destination_config["api_key"] == "xkeysib-strip-1234"
+    assert {"connectors.bigcommerce.store_setup.access_token", "brevo.api_key",
+            "connectors.bigcommerce.client_secret"} <= set(_sync_schema_secrets())
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly_and_small(tmp_path: Path) -> None:
+    """Nine levels of ten aliases: 10**9 strings once ${VAR} substitution builds it out."""
+    import time
+    import tracemalloc
+
+    lines = ['a0: &a0 "${HOME}lol"']
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 10)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\nstore_hash: abc123\naccess_token: t\n")
+    tracemalloc.start()
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, SCHEMA, "bigcommerce")
+    elapsed = time.monotonic() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert caught.value.message == (
+        f"config file {path} line 2: YAML aliases (*a0) are not accepted in a config (they "
+        "can multiply it beyond memory); write the value out in full")
+    assert elapsed < 1 and peak < 5 * 2**20, (elapsed, peak)
+
+
+# --- customer data files ------------------------------------------------------------------
+
+def test_customer_data_files_are_private(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from framework.files import open_sqlite, private_file
+    from framework.statestore import StateStore
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    state_dir = tmp_path / "state"
+    store = StateStore(state_dir / "bigcommerce.state.db")
+    store.start_run("sync")
+    assert mode(state_dir) == 0o700
+    for path in state_dir.iterdir():  # the database and its -wal/-shm files
+        assert mode(path) == 0o600, path
+    store.close()
+    # Files and a state directory from an older version are tightened.
+    old = tmp_path / "old"
+    old.mkdir(mode=0o755)
+    os.chmod(old, 0o755)
+    (old / "spool.db").touch()
+    (old / "spool.db-wal").touch()
+    for path in (old / "spool.db", old / "spool.db-wal"):
+        path.chmod(0o644)
+    open_sqlite(old / "spool.db", "webhook spool").close()
+    assert (mode(old), mode(old / "spool.db"), mode(old / "spool.db-wal")) == (
+        0o700, 0o600, 0o600)
+    # The current directory keeps its mode (spool_path: spool.db in the project folder).
+    here = Path.cwd()
+    before = mode(here)
+    private_file(here / ".tajo-files-test")
+    (here / ".tajo-files-test").unlink()
+    assert mode(here) == before
+
+
+def test_a_damaged_database_or_a_directory_is_a_one_line_error(tmp_path: Path) -> None:
+    from framework.files import open_sqlite
+    from framework.statestore import StateStore
+
+    damaged = tmp_path / "state.db"
+    damaged.write_bytes(b"not a database " * 300)
+    with pytest.raises(ConfigError) as caught:
+        StateStore(damaged)
+    assert caught.value.message == (
+        f"state database {damaged} is damaged or not a SQLite database (file is not a "
+        f"database); it was left as it is: move it aside (mv {damaged} {damaged}.damaged) to "
+        "start a new one, or restore it from a backup")
+    assert damaged.read_bytes() == b"not a database " * 300
+    with pytest.raises(ConfigError, match=rf"webhook spool {tmp_path} is a directory; give the "
+                       rf"path of a file in it \(e.g. {tmp_path}/webhook-spool.db\)"):
+        open_sqlite(tmp_path, "webhook spool")
+
+
+def test_run_errors_are_stored_redacted(tmp_path: Path) -> None:
+    from framework.errors import REDACT
+    from framework.statestore import StateStore
+
+    REDACT.add(["stored-secret-4e5f6a"])
+    store = StateStore(tmp_path / "s.db")
+    run = store.start_run("sync")
+    store.finish_run(run, "failed", "InvalidHeader: 'stored-secret-4e5f6a\\n'")
+    store.close()
+    assert b"stored-secret" not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert StateStore(tmp_path / "s.db").runs()[0]["error"] == "InvalidHeader: '****\\n'"
