@@ -14,6 +14,7 @@ slices that are complete, so a STATE never covers a record that has not been wri
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from framework.http import HttpClient
 from framework.page_process import PageProcess, Parsed, body_and_records, prepare
 from framework.paginators import PAGINATORS, Keyset, PageNumber, dig
 from framework.spec import Stream
-from framework.spool import Spool
+from framework.spool import Spool, check_id, short
 
 log = logging.getLogger("tajo.reader")
 
@@ -258,6 +259,9 @@ def read_live(unit: Unit, hooks: dict[str, Hook], stopped: Callable[[], bool]
     converted, deleted, expired) is written as a tombstone ``{id, store_hash, is_deleted:
     true}``: the fact matters (a converted cart leaves the abandoned-cart list). The spool is
     read up to its end as the unit starts; what arrives later is the next run's.
+
+    An event that names no valid id (``live.id_type``), or an id the API refuses (400 or 422),
+    is dead-lettered in the spool, logged and passed over: the stream goes on without it.
     """
     stream, live = unit.stream, unit.stream.live
     assert live is not None
@@ -276,30 +280,75 @@ def read_live(unit: Unit, hooks: dict[str, Hook], stopped: Callable[[], bool]
         while batch := list(islice(pending, live.batch)):
             if stopped():
                 return
-            yield _live_page(unit, batch, one_by_one, params, hooks, hook)
+            reject = _rejecter(unit, spool, batch)
+            usable = [row for row in batch if _valid(unit, row, reject)]
+            yield _live_page(unit, usable, one_by_one, params, hooks, hook, reject)
             last = batch[-1][0]
     finally:
         spool.close()
     yield Page(unit, 0, b"", {name: 0 for name in unit.names}, None, True, offset=last)
 
 
+#: Records an id the reader cannot use, with the reason, and passes over it.
+Reject = Callable[[str, str], None]
+
+
+def _rejecter(unit: Unit, spool: Spool, batch: list[tuple[int, str, str]]) -> Reject:
+    """What dead-letters an id of ``batch`` (in the spool's ``dead_letters``, logged)."""
+    live = unit.stream.live
+    assert live is not None
+    rows = {resource_id: (offset, scope) for offset, resource_id, scope in batch}
+
+    def reject(resource_id: str, reason: str) -> None:
+        offset, scope = rows[resource_id]
+        try:
+            new = spool.dead_letter(unit.account, live.resource, resource_id, scope, offset,
+                                    reason)
+        except sqlite3.Error as exc:  # a read-only spool: the log line is all there is
+            log.error("cannot record a dead letter in the spool: %s", exc)
+            new = True
+        if new:
+            log.warning("%s %s (spool offset %d, %s) is dead-lettered: %s; the %s stream goes"
+                        " on without it (see the spool's dead_letters table)", live.resource,
+                        short(resource_id), offset, scope, reason, unit.stream.name)
+    return reject
+
+
+def _valid(unit: Unit, row: tuple[int, str, str], reject: Reject) -> bool:
+    live = unit.stream.live
+    assert live is not None
+    try:
+        check_id(row[1], live.id_type)
+    except ValueError as exc:
+        reject(row[1], f"not a {live.resource} id: {exc}")
+        return False
+    return True
+
+
 def _live_page(unit: Unit, batch: list[tuple[int, str, str]], one_by_one: str | None,
-               params: dict[str, Any], hooks: dict[str, Hook], hook: Hook | None) -> Page:
+               params: dict[str, Any], hooks: dict[str, Hook], hook: Hook | None,
+               reject: Reject) -> Page:
     """One batch of spooled ids, fetched, as a page of records (tombstones included)."""
     stream, live = unit.stream, unit.stream.live
     assert live is not None
+    if not batch:  # every id of it was dead-lettered
+        return Page(unit, 0, b"", {name: 0 for name in unit.names}, None, False)
     scopes = {resource_id: scope for _, resource_id, scope in batch}
+    refused: dict[str, str] = {}
     if one_by_one:
-        found = [_fetch_one(unit, one_by_one, resource_id, params) for resource_id in scopes]
+        found = [_fetch_one(unit, one_by_one, resource_id, params, refused)
+                 for resource_id in scopes]
         records = [r for r in found if r is not None]
     else:
-        records = _fetch_batch(unit, live.param or "", list(scopes), params)
+        records = _fetch_batch(unit, live.param or "", list(scopes), params, refused)
+    for resource_id, reason in refused.items():
+        reject(resource_id, reason)
     present = {str(r.get(live.key)) for r in records} if live.key else set(scopes)
     for record in records:
         _prepare(unit, record)
     if unit.keep is not None:  # another storefront's: not ours, but not gone either
         records = [r for r in records if unit.keep(r)]
-    gone = sorted(scopes.keys() - present)
+    gone = sorted(scopes.keys() - present - refused.keys())
     # A tombstone carries the stream's cursor, set to when the absence was seen (the server's
     # time): a destination that deduplicates on the cursor keeps it over the record it ends.
     seen = ({live.cursor_field: horizon(unit.client).strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -324,28 +373,52 @@ def _prepare(unit: Unit, record: dict[str, Any]) -> None:
 
 
 def _typed_id(resource_id: str) -> int | str:
-    return int(resource_id) if resource_id.isdigit() else resource_id
+    return int(resource_id) if resource_id.isascii() and resource_id.isdigit() else resource_id
 
 
-def _fetch_one(unit: Unit, path: str, resource_id: str, params: dict[str, Any]
-               ) -> dict[str, Any] | None:
-    body = unit.client.get(path.format(**{**unit.config, "id": resource_id}), dict(params),
-                           scope=unit.stream.scope, missing_ok=True)
+#: Answers that mean "this id is not one the API takes" (BigCommerce: 422 for a malformed
+#: id list, 400 for a malformed path): the id is dead-lettered, the others are read.
+REFUSED_ID = (400, 422)
+
+
+def _fetch_one(unit: Unit, path: str, resource_id: str, params: dict[str, Any],
+               refused: dict[str, str]) -> dict[str, Any] | None:
+    """One record by id; None when it is gone (404) or refused (added to ``refused``)."""
+    url = path.format(**{**unit.config, "id": resource_id})
+    status, body = unit.client.send("GET", url, params=dict(params), scope=unit.stream.scope)
+    if status == 404:
+        return None
+    if status in REFUSED_ID:
+        refused[resource_id] = f"the API refused it (HTTP {status})"
+        return None
+    if status >= 400:
+        raise unit.client.client_error("GET", unit.client.base_url + url, status, body)
     record = dig(body, unit.stream.records_path) if body is not None else None
     return record if isinstance(record, dict) else None
 
 
-def _fetch_batch(unit: Unit, param: str, ids: list[str], params: dict[str, Any]
-                 ) -> list[dict[str, Any]]:
-    """Records of a list of ids: the stream's path filtered by ``param``, page after page."""
+def _fetch_batch(unit: Unit, param: str, ids: list[str], params: dict[str, Any],
+                 refused: dict[str, str]) -> list[dict[str, Any]]:
+    """Records of a list of ids: the stream's path filtered by ``param``, page after page. A
+    list the API refuses is halved until the ids it refuses stand alone (``refused``)."""
     stream = unit.stream
     assert stream.path is not None
+    path = stream.path.format(**unit.config)
     limit = int(unit.config.get("page_size") or 250)
     records: list[dict[str, Any]] = []
     page = 1
     while True:
         query = {**params, param: ",".join(ids), "limit": limit, "page": page}
-        body = unit.client.get(stream.path.format(**unit.config), query, scope=stream.scope)
+        status, body = unit.client.send("GET", path, params=query, scope=stream.scope)
+        if status in REFUSED_ID and len(ids) == 1:
+            refused[ids[0]] = f"the API refused it (HTTP {status})"
+            return records
+        if status in REFUSED_ID:
+            half = len(ids) // 2
+            return (_fetch_batch(unit, param, ids[:half], params, refused)
+                    + _fetch_batch(unit, param, ids[half:], params, refused))
+        if status >= 400:
+            raise unit.client.client_error("GET", unit.client.base_url + path, status, body)
         found = dig(body, stream.records_path) if body is not None else None
         found = found if isinstance(found, list) else []
         records.extend(r for r in found if isinstance(r, dict))

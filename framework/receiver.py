@@ -9,7 +9,8 @@
 3. shape: strict JSON with ``scope``, ``data``, ``hash``, ``created_at``, ``producer`` -- 400;
 4. origin: ``producer`` must be ``stores/{hash}`` of a configured store -- 401 (``store_id`` is
    a numeric id, not the hash, so it is not what identifies the store);
-5. scope: one the config subscribes to, with the resource id where the scope puts it -- 400;
+5. scope: one the config subscribes to, with a valid resource id where the scope puts it (an
+   integer from 1 to 2**31 - 1, or a UUID for carts, as the spec's ``id_type`` says) -- 400;
 6. freshness: ``created_at`` within the platform's retry horizon (three days) -- 400;
 7. the event is committed to the spool (SQLite, WAL, synchronous FULL) and only then is 200
    sent. A re-delivery (same producer, scope, hash and created_at) is acknowledged and not
@@ -41,7 +42,7 @@ from starlette.routing import Route
 
 from framework.paginators import dig
 from framework.spec import Webhooks
-from framework.spool import Event, Spool
+from framework.spool import Event, Spool, check_id
 
 log = logging.getLogger("tajo.receiver")
 
@@ -203,16 +204,20 @@ class Verifier:
                                f"{', '.join(sorted(self.scopes))}")
         declared = self.spec.scopes[scope]
         resource_id = dig(payload, declared.id)
-        if not isinstance(resource_id, (int, str)) or isinstance(resource_id, bool) or \
-                str(resource_id) == "":
+        if resource_id is None or resource_id == "":
             raise Refused(400, f"{scope} payload has no resource id at {declared.id}")
+        try:
+            resource_id = check_id(resource_id, declared.id_type)
+        except ValueError as exc:  # stored, it would be dead-lettered by every reader
+            raise Refused(400, f"{scope} payload: the {declared.resource} id at {declared.id} "
+                               f"{exc}") from None
         age = time.time() - payload["created_at"]
         if age > STALE_AFTER_S or age < -SIGNATURE_SKEW_S:
             raise Refused(400, f"created_at {payload['created_at']} is out of range (older "
                                "than three days, or in the future): a replay")
         key = hashlib.sha1(f"{producer}|{scope}|{payload['hash']}|{payload['created_at']}"
                            .encode()).hexdigest()
-        return Event(account, scope, declared.resource, str(resource_id), payload, key)
+        return Event(account, scope, declared.resource, resource_id, payload, key)
 
 
 def build_app(verifier: Verifier, writer: SpoolWriter, path: str,

@@ -111,6 +111,12 @@ class Channels(_Strict):
     field: str | None = None
 
 
+#: What a valid resource id is (``framework.spool.check_id``): ``integer`` (1 to 2**31 - 1, a
+#: JSON number or ASCII digits), ``uuid`` (8-4-4-4-12 hex digits) or ``text`` (1 to 100 of
+#: letters, digits and ``._:-``, for a connector that declares nothing stricter).
+IdType = Literal["integer", "uuid", "text"]
+
+
 class Live(_Strict):
     """How a stream reads the resources that webhooks named: the ids spooled for
     ``resource`` since the stream's spool offset, fetched one by one (``path`` with ``{id}``)
@@ -135,6 +141,8 @@ class Live(_Strict):
     #: spool offset, no record field, but Airbyte's catalog names a cursor field for every
     #: incremental stream with a source-defined cursor (deduplication keeps the newest).
     cursor_field: str | None = None
+    #: What a valid id of ``resource`` is: an event whose id is not one is dead-lettered.
+    id_type: IdType = "text"
 
 
 class WebhookScope(_Strict):
@@ -145,6 +153,8 @@ class WebhookScope(_Strict):
     id: str
     event: str
     oauth_scope: str
+    #: What a valid resource id is: a delivery with another id is refused (400).
+    id_type: IdType = "text"
 
 
 class Webhooks(_Strict):

@@ -238,14 +238,15 @@ def _spool_depth(job: Job, saved: dict[str, dict[str, Any]]) -> dict[str, int]:
     """Events in the spool, and those some stream has not read yet."""
     path = job.source_config.get("spool_path")
     if not path or not Path(path).exists():
-        return {"events": 0, "unread": 0}
+        return {"events": 0, "unread": 0, "dead_letters": 0}
     live = {s.stream.name for s in job.catalog.streams
             if job.source.loaded.streams[s.stream.name].live}
     offsets = [state.get("spool_offset") or 0 for name in live
                for state in ((saved.get(name) or {}).get("stores") or {"": {}}).values()]
     spool = Spool(path)
     try:
-        return {"events": spool.count(), "unread": spool.count(after=min(offsets, default=0))}
+        return {"events": spool.count(), "unread": spool.count(after=min(offsets, default=0)),
+                "dead_letters": len(spool.dead_letters())}
     finally:
         spool.close()
 

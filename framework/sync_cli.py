@@ -91,7 +91,8 @@ def print_status(report: dict[str, Any]) -> None:
         if source["last_error"]:
             click.echo(f"  last error: {source['last_error']}")
         spool = source["spool"]
-        click.echo(f"  webhook spool: {spool['events']} events, {spool['unread']} unread")
+        click.echo(f"  webhook spool: {spool['events']} events, {spool['unread']} unread, "
+                   f"{spool['dead_letters']} dead-lettered")
         for stream, info in source["streams"].items():
             click.echo(f"  {stream:<22} last sync {info['last_sync'] or 'never'}")
     letters = report["dead_letters"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -15,8 +16,9 @@ from webhook_kit import HEADER, SECRET, Poster, payload, spool_key, start_receiv
 
 from connectors.bigcommerce import connector as bigcommerce
 from framework.errors import ConfigError
-from framework.receiver import sign
-from framework.spool import Spool
+from framework.reader import _fetch_batch
+from framework.receiver import Refused, Verifier, sign
+from framework.spool import MAX_INTEGER_ID, Spool, check_id
 from framework.webhooks import check_destination, declared, plan, subscriptions
 
 CLIENT_SECRET = "test-client-secret-abcdef"
@@ -236,6 +238,126 @@ def test_the_receiver_stores_only_verified_well_formed_events(make_sandbox, writ
     assert list(spool.ids(store.store_hash, "customer")) == [(1, "3", "store/customer/updated")]
     assert log.count("refused a webhook") == 13
     assert SECRET not in log and CLIENT_SECRET not in log
+
+
+# --- resource ids ----------------------------------------------------------------------------
+# The hostile ids of issue 15 ("²" passes str.isdigit(), 6,000 digits pass int() no more, a
+# 64-bit overflow), as a number and as a string, for each kind of resource.
+
+CART = "09346904-4175-44fd-be53-f7e598531b6c"
+BAD_IDS = ["²", "9" * 6000, "18446744073709551616", 2**63, 2**64, 0, -4, "", " 7", "7 ",
+           "1,2", True, 1.5, None, [3], {"id": 3}, str(MAX_INTEGER_ID + 1), "0x1F", "١٢"]
+
+
+def verifier() -> Verifier:
+    spec = declared(bigcommerce)
+    return Verifier(spec, {"stores/abc123": "abc123"}, list(spec.scopes), SECRET)
+
+
+@pytest.mark.parametrize("bad", BAD_IDS, ids=lambda v: repr(v)[:24])
+@pytest.mark.parametrize(("scope", "where"), [
+    ("store/customer/updated", "data.id"), ("store/order/created", "data.id"),
+    ("store/product/updated", "data.id"), ("store/cart/abandoned", "data.id"),
+    ("store/sku/inventory/updated", "data.inventory.product_id")])
+def test_the_receiver_refuses_an_id_that_is_not_one(bad: Any, scope: str, where: str) -> None:
+    data: dict[str, Any] = ({"type": "sku", "id": 5, "inventory": {"product_id": bad}}
+                            if "inventory" in where else {"type": "x", "id": bad})
+    body = json.dumps(payload("abc123", scope, data)).encode()
+    with pytest.raises(Refused) as caught:
+        verifier().event(body)
+    assert caught.value.status == 400
+    reason = caught.value.reason
+    assert len(reason) < 200 and "\n" not in reason  # one line, never the 6,000 digits
+    assert where in reason or "no resource id" in reason
+
+
+@pytest.mark.parametrize(("scope", "data", "stored"), [
+    ("store/customer/updated", {"type": "customer", "id": 3}, "3"),
+    ("store/customer/updated", {"type": "customer", "id": "0042"}, "42"),
+    ("store/order/created", {"type": "order", "id": MAX_INTEGER_ID}, str(MAX_INTEGER_ID)),
+    ("store/cart/abandoned", {"type": "cart", "id": CART}, CART),
+    ("store/sku/inventory/updated", {"type": "sku", "id": 461,
+                                     "inventory": {"product_id": 167}}, "167"),
+])
+def test_the_receiver_takes_the_ids_bigcommerce_sends(scope: str, data: dict[str, Any],
+                                                      stored: str) -> None:
+    event = verifier().event(orjson.dumps(payload("abc123", scope, data)))
+    assert event.resource_id == stored
+
+
+def test_the_spec_gives_a_resource_one_kind_of_id() -> None:
+    """The receiver checks an id by its scope's id_type, the reader by its stream's: a
+    resource must have one, or the reader would dead-letter what the receiver took."""
+    spec = declared(bigcommerce)
+    by_scope = {scope.resource: scope.id_type for scope in spec.scopes.values()}
+    by_stream = {s.live.resource: s.live.id_type for s in bigcommerce.loaded.streams.values()
+                 if s.live}
+    assert by_stream == {r: t for r, t in by_scope.items() if r in by_stream}
+    assert by_scope["cart"] == "uuid" and by_scope["customer"] == "integer"
+    assert check_id(CART, "uuid") == CART and check_id("7", "integer") == "7"
+
+
+@pytest.mark.e2e
+def test_a_bad_spooled_event_is_dead_lettered_and_every_stream_goes_on(
+        make_sandbox, write_json, tmp_path: Path) -> None:
+    """Events spooled before the receiver checked ids: each bad one is dead-lettered once,
+    counted, and the good events around it are read (the run succeeds)."""
+    store = make_sandbox("--customers", "6", "--orders", "4", "--products", "3",
+                         "--plan", "enterprise")
+    spool = Spool(tmp_path / "spool.db")
+    h = store.store_hash
+    bad = ["²", "9" * 6000, "18446744073709551616", "12a"]
+    for resource, scope in [("customer", "store/customer/updated"),
+                            ("order", "store/order/updated"),
+                            ("product", "store/product/updated"),
+                            ("inventory", "store/sku/inventory/updated"),
+                            ("cart", "store/cart/abandoned")]:
+        good = CART if resource == "cart" else "2"
+        spool.append(h, scope, resource, good, {})
+        for value in bad:
+            spool.append(h, scope, resource, value, {})
+        spool.append(h, scope, resource, "3" if resource != "cart" else CART.upper(), {})
+    time.sleep(1.1)  # spooled events are read once a second old (SETTLE_S)
+    config = write_json(source_config(store, tmp_path, read_mode="webhooks"))
+    result = run_cli("runner", "read", "bigcommerce", "--config", str(config))
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    read = messages(result.stdout)
+    assert sorted(c["id"] for c in _records(read, "customers")) == [2, 3]
+    assert sorted(o["id"] for o in _records(read, "orders")) == [2, 3]
+    assert sorted(p["id"] for p in _records(read, "products")) == [2, 3]
+    assert {i["identity"]["product_id"] for i in _records(read, "inventory")} == {2, 3}
+    assert {c["id"] for c in _records(read, "carts")} == {CART, CART.upper()}
+    letters = spool.dead_letters()
+    assert len(letters) == 5 * 4
+    assert {(d["resource"], d["resource_id"]) for d in letters} == {
+        (r, v) for r in ("customer", "order", "product", "inventory", "cart") for v in bad}
+    assert all(len(d["reason"]) < 200 for d in letters)
+    logged = result.stderr.decode() + "".join(m["log"]["message"] for m in read
+                                              if m["type"] == "LOG")
+    assert logged.count("is dead-lettered") == 20 and "9" * 100 not in logged
+    # Read again from the start: the same events are passed over, not counted twice.
+    again = run_cli("runner", "read", "bigcommerce", "--config", str(config))
+    assert again.returncode == 0 and len(spool.dead_letters()) == 20
+
+
+@pytest.mark.e2e
+def test_ids_the_api_refuses_are_dead_lettered_alone(make_sandbox, tmp_path: Path) -> None:
+    """An id the reader takes but the API refuses (422 for the whole id list): the list is
+    halved until that id stands alone; the others are read."""
+    store = make_sandbox("--customers", "6", "--products", "2")
+    account = source_config(store, tmp_path)
+    client = bigcommerce.client(account)
+    # What _fetch_batch uses of a unit: its stream, config and client.
+    unit: Any = SimpleNamespace(stream=bigcommerce.loaded.streams["customers"],
+                                config=account, client=client)
+    refused: dict[str, str] = {}
+    try:
+        records = _fetch_batch(unit, "id:in", ["1", "2", "x9", "3", "4", "y"], {}, refused)
+    finally:
+        client.close()
+    assert sorted(r["id"] for r in records) == [1, 2, 3, 4]
+    assert refused == {"x9": "the API refused it (HTTP 422)",
+                       "y": "the API refused it (HTTP 422)"}
 
 
 # --- the spool as a change feed ------------------------------------------------------------

@@ -61,9 +61,14 @@ def start_receiver(config: Path, *extra: str) -> Receiver:
 
 def payload(store_hash: str, scope: str, data: dict[str, Any], created_at: int | None = None
             ) -> dict[str, Any]:
-    """A webhook as BigCommerce delivers it."""
+    """A webhook as BigCommerce delivers it (``data`` may hold what orjson cannot write, such
+    as an integer past 64 bits: the body is then written with ``json``)."""
+    try:
+        encoded = orjson.dumps(data)
+    except TypeError:
+        encoded = json.dumps(data).encode()
     return {"scope": scope, "store_id": "1000001", "data": data,
-            "hash": hashlib.sha1(orjson.dumps(data)).hexdigest(),
+            "hash": hashlib.sha1(encoded).hexdigest(),
             "created_at": int(time.time()) if created_at is None else created_at,
             "producer": f"stores/{store_hash}"}
 
