@@ -6,7 +6,8 @@
 2. authenticity: the secret header (constant-time compare) or a Standard Webhooks signature
    (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``: HMAC-SHA256 with the app's
    client secret, five minutes of clock skew) -- otherwise 401;
-3. shape: strict JSON with ``scope``, ``data``, ``hash``, ``created_at``, ``producer`` -- 400;
+3. shape: strict JSON with ``scope``, ``data``, ``hash``, ``created_at``, ``producer``, nested
+   at most ``MAX_DEPTH`` levels -- 400;
 4. origin: ``producer`` must be ``stores/{hash}`` of a configured store -- 401 (``store_id`` is
    a numeric id, not the hash, so it is not what identifies the store);
 5. scope: one the config subscribes to, with a valid resource id where the scope puts it (an
@@ -17,7 +18,8 @@
    stored again.
 
 Appends from concurrent requests are committed together by one writer thread (group commit):
-one disk sync per batch, not per request.
+one disk sync per batch, not per request. A batch that cannot be committed is committed event by
+event, so that one event that cannot be stored fails alone.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ log = logging.getLogger("tajo.receiver")
 MAX_BODY = 64 * 1024  # BigCommerce payloads carry ids only: a few hundred bytes
 SIGNATURE_SKEW_S = 300
 STALE_AFTER_S = 3 * 24 * 3600  # BigCommerce's last retry comes about 48 hours after the event
+MAX_DEPTH = 16  # data.inventory.product_id is three levels; orjson writes at most 254
 REQUIRED = {"scope": str, "data": dict, "hash": str, "created_at": int, "producer": str}
 
 
@@ -121,9 +124,12 @@ class SpoolWriter:
     def _commit(self, spool: Spool, batch: list[Any]) -> None:
         try:
             offsets: list[Any] = spool.append_many(event for event, _, _ in batch)
-        except Exception as exc:  # e.g. the disk is full: every request in it gets a 503
-            log.error("cannot store %d webhooks in the spool: %s", len(batch), exc)
-            offsets = [exc] * len(batch)
+        except Exception as exc:
+            # One event that cannot be stored must not fail the others: each is tried alone
+            # (one transaction each, only on this rare path), and fails alone.
+            log.error("cannot store %d webhooks in the spool together (%s); storing them one "
+                      "by one", len(batch), exc)
+            offsets = [self._one(spool, event) for event, _, _ in batch]
         for (_, future, loop), offset in zip(batch, offsets, strict=True):
             loop.call_soon_threadsafe(_settle, future, offset)
         new = sum(1 for o in offsets if isinstance(o, int))
@@ -131,6 +137,17 @@ class SpoolWriter:
         self.duplicates += sum(1 for o in offsets if o is None)
         if new and self.on_stored:
             self.on_stored()
+
+
+    @staticmethod
+    def _one(spool: Spool, event: Event) -> int | Exception | None:
+        try:
+            return spool.append_many([event])[0]
+        except (TypeError, ValueError) as exc:  # the event itself (orjson cannot write it)
+            return Refused(400, f"the event cannot be stored: {exc}")
+        except Exception as exc:  # e.g. the disk is full: a 503, and the platform retries
+            log.error("cannot store a webhook in the spool: %s", exc)
+            return exc
 
 
 def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
@@ -190,6 +207,9 @@ class Verifier:
             raise Refused(400, "the body is not JSON") from None
         if not isinstance(payload, dict):
             raise Refused(400, "the body is not a JSON object")
+        if _deeper_than(payload, MAX_DEPTH):
+            raise Refused(400, f"the body nests objects or arrays more than {MAX_DEPTH} levels "
+                               "deep (BigCommerce's nest three)")
         for name, kind in REQUIRED.items():
             value = payload.get(name)
             if not isinstance(value, kind) or isinstance(value, bool):
@@ -218,6 +238,21 @@ class Verifier:
         key = hashlib.sha1(f"{producer}|{scope}|{payload['hash']}|{payload['created_at']}"
                            .encode()).hexdigest()
         return Event(account, scope, declared.resource, resource_id, payload, key)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` levels in ``value`` (no recursion:
+    the value is an untrusted body)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def build_app(verifier: Verifier, writer: SpoolWriter, path: str,
@@ -249,6 +284,8 @@ def build_app(verifier: Verifier, writer: SpoolWriter, path: str,
             return refuse(request, exc.status, exc.reason)
         try:
             offset = await writer.submit(event)
+        except Refused as exc:  # this event cannot be stored, however often it is sent
+            return refuse(request, exc.status, exc.reason)
         except Exception:  # the spool could not take it: let the platform retry
             return refuse(request, 503, "the spool is unavailable; retry later")
         status = "stored" if offset is not None else "duplicate"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,8 +19,8 @@ from webhook_kit import HEADER, SECRET, Poster, payload, spool_key, start_receiv
 from connectors.bigcommerce import connector as bigcommerce
 from framework.errors import ConfigError
 from framework.reader import _fetch_batch
-from framework.receiver import Refused, Verifier, sign
-from framework.spool import MAX_INTEGER_ID, Spool, check_id
+from framework.receiver import Refused, SpoolWriter, Verifier, sign
+from framework.spool import MAX_INTEGER_ID, Event, Spool, check_id
 from framework.webhooks import check_destination, declared, plan, subscriptions
 
 CLIENT_SECRET = "test-client-secret-abcdef"
@@ -358,6 +360,77 @@ def test_ids_the_api_refuses_are_dead_lettered_alone(make_sandbox, tmp_path: Pat
     assert sorted(r["id"] for r in records) == [1, 2, 3, 4]
     assert refused == {"x9": "the API refused it (HTTP 422)",
                        "y": "the API refused it (HTTP 422)"}
+
+
+# --- one bad event fails alone ---------------------------------------------------------------
+
+def nested(levels: int) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": "customer", "id": 1}
+    for _ in range(levels - 2):
+        data = {"type": "customer", "id": 1, "x": data}
+    return data
+
+
+@pytest.mark.e2e
+def test_a_deeply_nested_payload_fails_alone_in_a_group_commit(make_sandbox, write_json,
+                                                               tmp_path: Path) -> None:
+    """Issue 15: 300 levels of nesting failed the whole group commit (every webhook in the
+    batch got 503). It is refused (400) and the webhooks sent with it are stored."""
+    store = make_sandbox("--customers", "2")
+    config = write_json(source_config(store, tmp_path))
+    receiver = start_receiver(config)
+    deep = json.dumps(payload(store.store_hash, "store/customer/updated", nested(300))).encode()
+    answers: list[tuple[str, int, bytes]] = []
+
+    def send(worker: int) -> None:
+        poster = Poster(receiver.endpoint)
+        try:
+            for n in range(40):
+                if n % 10 == 0:
+                    answers.append(("deep", *poster.post(deep, {HEADER: SECRET})))
+                body = payload(store.store_hash, "store/customer/updated",
+                               {"type": "customer", "id": worker * 100 + n + 1})
+                answers.append(("good", *poster.post(orjson.dumps(body), {HEADER: SECRET})))
+        finally:
+            poster.close()
+    try:
+        threads = [threading.Thread(target=send, args=(w,)) for w in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        receiver.stop()
+    good = [(status, body) for kind, status, body in answers if kind == "good"]
+    assert good == [(200, b'{"status":"stored"}')] * 320
+    refused = {(status, body) for kind, status, body in answers if kind == "deep"}
+    assert refused == {(400, b'{"status":400,"error":"the body nests objects or arrays more '
+                            b'than 16 levels deep (BigCommerce\'s nest three)"}')}
+    assert Spool(tmp_path / "spool.db").count() == 320
+
+
+def test_an_event_the_spool_cannot_write_fails_alone(tmp_path: Path) -> None:
+    """Behind the door's checks: a batch that cannot be committed is committed one event at a
+    time; the event that cannot be written gets a 400, the others their offsets."""
+    writer = SpoolWriter(tmp_path / "spool.db")
+    spool = Spool(tmp_path / "spool.db")
+    events = [Event("s", "store/customer/updated", "customer", str(n),
+                    nested(300) if n == 2 else {"n": n}, f"k{n}") for n in range(4)]
+
+    async def commit_together() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        batch = [(event, loop.create_future(), loop) for event in events]
+        writer._commit(spool, batch)  # one batch, as the writer thread makes them
+        await asyncio.sleep(0.01)  # the futures are settled through the loop
+        return [f.exception() or f.result() for _, f, _ in batch]
+    try:
+        outcomes = asyncio.run(commit_together())
+    finally:
+        spool.close()
+        writer.close()
+    assert outcomes[:2] == [1, 2] and outcomes[3] == 3
+    assert isinstance(outcomes[2], Refused) and outcomes[2].status == 400
+    assert writer.stored == 3
 
 
 # --- the spool as a change feed ------------------------------------------------------------
