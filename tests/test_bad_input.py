@@ -333,3 +333,177 @@ def test_a_state_file_from_a_killed_run_resumes(tmp_path: Path) -> None:
     path.write_bytes(STATE + b"{torn\n" + STATE)
     with pytest.raises(Exception, match="line 2 is not JSON"):
         load_state(path)
+
+
+# --- a careless operator (issue 15) -------------------------------------------------------
+ODD_TOKEN = 'corpus"odd\\tok<&é-2f4b'  # characters that change when escaped
+
+
+def _forms_absent(output: str, secret: str) -> None:
+    from framework.errors import secret_forms
+    for form in secret_forms(secret):
+        assert form not in output, f"a spelling of a secret appears: {form!r}"
+
+
+@pytest.fixture(scope="module")
+def odd_store() -> Iterator[Sandbox]:
+    box = start_sandbox("--customers", "3", "--orders", "3", "--products", "2",
+                        "--access-token", ODD_TOKEN)
+    yield box
+    box.stop()
+
+
+def test_a_secret_with_a_trailing_newline_works_and_never_shows(odd_store: Sandbox,
+                                                                tmp_path: Path) -> None:
+    """A file-mounted Kubernetes secret ends with a newline: stripped, it works."""
+    path = tmp_path / "bc.json"
+    path.write_text(json.dumps(odd_store.config(access_token=ODD_TOKEN + "\n")))
+    for command in ("check", "read"):
+        got, output = run(command, "bigcommerce", "--config", str(path))
+        assert got == 0, output[-500:]
+        _forms_absent(output, ODD_TOKEN)
+
+
+# (id, change to a working source config, the one-line message; all exit 2, nothing leaks)
+CARELESS_CONFIGS: list[tuple[str, dict[str, Any], str]] = [
+    ("a line break inside a token", {"access_token": "corpus-tok\nen-77"},
+     "'store_setup.access_token' has a control character (U+000A) inside it"),
+    ("stores as a mapping", {"store_hash": None, "access_token": None,
+                             "stores": {"main": {"store_hash": "abc", "access_token":
+                                                 "corpus-mapped-token-91"}}},
+     "'store_setup.stores' must be of type array (got a mapping)"),
+    ("a token in api_url", {"api_url": "https://api.example.com/?token=corpus-url-token-52"},
+     "'api_url' must be an https:// URL without a path"),
+    ("a password in api_url", {"api_url": "https://me:corpus-url-pass-53@api.example.com"},
+     "'api_url' must be an https:// URL without a path"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), [c[1:] for c in CARELESS_CONFIGS],
+                         ids=[c[0] for c in CARELESS_CONFIGS])
+def test_a_careless_config_is_one_line_without_its_secret(store: Sandbox, tmp_path: Path,
+                                                          change: dict[str, Any],
+                                                          message: str) -> None:
+    path = tmp_path / "bc.json"
+    config = {**store.config(), **change}
+    path.write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+    for command in ("check", "read"):  # check: the CONNECTION_STATUS on stdout too
+        got, output = run(command, "bigcommerce", "--config", str(path))
+        assert got == (1 if command == "check" else 2), output
+        assert any(message in line for line in output.splitlines()), output
+        assert "corpus-" not in output and "tok\nen" not in output
+
+
+def test_a_sync_config_with_a_string_for_brevo_does_not_print_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "tajo.yaml"
+    path.write_text("connectors:\n  bigcommerce: {store_hash: abc, access_token: t, "
+                    "lists: {all_customers: 40}}\nbrevo: ${CORPUS_BREVO_KEY}\n")
+    result = subprocess.run([RUNNER, "sync", "--config", str(path)], capture_output=True,
+                            timeout=60, env={**__import__("os").environ,
+                                             "CORPUS_BREVO_KEY": "xkeysib-corpus-shape-1\n"})
+    output = (result.stdout + result.stderr).decode()
+    assert result.returncode == 2, output
+    assert "'brevo' must be of type object" in output and "corpus-shape" not in output
+
+
+def test_a_yaml_alias_bomb_is_refused(tmp_path: Path) -> None:
+    lines = ['a0: &a0 "${HOME}lol"']
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 10)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    got, output = run("read", "bigcommerce", "--config", str(path))  # 120 s timeout in run
+    assert got == 2 and "YAML aliases (*a0) are not accepted in a config" in output
+
+
+# (id, the saved state of customers for the store, the message)
+BAD_STATES: list[tuple[str, Any, str]] = [
+    ("a cursor that is not a date", {"date_modified": "yesterday"},
+     "has date_modified 'yesterday', not an ISO 8601 date"),
+    ("an integer cursor", {"date_modified": 5}, "has date_modified 5, not an ISO 8601 date"),
+    ("stores not a mapping", 5, 'is not {"stores": {store: {field: value}}}'),
+]
+
+
+@pytest.mark.parametrize(("saved", "message"), [c[1:] for c in BAD_STATES],
+                         ids=[c[0] for c in BAD_STATES])
+def test_a_bad_saved_state_is_one_line(store: Sandbox, tmp_path: Path, saved: Any,
+                                       message: str) -> None:
+    stream_state = {"stores": saved if saved == 5 else {store.store_hash: saved}}
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps([{"type": "STREAM", "stream": {
+        "stream_descriptor": {"name": "customers"}, "stream_state": stream_state}}]))
+    before = state.read_bytes()
+    config = tmp_path / "bc.json"
+    config.write_text(json.dumps(store.config()))
+    got, output = run("read", "bigcommerce", "--config", str(config), "--state", str(state))
+    assert got == 2, output[-500:]
+    assert message in output and "this is a bug" not in output
+    assert "or from the state database in state_dir) to read the stream again" in output
+    assert state.read_bytes() == before
+
+
+def _sync_config(store: Sandbox, account: BrevoBox, tmp_path: Path) -> Path:
+    path = tmp_path / "tajo.json"
+    path.write_text(json.dumps({
+        "connectors": {"bigcommerce": {"store_hash": store.store_hash, "api_url": store.url,
+                                       "access_token": store.access_token, "lists": LISTS}},
+        "brevo": {"api_key": account.key, "api_url": account.url},
+        "state_dir": str(tmp_path / "state")}))
+    return path
+
+
+@pytest.mark.parametrize("name", ["bigcommerce.state.db", "brevo.db"])
+def test_a_damaged_database_is_one_line_and_left_as_it_is(store: Sandbox, account: BrevoBox,
+                                                          tmp_path: Path, name: str) -> None:
+    damaged = tmp_path / "state" / name
+    damaged.parent.mkdir()
+    damaged.write_bytes(b"this is not SQLite\n" * 100)
+    got, output = run("sync", "--config", str(_sync_config(store, account, tmp_path)))
+    assert got == 2, output[-800:]
+    assert f"{damaged} is damaged or not a SQLite database" in output
+    assert f"mv {damaged} {damaged}.damaged" in output and "Traceback" not in output
+    assert damaged.read_bytes() == b"this is not SQLite\n" * 100
+
+
+def test_a_spool_path_that_is_a_directory(store: Sandbox, tmp_path: Path) -> None:
+    config = tmp_path / "bc.json"
+    config.write_text(json.dumps(store.config(spool_path=str(tmp_path))))
+    got, output = run("read", "bigcommerce", "--config", str(config))
+    assert got == 2, output[-500:]
+    assert f"webhook spool {tmp_path} is a directory; give the path of a file in it" in output
+
+
+@pytest.mark.parametrize(("host", "message"), [
+    ("127.0.0.1", "the port is in use by another process; stop it or choose another --port"),
+    ("no-such-host.invalid", "unknown host"),
+])
+def test_a_port_in_use_or_an_unknown_host(store: Sandbox, tmp_path: Path, host: str,
+                                          message: str) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    config = tmp_path / "bc.json"
+    config.write_text(json.dumps(store.config(spool_path=str(tmp_path / "spool.db"),
+                                              webhook_secret="corpus-hook-secret-0123")))
+    try:
+        got, output = run("webhooks", "serve", "--config", str(config), "--host", host,
+                          "--port", str(taken.getsockname()[1]))
+    finally:
+        taken.close()
+    assert got == 2, output[-800:]
+    assert f"error: cannot listen on {host}:" in output and message in output
+    assert "Traceback" not in output and "corpus-hook" not in output
+
+
+def test_customer_data_files_are_private_after_a_sync(store: Sandbox, account: BrevoBox,
+                                                      tmp_path: Path) -> None:
+    import stat
+    got, output = run("sync", "--config", str(_sync_config(store, account, tmp_path)))
+    assert got == 0, output[-800:]
+    state_dir = tmp_path / "state"
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+    files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in state_dir.iterdir()}
+    assert {"bigcommerce.state.db", "brevo.db"} <= set(files), files
+    assert all(mode == 0o600 for mode in files.values()), files
