@@ -75,6 +75,9 @@ AMBIGUOUS_TRIES = 4  # an event batch whose answer never came: looked up and res
 # the 100-an-hour bucket (with the import polls): the live path sends a few records at a time,
 # all day long.
 DIRECT = {"contacts": 20, "orders": 10, "products": 4}
+# (ledger, api_url, key) -> the account (organization_id, name) GET /v3/account named, asked
+# once per process
+_BOUND: dict[tuple[str, str, str], tuple[str, str]] = {}
 
 
 class DryRun:
@@ -178,15 +181,21 @@ class BrevoWriter:
 
     def _bind_account(self) -> None:
         """The ledger belongs to one Brevo account (``GET /v3/account``'s organization_id:
-        stable, and not a secret); pointed at another, nothing is written."""
-        status, answer = self.api["other"].send("GET", "/v3/account")
-        if status != 200 or not isinstance(answer, dict) or not answer.get("organization_id"):
-            self.close()
-            raise ConnectorError(f"Brevo did not say which account the API key opens (GET "
-                                 f"/v3/account: HTTP {status})", "transient_error")
+        stable, and not a secret); pointed at another, nothing is written. Asked once per
+        process for a ledger and key: the call spends the 100-an-hour bucket, and the
+        forwarder writes every few seconds."""
+        seen = (str(self.ledger.path.resolve()), self.config["api_url"], self.config["api_key"])
+        if seen not in _BOUND:
+            status, answer = self.api["other"].send("GET", "/v3/account")
+            if status != 200 or not isinstance(answer, dict) or not answer.get(
+                    "organization_id"):
+                self.close()
+                raise ConnectorError(f"Brevo did not say which account the API key opens "
+                                     f"(GET /v3/account: HTTP {status})", "transient_error")
+            _BOUND[seen] = (str(answer["organization_id"]), str(answer.get("companyName")
+                                                                 or ""))
         try:
-            self.ledger.bind_account(str(answer["organization_id"]),
-                                     str(answer.get("companyName") or ""))
+            self.ledger.bind_account(*_BOUND[seen])
         except AccountMismatch as exc:
             self.close()
             raise ConnectorError(str(exc), "config_error") from None
@@ -538,13 +547,14 @@ class BrevoWriter:
             for item, variant_id in brevo_products(store, product, self.ledger.store_url(store),
                                                    self.ledger.stock):
                 items.append(item)
+                self.ledger.put_item_name(item["id"], item["name"])
                 if variant_id is not None:
                     self.ledger.put_item(store, variant_id, item["id"])
                     if "stock" in item:
                         self.ledger.mark_stock_sent(store, variant_id, item["stock"])
         self._upsert("products", items)
         stale = self.ledger.stale_stock()
-        self._upsert("products", [{"id": brevo_id, "stock": level}
+        self._upsert("products", [self._named({"id": brevo_id, "stock": level})
                                   for _, _, brevo_id, level in stale])
         for store, variant_id, _, level in stale:
             self.ledger.mark_stock_sent(store, variant_id, level)
@@ -576,7 +586,8 @@ class BrevoWriter:
             if list_id is not None and gone:
                 self._list_members(list_id, gone, "remove")
         now = p_now_iso()
-        self._upsert("products", [{"id": brevo_id, "isDeleted": True, "deletedAt": now}
+        self._upsert("products", [self._named({"id": brevo_id, "isDeleted": True,
+                                               "deletedAt": now})
                                   for store, product_id in self.gone_products
                                   for brevo_id in self.ledger.product_items(store, product_id)])
         if self.deleted:
@@ -590,6 +601,14 @@ class BrevoWriter:
         self.gone_products.clear()
         self.deleted.clear()
         self.back_in_stock = 0
+
+    def _named(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A partial product update with the name it was sent with: the SDK's product
+        models require ``name`` on every write (its description says "mandatory in case of
+        creation"; the type is what a client is held to). A ledger older than these names
+        has none for items not sent since: those go without one."""
+        name = self.ledger.item_name(item["id"])
+        return {**item, "name": name} if name is not None else item
 
     def _upsert(self, kind: str, items: list[dict[str, Any]]) -> None:
         if kind == "products" and len(items) <= DIRECT["products"]:

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS stores (store TEXT PRIMARY KEY, country_code TEXT,
 CREATE TABLE IF NOT EXISTS catalog_items (store TEXT, variant_id INTEGER, brevo_id TEXT,
                                           stock REAL, sent_stock REAL,
                                           PRIMARY KEY (store, variant_id));
+CREATE TABLE IF NOT EXISTS catalog_names (brevo_id TEXT PRIMARY KEY, name TEXT);
 CREATE TABLE IF NOT EXISTS sms_owners (sms TEXT PRIMARY KEY, email TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS order_versions (store TEXT, id INTEGER, date_modified TEXT,
@@ -265,6 +266,16 @@ class Ledger:
         self.db.execute("INSERT INTO catalog_items VALUES (?, ?, ?, NULL, NULL) ON CONFLICT "
                         "(store, variant_id) DO UPDATE SET brevo_id = excluded.brevo_id",
                         (store, variant_id, brevo_id))
+
+    def put_item_name(self, brevo_id: str, name: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO catalog_names VALUES (?, ?)", (brevo_id, name))
+
+    def item_name(self, brevo_id: str) -> str | None:
+        """The name a catalog item was last sent with (the SDK requires it on every
+        product write, a stock update's or a deletion's too)."""
+        row = self.db.execute("SELECT name FROM catalog_names WHERE brevo_id = ?",
+                              (brevo_id,)).fetchone()
+        return row[0] if row else None
 
     def set_stock(self, store: str, variant_id: int, level: float) -> None:
         self.db.execute("INSERT INTO catalog_items VALUES (?, ?, NULL, ?, NULL) "
