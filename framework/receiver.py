@@ -3,13 +3,14 @@
 ``POST /webhooks/{connector}``, in this order, so that nothing unverified is parsed or stored:
 
 1. size: a body over ``max_body`` bytes is refused (413) before it is read in full;
-2. authenticity: the secret header (constant-time compare) or a Standard Webhooks signature
+2. authenticity: the secret header (constant-time compare with each store's secret: a store may
+   have its own, see :class:`Verifier`) or a Standard Webhooks signature
    (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``: HMAC-SHA256 with the app's
    client secret, five minutes of clock skew) -- otherwise 401;
 3. shape: strict JSON with ``scope``, ``data``, ``hash``, ``created_at``, ``producer``, nested
    at most ``MAX_DEPTH`` levels -- 400;
-4. origin: ``producer`` must be ``stores/{hash}`` of a configured store -- 401 (``store_id`` is
-   a numeric id, not the hash, so it is not what identifies the store);
+4. origin: ``producer`` must be ``stores/{hash}`` of a configured store whose secret was sent --
+   401 (``store_id`` is a numeric id, not the hash, so it is not what identifies the store);
 5. scope: one the config subscribes to, with a valid resource id where the scope puts it (an
    integer from 1 to 2**31 - 1, or a UUID for carts, as the spec's ``id_type`` says) -- 400;
 6. freshness: ``created_at`` within the platform's retry horizon (three days) -- 400;
@@ -183,24 +184,39 @@ def sign(key: bytes, msg_id: str, stamp: int, body: bytes) -> str:
 
 
 class Verifier:
-    """Turns a request into a spool event, or refuses it with a status and reason."""
+    """Turns a request into a spool event, or refuses it with a status and reason.
+
+    ``secrets`` maps each account (store) to its webhook secret: a store's own, or the shared
+    one. The secret header is compared with every store's secret (each in constant time, all of
+    them every time, so the time taken says nothing about which matched), and the event is
+    taken only for a store whose secret it carries. A Standard Webhooks signature is made with
+    the app's client secret, which speaks for every store the app is installed in.
+    """
 
     def __init__(self, spec: Webhooks, accounts: dict[str, str], scopes: list[str],
-                 secret: str, client_secret: str | None = None) -> None:
+                 secrets: dict[str, str], client_secret: str | None = None) -> None:
         self.spec = spec
         self.accounts = accounts  # producer value -> account key
         self.scopes = set(scopes)
-        self.secret = secret.encode()
+        self.secrets = {account: secret.encode() for account, secret in secrets.items()}
         self.key = client_secret.encode() if client_secret else None
         self.header = spec.secret_header.lower()
 
-    def authentic(self, headers: Any, body: bytes) -> bool:
+    def authentic(self, headers: Any, body: bytes) -> set[str] | None:
+        """The accounts the request's credentials speak for (None: no valid credentials)."""
         given = headers.get(self.header)
         if given is not None:
-            return hmac.compare_digest(given.encode(), self.secret)
-        return self.key is not None and signature_ok(self.key, headers, body, time.time())
+            sent = given.encode()
+            matches = {account for account, secret in self.secrets.items()
+                       if hmac.compare_digest(sent, secret)}  # a set: every one is compared
+            return matches or None
+        if self.key is not None and signature_ok(self.key, headers, body, time.time()):
+            return set(self.secrets)
+        return None
 
-    def event(self, body: bytes) -> Event:
+    def event(self, body: bytes, allowed: set[str] | None = None) -> Event:
+        """The event of a body whose credentials speak for the accounts ``allowed`` (None:
+        any account)."""
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -218,6 +234,8 @@ class Verifier:
         account = self.accounts.get(producer)
         if account is None:
             raise Refused(401, f"producer {producer[:80]!r} is not a configured store")
+        if allowed is not None and account not in allowed:
+            raise Refused(401, f"the secret sent is not store {account}'s webhook secret")
         scope = payload["scope"]
         if scope not in self.scopes:
             raise Refused(400, f"scope {scope[:80]!r} is not subscribed; subscribed: "
@@ -276,10 +294,11 @@ def build_app(verifier: Verifier, writer: SpoolWriter, path: str,
             body += chunk
             if len(body) > max_body:
                 return refuse(request, 413, f"the body is over {max_body} bytes")
-        if not verifier.authentic(request.headers, bytes(body)):
+        allowed = verifier.authentic(request.headers, bytes(body))
+        if allowed is None:
             return refuse(request, 401, "no valid secret header or signature")
         try:
-            event = verifier.event(bytes(body))
+            event = verifier.event(bytes(body), allowed)
         except Refused as exc:
             return refuse(request, exc.status, exc.reason)
         try:

@@ -80,14 +80,43 @@ def check_destination(url: str) -> str:
     return url
 
 
-def secret_of(config: dict[str, Any]) -> str:
-    """The shared webhook secret (required to register and to receive)."""
-    secret = config.get("webhook_secret")
-    if not secret:
-        raise ConfigError("webhook_secret is not set: add a secret of at least 16 characters "
-                          "(e.g. webhook_secret: ${TAJO_WEBHOOK_SECRET}, made with python -c "
-                          "'import secrets; print(secrets.token_urlsafe(32))')")
-    return str(secret)
+#: A secret travels in an HTTP header, whose value cannot begin or end with whitespace (parsers
+#: drop it) and should be visible ASCII: anything else would register and then never match.
+_SECRET = re.compile(r"[\x21-\x7e]{16,}")
+
+
+def secret_of(account: dict[str, Any]) -> str:
+    """The webhook secret of one store's config: its own (``stores[].webhook_secret``) or the
+    shared one. Whitespace around it is dropped (a file-mounted secret ends with a newline).
+
+    Raises:
+        ConfigError: none set, or one that no HTTP header can carry intact (what is wrong is
+            said without the value).
+    """
+    text = str(account.get("webhook_secret") or "").strip()
+    store = account.get("store_hash")
+    of_store = f" for store {store}" if store else ""
+    make = "make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    if not text:
+        raise ConfigError(f"webhook_secret is not set{of_store}: add a secret of at least 16 "
+                          f"characters (e.g. webhook_secret: ${{TAJO_WEBHOOK_SECRET}}); {make}")
+    if not _SECRET.fullmatch(text):
+        raise ConfigError(f"webhook_secret{of_store} must be at least 16 visible ASCII "
+                          "characters (letters, digits, punctuation; no spaces or control "
+                          f"characters); this one has {len(text)} characters{_flaw(text)}; "
+                          f"{make}")
+    return text
+
+
+def _flaw(text: str) -> str:
+    """What keeps a secret out of a header, without showing it."""
+    if any(c.isspace() for c in text):
+        return ", with whitespace inside"
+    if not text.isascii():
+        return ", not all ASCII"
+    if any(not c.isprintable() for c in text):
+        return ", with control characters"
+    return ""
 
 
 def list_hooks(client: Any, spec: Webhooks) -> list[dict[str, Any]]:

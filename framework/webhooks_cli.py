@@ -14,7 +14,7 @@ from framework import commands
 from framework import connector as registry
 from framework.errors import ConfigError, ConnectorError
 from framework.forward import Forwarder
-from framework.receiver import MAX_BODY, SpoolWriter, Verifier, build_app
+from framework.receiver import MAX_BODY, STALE_AFTER_S, SpoolWriter, Verifier, build_app
 from framework.sandbox import serve
 from framework.source import HttpSource
 from framework.webhooks import (
@@ -61,6 +61,20 @@ def _each_store(source: HttpSource, config: dict[str, Any]
             client.close()
 
 
+#: Shorter, the spool would forget events the receiver still takes deliveries of (up to three
+#: days old): a re-delivery would be stored again, and an event no reader has read yet lost.
+MIN_KEEP_DAYS = STALE_AFTER_S / 86400
+
+
+def _keep_days(value: float) -> float:
+    if not value >= MIN_KEEP_DAYS:  # NaN too
+        raise click.BadParameter(
+            f"{value:g} is too short: events stay at least {MIN_KEEP_DAYS:g} days (BigCommerce "
+            "re-delivers for two, and the receiver takes deliveries up to three days old; "
+            "fewer would delete events already acknowledged but not yet read)")
+    return value
+
+
 @click.group("webhooks")
 def webhooks() -> None:
     """Subscribe to a store's webhooks, list them, and receive them."""
@@ -81,10 +95,10 @@ def register_command(config_path: str, source_name: str, url: str, as_json: bool
         config = source.load_config(config_path)
         spec = declared(source)
         wanted = subscriptions(source, config)
-        secret = secret_of(config)
+        secrets = {source.account_key(a): secret_of(a) for a in source.accounts(config)}
         check_destination(url)
         for store, client in _each_store(source, config):
-            for row in register(client, spec, wanted, url, secret):
+            for row in register(client, spec, wanted, url, secrets[store]):
                 row = {"store": store, **row}
                 yield (orjson.dumps(row).decode() if as_json else
                        f"{store:<14} {row['scope']:<40} {row['action']:<12} #{row['id']}")
@@ -130,7 +144,9 @@ def list_command(config_path: str, source_name: str, as_json: bool) -> None:
 @click.option("--state-dir", default=".tajo", show_default=True, type=click.Path(),
               help="Where --forward keeps its state (SOURCE.state.db, shared with runner sync).")
 @click.option("--keep-days", default=30.0, show_default=True, type=float,
-              help="Spooled events older than this are deleted (checked hourly).")
+              callback=lambda _ctx, _param, value: _keep_days(value),
+              help=f"Spooled events older than this are deleted (checked hourly); at least "
+                   f"{MIN_KEEP_DAYS:g}.")
 @click.option("--poll-every", default=3600.0, show_default=True, type=float,
               help="With --forward: seconds between full polls that catch what no webhook "
                    "announced (one runs at start).")
@@ -148,7 +164,8 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
         Path(config["spool_path"]).parent.mkdir(parents=True, exist_ok=True)
         accounts = {spec.producer.format(**a): source.account_key(a)
                     for a in source.accounts(config)}
-        verifier = Verifier(spec, accounts, subscriptions(source, config), secret_of(config),
+        secrets = {source.account_key(a): secret_of(a) for a in source.accounts(config)}
+        verifier = Verifier(spec, accounts, subscriptions(source, config), secrets,
                             config.get("client_secret"))
         forwarder = None
         if forward_config:

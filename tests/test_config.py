@@ -70,7 +70,7 @@ ONE_STORE = {"store_setup": {"mode": "one_store", "store_hash": "abc123", "acces
     ({"stores": [{"store_hash": "abc"}]}, "'store_setup.stores[0].access_token' is required"),
     ({"stores": [{"store_hash": "abc", "access_token": SECRET, "tokn": 1}]},
      "unknown field 'tokn' in 'store_setup.stores[0]' (valid: access_token, channel_ids, "
-     "client_id, store_hash)"),
+     "client_id, store_hash, webhook_secret)"),
     ({**GOOD, "concurrency": 100}, "'concurrency' must be <= 16 (got 100)"),
     ({**GOOD, "page_size": 500}, "'page_size' must be <= 250 (got 500)"),
     ({**GOOD, "page_size": "big"}, "'page_size' must be of type integer (got 'big')"),

@@ -21,7 +21,7 @@ from framework.errors import ConfigError
 from framework.reader import _fetch_batch
 from framework.receiver import Refused, SpoolWriter, Verifier, sign
 from framework.spool import MAX_INTEGER_ID, Event, Spool, check_id
-from framework.webhooks import check_destination, declared, plan, subscriptions
+from framework.webhooks import check_destination, declared, plan, secret_of, subscriptions
 
 CLIENT_SECRET = "test-client-secret-abcdef"
 SEED_SCOPES = {"store/customer/created", "store/customer/updated", "store/order/created",
@@ -242,6 +242,113 @@ def test_the_receiver_stores_only_verified_well_formed_events(make_sandbox, writ
     assert SECRET not in log and CLIENT_SECRET not in log
 
 
+# --- secrets ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("given", "kept"), [
+    (f"  {SECRET}\n", SECRET), (f"\t{SECRET}\r\n", SECRET), (SECRET, SECRET)])
+def test_whitespace_around_a_webhook_secret_is_dropped(given: str, kept: str) -> None:
+    """A header value cannot start or end with whitespace: a padded secret would register
+    and then never match a delivery."""
+    assert secret_of({"webhook_secret": given}) == kept
+
+
+@pytest.mark.parametrize(("given", "error"), [
+    ("short-secret", "has 12 characters"),
+    ("hook secret 0123456789", "with whitespace inside"),
+    ("hook-secret-0123456789\x07", "with control characters"),
+    ("hook-secret-0123456789é", "not all ASCII"),
+    ("   \n", "is not set"),
+])
+def test_a_webhook_secret_no_header_can_carry_is_refused(given: str, error: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        secret_of({"webhook_secret": given, "store_hash": "abc123"})
+    message = caught.value.message
+    assert error in message and "for store abc123" in message and "\n" not in message
+    assert not given.strip() or given.strip() not in message
+
+
+def test_each_store_is_verified_against_its_own_secret() -> None:
+    """Issue 15: one shared secret spoke for every store. A store with its own secret takes
+    deliveries carrying that secret only; the others, the shared one."""
+    spec = declared(bigcommerce)
+    own, shared = "store-a-secret-0123456789", SECRET
+    check = Verifier(spec, {"stores/aaa": "aaa", "stores/bbb": "bbb"}, list(spec.scopes),
+                     {"aaa": own, "bbb": shared})
+
+    def deliver(store: str, secret: str) -> str:
+        body = orjson.dumps(payload(store, "store/customer/updated", {"type": "customer",
+                                                                       "id": 3}))
+        allowed = check.authentic({HEADER.lower(): secret}, body)
+        if allowed is None:
+            return "no valid secret"
+        try:
+            return check.event(body, allowed).account
+        except Refused as exc:
+            return exc.reason
+
+    assert deliver("aaa", own) == "aaa"
+    assert deliver("bbb", shared) == "bbb"
+    assert deliver("aaa", shared) == "the secret sent is not store aaa's webhook secret"
+    assert deliver("bbb", own) == "the secret sent is not store bbb's webhook secret"
+    assert deliver("aaa", "forged-secret-0123456789") == "no valid secret"
+
+
+@pytest.mark.e2e
+def test_per_store_secrets_are_registered_and_received(make_sandbox, write_json,
+                                                       tmp_path: Path) -> None:
+    """Two stores, one with its own secret, the shared one padded as a file-mounted secret
+    is: each store's hooks send its secret, and the receiver takes each store's deliveries
+    with its secret only."""
+    box = make_sandbox("--stores", "2", "--customers", "3")
+    first, second = box.stores
+    own = "store-one-secret-0123456789"
+    config = write_json({"api_url": box.url, "spool_path": str(tmp_path / "spool.db"),
+                         "webhook_secret": f"  {SECRET}\n",
+                         "stores": [{**first, "webhook_secret": own}, second]})
+    receiver = start_receiver(config)
+    poster = Poster(receiver.endpoint)
+    try:
+        registered = run_cli("runner", "webhooks", "register", "--config", str(config),
+                             "--url", receiver.endpoint)
+        assert registered.returncode == 0, registered.stderr.decode()
+        for store, secret in ((first, own), (second, SECRET)):
+            hooks = requests.get(f"{box.url}/stores/{store['store_hash']}/v3/hooks",
+                                 headers={"X-Auth-Token": store["access_token"]},
+                                 timeout=10).json()["data"]
+            assert hooks and all(h["headers"] == {HEADER: secret} for h in hooks)
+
+        def post(store: dict[str, str], secret: str, customer: int) -> int:
+            body = payload(store["store_hash"], "store/customer/updated",
+                           {"type": "customer", "id": customer})
+            return poster.post(orjson.dumps(body), {HEADER: secret})[0]
+        assert post(first, own, 1) == 200 and post(second, SECRET, 2) == 200
+        assert post(first, SECRET, 3) == 401 and post(second, own, 4) == 401
+        # A delivery the sandbox makes after registering (the padded secret, stripped).
+        box.admin("POST", "mutate", {"resource": "customers", "update": 1, "seed": 5})
+        spool = Spool(tmp_path / "spool.db")
+        deadline = time.monotonic() + 20
+        while spool.count() < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert spool.count() == 3
+    finally:
+        poster.close()
+        log = receiver.stop()
+    assert "the secret sent is not store" in log
+    assert SECRET not in log and own not in log
+
+
+def test_keep_days_shorter_than_the_delivery_window_is_refused(write_json) -> None:
+    """Issue 15: --keep-days 0 deleted events already acknowledged."""
+    config = write_json({"store_hash": "abc123", "access_token": "token-0123456789",
+                         "webhook_secret": SECRET, "spool_path": "spool.db"})
+    for days in ("0", "2.5", "-1", "nan"):
+        result = run_cli("runner", "webhooks", "serve", "--config", str(config), "--port", "0",
+                         "--keep-days", days, timeout=30)
+        error = result.stderr.decode()
+        assert result.returncode == 2, error
+        assert "--keep-days" in error and "at least 3 days" in error
+
+
 # --- resource ids ----------------------------------------------------------------------------
 # The hostile ids of issue 15 ("²" passes str.isdigit(), 6,000 digits pass int() no more, a
 # 64-bit overflow), as a number and as a string, for each kind of resource.
@@ -253,7 +360,7 @@ BAD_IDS = ["²", "9" * 6000, "18446744073709551616", 2**63, 2**64, 0, -4, "", " 
 
 def verifier() -> Verifier:
     spec = declared(bigcommerce)
-    return Verifier(spec, {"stores/abc123": "abc123"}, list(spec.scopes), SECRET)
+    return Verifier(spec, {"stores/abc123": "abc123"}, list(spec.scopes), {"abc123": SECRET})
 
 
 @pytest.mark.parametrize("bad", BAD_IDS, ids=lambda v: repr(v)[:24])
