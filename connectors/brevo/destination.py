@@ -36,6 +36,7 @@ from connectors.brevo.mapping import DEFAULT_MAPPING, ContactMapper
 from connectors.brevo.payloads import brevo_category, brevo_order, brevo_order_id, brevo_products
 from framework import protocol as p
 from framework.errors import ConnectorError
+from framework.files import private_file
 from framework.http import HttpClient
 from framework.records import checks_of
 from framework.spec import RateLimitHeaders
@@ -142,7 +143,8 @@ class BrevoWriter:
         self.new_contacts = 0
         state_dir = Path(config.get("state_dir") or ".tajo")
         self.ledger = Ledger(state_dir / "brevo.db")
-        self.dead_letters = (state_dir / "dead-letter.jsonl").open("ab")
+        self.dead_letters = private_file(state_dir / "dead-letter.jsonl",
+                                         "dead-letter file").open("ab")  # 0600, 0700 dir
         if self.dry_run:
             self.api = {bucket: DryRun(client, self.plan) for bucket, client in self.api.items()}
             self.ledger.dry_run = True

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from framework.files import open_sqlite
+
 log = logging.getLogger("tajo.brevo")
 
 NOT_COUNTED = frozenset({0, 4, 5, 6})  # Incomplete, Refunded, Cancelled, Declined
@@ -65,20 +67,22 @@ class AccountMismatch(Exception):
     """The ledger describes another Brevo account than the one the API key opens."""
 
 
+def _prepare(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(orders)")}
+    if "customer_id" not in columns:  # a ledger made before orders knew their customer
+        db.execute("ALTER TABLE orders ADD COLUMN customer_id INTEGER")
+    db.execute("CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (store, customer_id)")
+
+
 class Ledger:
     """One SQLite file; every write is committed with the batch it belongs to."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path))
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(orders)")}
-        if "customer_id" not in columns:  # a ledger made before orders knew their customer
-            self.db.execute("ALTER TABLE orders ADD COLUMN customer_id INTEGER")
-        self.db.execute("CREATE INDEX IF NOT EXISTS orders_by_customer "
-                        "ON orders (store, customer_id)")
+        # Private (0600 in a 0700 directory); a damaged file is a one-line error, left as it is.
+        self.db = open_sqlite(path, "Brevo ledger", _prepare)
 
     dry_run = False  # a dry run never commits (its changes are rolled back on close)
 
