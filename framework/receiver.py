@@ -39,10 +39,11 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from framework.guard import Limits, Proxies, RefusalLog
 from framework.paginators import dig
 from framework.spec import Webhooks
 from framework.spool import Event, Spool, check_id
@@ -273,32 +274,51 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def build_app(verifier: Verifier, writer: SpoolWriter, path: str,
-              max_body: int = MAX_BODY) -> Starlette:
-    """The receiver's ASGI app."""
+def build_app(verifier: Verifier, writer: SpoolWriter, path: str, max_body: int = MAX_BODY,
+              limits: Limits | None = None, refusals: RefusalLog | None = None) -> Starlette:
+    """The receiver's ASGI app (``framework.guard`` serves it within ``limits``)."""
+    limits = limits or Limits()
+    refusals = refusals or RefusalLog(limits.refusal_log_lines, limits.refusal_log_interval)
+    proxies = Proxies(limits.trusted_proxies)
     counts = {"stored": 0, "duplicate": 0, "refused": 0}
 
-    def refuse(request: Request, status: int, reason: str) -> Response:
+    def refuse(request: Request, status: int, reason: str, close: bool = False) -> Response:
         counts["refused"] += 1
-        client = request.client.host if request.client else "?"
-        log.warning("refused a webhook from %s: HTTP %d, %s", client, status, reason)
+        peer = request.client.host if request.client else "?"
+        refusals("refused a webhook from %s: HTTP %d, %s",
+                 proxies.client(peer, request.headers.get("x-forwarded-for")), status, reason)
         return Response(orjson.dumps({"status": status, "error": reason}), status,
-                        media_type="application/json")
+                        media_type="application/json",
+                        headers={"connection": "close"} if close else None)
 
-    async def receive(request: Request) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body):
-            return refuse(request, 413, f"the body is over {max_body} bytes")
+    async def read_body(request: Request) -> bytes | None:
+        """The body, or None when it is over ``max_body``."""
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > max_body:
-                return refuse(request, 413, f"the body is over {max_body} bytes")
-        allowed = verifier.authentic(request.headers, bytes(body))
+                return None
+        return bytes(body)
+
+    async def receive(request: Request) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body):
+            return refuse(request, 413, f"the body is over {max_body} bytes", close=True)
+        try:  # uvicorn gives a body all the time it takes: a slow one holds a connection
+            async with asyncio.timeout(limits.body_timeout):
+                body = await read_body(request)
+        except TimeoutError:
+            return refuse(request, 408, f"the body took over {limits.body_timeout:g} s",
+                          close=True)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is left to answer
+        if body is None:
+            return refuse(request, 413, f"the body is over {max_body} bytes", close=True)
+        allowed = verifier.authentic(request.headers, body)
         if allowed is None:
             return refuse(request, 401, "no valid secret header or signature")
         try:
-            event = verifier.event(bytes(body), allowed)
+            event = verifier.event(body, allowed)
         except Refused as exc:
             return refuse(request, exc.status, exc.reason)
         try:

@@ -14,8 +14,8 @@ from framework import commands
 from framework import connector as registry
 from framework.errors import ConfigError, ConnectorError
 from framework.forward import Forwarder
+from framework.guard import Limits, RefusalLog, parse_proxy, serve
 from framework.receiver import MAX_BODY, STALE_AFTER_S, SpoolWriter, Verifier, build_app
-from framework.sandbox import serve
 from framework.source import HttpSource
 from framework.webhooks import (
     check_destination,
@@ -64,6 +64,16 @@ def _each_store(source: HttpSource, config: dict[str, Any]
 #: Shorter, the spool would forget events the receiver still takes deliveries of (up to three
 #: days old): a re-delivery would be stored again, and an event no reader has read yet lost.
 MIN_KEEP_DAYS = STALE_AFTER_S / 86400
+
+
+LIMITS = Limits()
+
+
+def _proxies(values: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(parse_proxy(value) for value in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _keep_days(value: float) -> float:
@@ -150,10 +160,35 @@ def list_command(config_path: str, source_name: str, as_json: bool) -> None:
 @click.option("--poll-every", default=3600.0, show_default=True, type=float,
               help="With --forward: seconds between full polls that catch what no webhook "
                    "announced (one runs at start).")
+@click.option("--max-header-bytes", default=LIMITS.max_header_bytes, show_default=True,
+              type=click.IntRange(1024), help="Largest request line and headers (431 over).")
+@click.option("--max-headers", default=LIMITS.max_headers, show_default=True,
+              type=click.IntRange(8), help="Most headers in a request (431 over).")
+@click.option("--header-timeout", default=LIMITS.header_timeout, show_default=True,
+              type=click.FloatRange(0.1), help="Seconds from connecting (or a request's first "
+                                               "byte) to the end of its headers (408 after).")
+@click.option("--body-timeout", default=LIMITS.body_timeout, show_default=True,
+              type=click.FloatRange(0.1), help="Seconds to send a body (408 after).")
+@click.option("--idle-timeout", default=LIMITS.idle_timeout, show_default=True,
+              type=click.FloatRange(1), help="Seconds a kept-alive connection may sit idle.")
+@click.option("--max-connections", default=LIMITS.max_connections, show_default=True,
+              type=click.IntRange(1), help="Open connections at most; past it, the oldest idle "
+                                           "one is closed.")
+@click.option("--refusal-log-lines", default=LIMITS.refusal_log_lines, show_default=True,
+              type=click.IntRange(0), help="Refusals logged at most per --refusal-log-interval "
+                                           "(the next line counts the rest).")
+@click.option("--refusal-log-interval", default=LIMITS.refusal_log_interval,
+              show_default=True, type=click.FloatRange(0.1), help="Seconds.")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True,
+              callback=lambda _ctx, _param, values: _proxies(values),
+              help="Address or network of a proxy whose X-Forwarded-For names the client in "
+                   "logs (repeatable; default: none, the peer address is logged).")
 def serve_command(config_path: str, source_name: str, host: str, port: int, max_body: int,
                   forward_config: str | None, destination_name: str, state_dir: str,
-                  keep_days: float, poll_every: float) -> None:
+                  keep_days: float, poll_every: float, **limits: Any) -> None:
     """Receive webhooks on POST /webhooks/SOURCE: verify, spool, acknowledge."""
+    bounds = Limits(**limits)
+    refusals = RefusalLog(bounds.refusal_log_lines, bounds.refusal_log_interval)
     try:
         source = _source(source_name)
         config = source.load_config(config_path)
@@ -182,12 +217,12 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2 if exc.failure_type == "config_error" else 1)
     path = f"/webhooks/{source_name}"
-    app = build_app(verifier, writer, path, max_body)
+    app = build_app(verifier, writer, path, max_body, bounds, refusals)
     if forwarder:
         forwarder.start()
     try:
         serve(app, host, port, {"path": path, "spool": config["spool_path"],
-                                "forwarding": bool(forwarder)})
+                                "forwarding": bool(forwarder)}, bounds, refusals)
     finally:
         writer.close()
         if forwarder:

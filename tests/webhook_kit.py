@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import resource
 import subprocess
 import time
 from dataclasses import dataclass
@@ -44,13 +45,19 @@ class Receiver:
         return self.log_file.read_text()
 
 
-def start_receiver(config: Path, *extra: str) -> Receiver:
+def start_receiver(config: Path, *extra: str, max_fds: int | None = None) -> Receiver:
     """Start ``runner webhooks serve`` (its log goes to a file beside the config: a pipe
-    nobody reads would fill up and stall it)."""
+    nobody reads would fill up and stall it); ``max_fds``: its file descriptor limit, soft
+    and hard."""
     log_file = config.with_name(f"receiver-{time.monotonic_ns()}.log")
+
+    def limit() -> None:
+        if max_fds is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, max_fds))
     with log_file.open("wb") as log:
         process = subprocess.Popen([RUNNER, "webhooks", "serve", "--config", str(config),
-                                    "--port", "0", *extra], stdout=subprocess.PIPE, stderr=log)
+                                    "--port", "0", *extra], stdout=subprocess.PIPE, stderr=log,
+                                   preexec_fn=limit)
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line:
