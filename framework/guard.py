@@ -42,6 +42,8 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from framework.errors import listen_error
+
 log = logging.getLogger("tajo.receiver")
 
 STATUS_TEXT = {400: "Bad Request", 408: "Request Timeout",
@@ -269,7 +271,11 @@ def serve(app: Any, host: str, port: int, ready: dict[str, Any], limits: Limits,
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:  # a port in use, an unknown host: one line, exit 2
+        sock.close()
+        raise listen_error(host, port, exc) from None
     sock.listen(2048)
     shown_host = f"[{host}]" if ":" in host else host
     line = {"url": f"http://{shown_host}:{sock.getsockname()[1]}", **ready}
