@@ -141,7 +141,7 @@ def test_no_acknowledged_event_is_lost_when_the_receiver_is_killed(
     port = free_port()
     receiver = start_receiver(config, "--port", str(port))
     bodies = [payload(store.store_hash, "store/customer/updated", {"type": "customer", "id": n})
-              for n in range(5000)]  # a burst of 5,000 at concurrency 50
+              for n in range(1, 5001)]  # a burst of 5,000 at concurrency 50
     acked: list[str] = []
     lock = threading.Lock()
 

@@ -112,7 +112,7 @@ def burst(work: Path, count: int, concurrency: int) -> dict[str, Any]:
                                   "spool_path": str(work / "burst.db")}))
     receiver = start_receiver(source)
     bodies = [orjson.dumps(payload(store["store_hash"], "store/customer/updated",
-                                   {"type": "customer", "id": n})) for n in range(count)]
+                                   {"type": "customer", "id": n})) for n in range(1, count + 1)]
     times: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
