@@ -284,5 +284,5 @@ def serve(app: Any, host: str, port: int, ready: dict[str, Any], limits: Limits,
     protocol = guarded_protocol(limits_in_force, refusals)
     config = uvicorn.Config(app, http=protocol, log_level="warning", access_log=False,
                             lifespan="off", proxy_headers=False,
-                            timeout_keep_alive=int(max(1, limits.idle_timeout)))
+                            timeout_keep_alive=limits.idle_timeout)
     uvicorn.Server(config).run(sockets=[sock])
