@@ -55,7 +55,7 @@ def sync_once(source: Source, source_config: dict[str, Any], destination: Destin
     saved as the destination commits them; returns how many STATE messages were committed.
     ``observe`` sees every source message (progress) and every destination LOG message."""
     catalog = catalog or source.configured_catalog()
-    read = source.read(source_config, catalog, store.load())
+    read = _Deferred(source.read(source_config, catalog, store.load()))
     committed = 0
     for chunk in destination.write(destination_config, catalog, messages(read, observe)):
         for line in chunk.splitlines():
@@ -65,7 +65,25 @@ def sync_once(source: Source, source_config: dict[str, Any], destination: Destin
                 observe(orjson.loads(line))
             elif not destination_config.get("dry_run") and store.save_message(line):
                 committed += 1
+    if read.error is not None:  # e.g. a stream that failed while the others were read
+        raise read.error
     return committed
+
+
+class _Deferred:
+    """A source's output whose error is raised only after the destination has finished:
+    the records and states of the streams that were read are committed (and their states
+    saved) before the run fails for the stream that was not."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.error: Exception | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self.chunks
+        except Exception as exc:  # raised by sync_once once the destination is done
+            self.error = exc
 
 
 class Forwarder:
@@ -73,8 +91,10 @@ class Forwarder:
 
     def __init__(self, source: Source, source_config: dict[str, Any],
                  destination: Destination, destination_config: dict[str, Any],
-                 state_path: str | Path, poll_every_s: float = 3600) -> None:
+                 state_path: str | Path, poll_every_s: float = 3600,
+                 catalog: p.ConfiguredAirbyteCatalog | None = None) -> None:
         self.source, self.destination = source, destination
+        self.catalog = catalog  # None: the source's default (a sync config's switches else)
         self.source_config, self.destination_config = source_config, destination_config
         self.state_path = state_path
         self.poll_every_s = poll_every_s
@@ -141,7 +161,7 @@ class Forwarder:
         started = time.monotonic()
         config = {**self.source_config, "read_mode": mode}
         states = sync_once(self.source, config, self.destination, self.destination_config,
-                           store)
+                           store, self.catalog)
         self.cycles += 1
         log.info("forwarded (%s) in %.2fs: %d states committed", mode,
                  time.monotonic() - started, states)

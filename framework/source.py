@@ -50,17 +50,56 @@ SPOOL_OFFSET = "spool_offset"
 SETTLE_S = 1.0
 
 
+#: A setup check of one stream: (one account's config, its client) -> what is missing and how
+#: to fix it, or None. It finds what does not stop a read but makes it poorer (e.g. a scope an
+#: enrichment needs); ``runner check`` and ``runner status`` show it.
+Check = Callable[[dict[str, Any], HttpClient], "str | None"]
+
+#: Advice on a webhooks table: (the platform scopes subscribed, the streams synced) -> warnings.
+Advice = Callable[[list[str], set[str]], list[str]]
+
+
 class HttpSource(Source):
     """A source whose streams are declared in its spec file and run by this engine.
 
     Args:
         hooks: named functions for what JSON cannot say (e.g. extracting an order's lines).
+        checks: setup checks by the stream they are for (run when that stream is synced).
+        advice: what a webhooks table misses for the streams synced.
     """
 
     def __init__(self, spec_file: str | Path, *, sandbox: click.Command | None = None,
-                 version: str = "0.1.0", hooks: dict[str, Hook] | None = None) -> None:
+                 version: str = "0.1.0", hooks: dict[str, Hook] | None = None,
+                 checks: dict[str, Check] | None = None, advice: Advice | None = None
+                 ) -> None:
         super().__init__(spec_file, sandbox=sandbox, version=version)
         self.hooks = hooks or {}
+        self.checks = checks or {}
+        self.advice = advice
+
+    def warnings(self, config: dict[str, Any], streams: set[str]) -> list[str]:
+        """The setup checks of the ``streams`` synced, for every account: one line each (the
+        account named when there are several)."""
+        found: list[str] = []
+        accounts = self.accounts(config)
+        for account in accounts:
+            checks = [check for name, check in self.checks.items() if name in streams]
+            if not checks:
+                continue
+            client = self.client(account)
+            try:
+                for check in checks:
+                    warning = check(account, client)
+                    if warning:
+                        prefix = f"{self.account_key(account)}: " if len(accounts) > 1 else ""
+                        found.append(prefix + warning)
+            finally:
+                client.close()
+        return found
+
+    def table_advice(self, scopes: list[str], streams: set[str]) -> list[str]:
+        """What the webhooks table (its platform ``scopes``) misses for the ``streams``."""
+        return self.advice(scopes, streams) if self.advice else []
 
     def accounts(self, config: dict[str, Any]) -> list[dict[str, Any]]:
         """One config per account: the top-level one, or each entry of the accounts list
@@ -399,6 +438,34 @@ def _spool_mark(account: dict[str, Any]) -> int | None:
         spool.close()
 
 
+def _read_error(failures: dict[str, Exception]) -> Exception:
+    """The error a read ends with when streams failed (each was reported as it happened).
+
+    As the Airbyte CDK does (``AbstractSource.read``), the other streams were read to the end
+    and the read still fails, so that the run is not taken for a success. One error: itself
+    (its stream, kind and fix). Several: one line naming each stream with its error; its kind
+    is ``config_error`` when any of them is one (someone must change something), else
+    ``transient_error`` when all are, else ``system_error``.
+    """
+    errors = list({id(exc): exc for exc in failures.values()}.values())
+    if len(errors) == 1:
+        return errors[0]
+    by_error: dict[int, list[str]] = {}
+    for name, exc in failures.items():
+        by_error.setdefault(id(exc), []).append(name)
+    parts = []
+    kinds = set()
+    for exc in errors:
+        kind = exc.failure_type if isinstance(exc, ConnectorError) else "system_error"
+        kinds.add(kind)
+        text = exc.message if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
+        parts.append(f"{', '.join(by_error[id(exc)])}: {text}")
+    kind = ("config_error" if "config_error" in kinds else
+            "transient_error" if kinds == {"transient_error"} else "system_error")
+    return ConnectorError(f"{len(failures)} streams failed (the others were read): "
+                          + "; ".join(parts), kind)
+
+
 class _Coordinator:
     """Runs units on worker threads and writes their pages, states and statuses in order."""
 
@@ -426,6 +493,13 @@ class _Coordinator:
             for name in unit.emit:
                 self.open_units[name] += 1
         self.estimates: dict[str, dict[str, int]] = {name: {} for name in modes}
+        # One stream's permanent error never stops the others: a unit that fails stops
+        # reading (its state stays where its last complete checkpoint put it), its streams
+        # end INCOMPLETE, and the read ends with the error once every other unit is done.
+        self.failures: dict[str, Exception] = {}  # stream -> its first error
+        self.failed: set[int] = set()  # id() of the units that failed
+        self.closed: set[int] = set()  # id() of the failed units whose streams were closed
+        self.in_flight: dict[int, int] = {id(unit): 0 for unit in units}
 
     def run(self) -> Iterator[bytes]:
         for name in self.modes:
@@ -445,9 +519,10 @@ class _Coordinator:
                         yield from self._page(event[1])
                     elif event[0] == "finished":
                         self.pending -= 1
+                        self.in_flight[id(event[1])] -= 1
                         yield from self._finished(event[1], event[2])
                     else:
-                        raise event[1]
+                        yield from self._failed(event[2], event[1])
             except GeneratorExit:  # the reader of our output went away: stop quietly
                 self.stop.set()
                 self._drain()
@@ -459,6 +534,8 @@ class _Coordinator:
                         yield p.dump(p.stream_status(name, "INCOMPLETE"))
                 self._drain()
                 raise
+        if self.failures:
+            raise _read_error(self.failures)
 
     def _drain(self) -> None:
         while True:
@@ -468,7 +545,10 @@ class _Coordinator:
                 return
 
     def _submit(self, unit: Unit, index: int, probe: bool = False) -> None:
+        if id(unit) in self.failed:  # e.g. the slices of a page read before the error
+            return
         self.pending += 1
+        self.in_flight[id(unit)] += 1
         self.pool.submit(self._work, unit, index, probe)
 
     def _put(self, event: tuple[Any, ...]) -> None:
@@ -480,17 +560,35 @@ class _Coordinator:
                 continue
 
     def _work(self, unit: Unit, index: int, probe: bool) -> None:
+        def stopped() -> bool:  # the read is over, or this unit failed in another slice
+            return self.stop.is_set() or id(unit) in self.failed
+
         try:
-            pages = (read_live(unit, self.source.hooks, self.stop.is_set) if unit.live else
-                     read_slice(unit, index, self.source.hooks, probe, self.stop.is_set))
+            pages = (read_live(unit, self.source.hooks, stopped) if unit.live else
+                     read_slice(unit, index, self.source.hooks, probe, stopped))
             for page in pages:
                 self._put(("page", page))
         except BaseException as exc:  # reported to the coordinating thread
             if isinstance(exc, ConnectorError):
                 exc.stream = exc.stream or unit.stream.name
-            self._put(("error", exc))
+            self._put(("error", exc, unit))
         finally:
             self._put(("finished", unit, index))
+
+    def _failed(self, unit: Unit, exc: BaseException) -> Iterator[bytes]:
+        """A unit's error: its streams stop (the others go on); an interruption (not an
+        ``Exception``) still ends the whole read."""
+        if not isinstance(exc, Exception):
+            raise exc
+        self.failed.add(id(unit))
+        message = exc.message if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
+        for name in unit.emit:
+            self.failures.setdefault(name, exc)
+        text = (f"stream {', '.join(unit.emit)} of {unit.account or 'the account'} failed: "
+                f"{message}; the other streams go on")
+        log.error("%s", text)
+        yield p.dump(p.log_message("ERROR", text))
+        yield from self._finished(unit, -1)
 
     def _rate_limited(self) -> Iterator[bytes]:
         while self.resets:
@@ -549,9 +647,13 @@ class _Coordinator:
             self._submit(unit, len(unit.slices) - 1)
 
     def _finished(self, unit: Unit, index: int) -> Iterator[bytes]:
-        if not all(piece.done for piece in unit.slices):
+        if id(unit) in self.failed:
+            if self.in_flight[id(unit)] > 0 or id(unit) in self.closed:
+                return  # its other slices are still stopping, or it was closed
+            self.closed.add(id(unit))
+        elif not all(piece.done for piece in unit.slices):
             return
-        if unit.incremental or unit.spool_mark:
+        elif unit.incremental or unit.spool_mark:
             yield from self._checkpoint(unit, final=True)
         for name in unit.emit:
             self.open_units[name] -= 1
@@ -560,12 +662,16 @@ class _Coordinator:
                 yield from self._complete(name)
 
     def _complete(self, name: str) -> Iterator[bytes]:
-        """A stream's last STATE, then its COMPLETE status.
+        """A stream's last STATE, then its COMPLETE status (a stream one of whose units failed:
+        INCOMPLETE, with no closing STATE; its checkpoints, e.g. another store's, stand).
 
         Every stream read ends with its own STATE, full-refresh streams and reads that found
         nothing new included (Airbyte's acceptance tests ask for it): it is the destination's
         signal that the stream's records are all out, and the platform's proof of progress.
         """
+        if name in self.failures:  # its position stays where its checkpoints put it
+            yield p.dump(p.stream_status(name, "INCOMPLETE"))
+            return
         if self.since_state[name] or name not in self.stated:  # else the last one says it
             yield self._state(name)
         yield p.dump(p.stream_status(name, "COMPLETE"))

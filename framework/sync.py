@@ -4,7 +4,12 @@ The config names the source connectors under ``connectors`` (``bigcommerce: {ena
 access_token, client_id, sync: {...}, lists: {...}}``), the destination under its own name
 (``brevo: {api_key}``), and ``customer_mapping`` and ``webhooks`` at the top. Its JSON Schema is
 composed from the connectors' own specs, so every field is validated where it is declared and an
-unknown key is an error naming it and the valid ones.
+unknown key is an error naming it and the valid ones; the ``webhooks`` table is checked against
+the source's scopes by every command that loads the config.
+
+The same file drives ``runner webhooks register|list|serve`` (:func:`webhook_setup`): the spool
+is ``{state_dir}/{source}.spool.db`` and, without a ``webhook_secret``, one is made on first use
+and kept in ``{state_dir}/webhook_secret`` (0600), so that register and serve agree.
 
 A job is one enabled source feeding the destination: its config, the destination's config (with
 that source's ``lists``), the catalog its ``sync`` switches select, and its state store
@@ -15,9 +20,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +40,12 @@ from framework.config import (
 )
 from framework.connector import Destination, connectors, get
 from framework.errors import REDACT, ConfigError, ConnectorError
-from framework.forward import sync_once
+from framework.files import private_file
+from framework.forward import Forwarder, sync_once
 from framework.source import HttpSource
 from framework.spool import Spool
 from framework.statestore import StateStore
+from framework.webhooks import declared, list_hooks, subscriptions
 
 log = logging.getLogger("tajo.sync")
 
@@ -57,9 +65,16 @@ class Job:
     destination_config: dict[str, Any]
     catalog: p.ConfiguredAirbyteCatalog
     state_path: Path
+    #: The platform scopes of the webhooks table (empty for a source without webhooks).
+    scopes: list[str] = field(default_factory=list)
 
     def store(self) -> StateStore:
         return StateStore(self.state_path)
+
+    @property
+    def streams(self) -> set[str]:
+        """The streams its ``sync`` switches select."""
+        return {s.stream.name for s in self.catalog.streams}
 
 
 def _object(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -137,12 +152,130 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
         spec = destination.loaded.model.connectionSpecification
         destination_config = apply_defaults(validate_config(destination_config, spec,
                                                             DESTINATION), spec)
+        # The table is checked here, not only by `runner webhooks register`: a scope the
+        # source does not know would otherwise surface only when the receiver refuses it.
+        scopes = subscriptions(source, source_config) if source.loaded.model.webhooks else []
         jobs.append(Job(name, source, source_config, destination, destination_config,
                         catalog(source, section.get("sync") or {}),
-                        state_dir / f"{name}.state.db"))
+                        state_dir / f"{name}.state.db", scopes))
     if not jobs:
         raise ConfigError("no connector is enabled: set enabled: true under connectors")
     return jobs
+
+
+def is_sync_config(path: str | Path) -> bool:
+    """Whether a file is a sync config (``connectors:`` at the top), not a source's own."""
+    raw = load_file(path)
+    return isinstance(raw, dict) and "connectors" in raw
+
+
+def job_of(path: str | Path, source: HttpSource) -> Job:
+    """The job of ``source`` in the sync config at ``path``."""
+    for job in load(path):
+        if job.name == source.name:
+            return job
+    raise ConfigError(f"{path} has no enabled connectors.{source.name}: add it (enabled: true) "
+                      f"or give --source the connector the file configures")
+
+
+@dataclass
+class WebhookSetup:
+    """What `runner webhooks` reads from its --config: the source's config (spool and secret
+    set) and, from a sync config, its job (destination, sync switches, state)."""
+
+    config: dict[str, Any]
+    job: Job | None
+    streams: set[str]
+
+
+def webhook_setup(source: HttpSource, path: str | Path) -> WebhookSetup:
+    """The source config that `runner webhooks` uses, from a source config or a sync config
+    (``tajo.yaml``: its section of ``connectors``, its ``webhooks`` table, ``state_dir``)."""
+    if not is_sync_config(path):
+        return WebhookSetup(source.load_config(path), None, set(source.loaded.streams))
+    job = job_of(path, source)
+    config = dict(job.source_config)
+    if not config.get("webhook_secret"):
+        config["webhook_secret"] = stored_secret(job.state_path.parent)
+    return WebhookSetup(config, job, job.streams)
+
+
+def stored_secret(state_dir: Path) -> str:
+    """The webhook secret kept in ``state_dir`` (made, 0600, on first use)."""
+    path = private_file(state_dir / "webhook_secret", "webhook secret file")
+    secret = path.read_text(encoding="ascii", errors="replace").strip()
+    if not secret:
+        secret = secrets.token_urlsafe(32)
+        path.write_text(secret + "\n", encoding="ascii")
+        log.info("webhook_secret is not set: made one and kept it in %s (register and serve "
+                 "use it)", path)
+    REDACT.add([secret])
+    return secret
+
+
+def forwarder(setup: WebhookSetup, source: HttpSource, forward_config: str | Path,
+              destination_name: str, state_dir: str | Path, poll_every_s: float) -> Forwarder:
+    """The forwarder of ``runner webhooks serve --forward FILE``. FILE is a destination's
+    config, or a sync config (the same ``tajo.yaml``): then its destination, its ``sync``
+    switches (a stream switched off is not forwarded) and its state are used."""
+    if is_sync_config(forward_config):
+        job = setup.job if setup.job is not None else job_of(forward_config, source)
+        return Forwarder(source, setup.config, job.destination, job.destination_config,
+                         job.state_path, poll_every_s, job.catalog)
+    destination = get(destination_name, "destination")
+    assert isinstance(destination, Destination)
+    catalog_ = setup.job.catalog if setup.job is not None else None
+    return Forwarder(source, setup.config, destination, destination.load_config(forward_config),
+                     Path(state_dir) / f"{source.name}.state.db", poll_every_s, catalog_)
+
+
+def store_hooks(job: Job) -> dict[str, list[dict[str, Any]]]:
+    """Each store's hooks, as BigCommerce lists them: this API account's only (``GET
+    /v3/hooks``, and ``/v3/hooks/admin`` too, show no other app's)."""
+    spec = declared(job.source)
+    found = {}
+    for account in job.source.accounts(job.source_config):
+        client = job.source.client(account)
+        try:
+            found[job.source.account_key(account)] = list_hooks(client, spec)
+        finally:
+            client.close()
+    return found
+
+
+def hook_warnings(job: Job, hooks: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """A stream read only from webhooks (carts) that is synced while a store has no active
+    hook of ours for its resource: nothing of it would ever arrive."""
+    spec = declared(job.source)
+    header = spec.secret_header.lower()
+    warnings = []
+    for name in sorted(job.streams):
+        live = job.source.loaded.streams[name].live
+        if live is None or not live.only:
+            continue
+        scopes = sorted(scope for scope, d in spec.scopes.items() if d.resource == live.resource)
+        for store, registered in hooks.items():
+            if any(h.get("scope") in scopes and h.get("is_active", True)
+                   and header in {k.lower() for k in h.get("headers") or {}}
+                   for h in registered):
+                continue
+            warnings.append(
+                f"{store}: {name} is synced but no {live.resource} webhook of ours is "
+                f"registered (or active): {name} is read only from webhooks, so none reach "
+                f"the destination; run `runner webhooks register --config CONFIG --url "
+                f"https://YOUR-RECEIVER/webhooks/{job.name}` (or set sync.{name}: false)")
+    return warnings
+
+
+def setup_warnings(job: Job, hooks: dict[str, list[dict[str, Any]]] | None) -> list[str]:
+    """What ``check`` and ``status`` warn about: a scope an enrichment needs, what the
+    webhooks table misses, stores without the hooks a synced stream depends on."""
+    warnings = job.source.warnings(job.source_config, job.streams)
+    if job.scopes:
+        warnings += job.source.table_advice(job.scopes, job.streams)
+    if hooks is not None:
+        warnings += hook_warnings(job, hooks)
+    return warnings
 
 
 def catalog(source: HttpSource, switches: dict[str, bool]) -> p.ConfiguredAirbyteCatalog:
@@ -216,8 +349,16 @@ def status(jobs: list[Job]) -> dict[str, Any]:
         # every sync, so: when the last successful sync ended.
         succeeded = next((r["finished_at"] for r in runs if r["status"] == "succeeded"
                           and r["kind"] == "sync"), None)
+        warnings: list[str] = []
+        if check.status == "SUCCEEDED":
+            try:
+                hooks = store_hooks(job) if job.source.loaded.model.webhooks else None
+                warnings = setup_warnings(job, hooks)
+            except ConnectorError as exc:
+                warnings = [f"could not check the setup: {exc.message}"]
         report["connectors"][job.name] = {
             "connected": check.status == "SUCCEEDED", "error": check.message,
+            "warnings": warnings,
             "last_run": runs[0] if runs else None,
             "last_error": failed["error"] if failed else None,
             "streams": {s.stream.name: {"last_sync": _iso(last_sync.get(s.stream.name)

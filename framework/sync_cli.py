@@ -18,7 +18,7 @@ import orjson
 from framework import commands, sync
 from framework.errors import REDACT, ConnectorError
 from framework.protocol import AirbyteConnectionStatus
-from framework.webhooks import LIMIT_FIX, declared, list_hooks
+from framework.webhooks import LIMIT_FIX, declared
 
 SANDBOX_LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
 
@@ -80,9 +80,16 @@ def print_status(report: dict[str, Any]) -> None:
         click.echo(f"  contacts {brevo.get('contacts')}, orders {brevo.get('orders')}, "
                    f"products {brevo.get('products')}; lists "
                    + ", ".join(f"{k} {v}" for k, v in (brevo.get("lists") or {}).items()))
+        skipped = brevo.get("carts_skipped")
+        if skipped is not None:
+            click.echo(f"  carts skipped for lack of consent: {skipped['guest']} of guests, "
+                       f"{skipped['no_consent']} of customers who did not accept abandoned-"
+                       "cart emails")
     for name, source in report["connectors"].items():
         state = "connected" if source["connected"] else f"FAILED: {source['error']}"
         click.echo(f"{name}: {state}")
+        for warning in source.get("warnings") or []:
+            click.echo(f"  warning: {warning}")
         run = source["last_run"]
         if run:
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run["started_at"]))
@@ -215,8 +222,18 @@ def check_sync(config_path: str) -> None:
         result = _redacted(job.source.check(job.source_config))
         click.echo(f"{job.name}: {'OK' if result.status == 'SUCCEEDED' else result.message}")
         failed |= result.status != "SUCCEEDED"
-        if result.status == "SUCCEEDED" and job.source.loaded.model.webhooks:
-            failed |= not _check_hooks(job)
+        if result.status != "SUCCEEDED":
+            continue
+        hooks = None
+        if job.source.loaded.model.webhooks:
+            hooks, ok = _check_hooks(job)
+            failed |= not ok
+        try:
+            warnings = sync.setup_warnings(job, hooks)
+        except ConnectorError as exc:
+            warnings = [f"could not check the setup: {exc.message}"]
+        for warning in warnings:  # the run goes on without what they name: not a failure
+            click.echo(f"{job.name} warning: {REDACT(warning)}")
     sys.exit(1 if failed else 0)
 
 
@@ -226,32 +243,35 @@ def _redacted(status: AirbyteConnectionStatus) -> AirbyteConnectionStatus:
     return status
 
 
-def _check_hooks(job: sync.Job) -> bool:
+def _check_hooks(job: sync.Job) -> tuple[dict[str, list[dict[str, Any]]] | None, bool]:
     """Each store's webhook count against the platform's limits (a full store takes no new
-    hook: the product page's "webhooks not working" row)."""
+    hook: the product page's "webhooks not working" row); the hooks, and whether all is well.
+
+    BigCommerce lists an API account's own hooks only, so other apps' hooks, which count
+    toward the store's 100 too (the sandbox's reading of the product page), cannot be
+    counted: the line says so rather than "0 of 100", and `runner webhooks register` reports
+    the limit if the store turns out to be full.
+    """
     spec = declared(job.source)
+    try:
+        hooks = sync.store_hooks(job)
+    except ConnectorError as exc:
+        click.echo(f"{job.name} webhooks: {exc.message}")
+        return None, False
     ok = True
-    for account in job.source.accounts(job.source_config):
-        client = job.source.client(account)
-        try:
-            hooks = list_hooks(client, spec)
-        except ConnectorError as exc:
-            click.echo(f"{job.name} webhooks: {exc.message}")
-            return False
-        finally:
-            client.close()
-        store = job.source.account_key(account)
+    for store, registered in hooks.items():
         per_scope: dict[str, int] = {}
-        for hook in hooks:
+        for hook in registered:
             per_scope[hook["scope"]] = per_scope.get(hook["scope"], 0) + 1
         full = sorted(scope for scope, n in per_scope.items() if n >= spec.max_per_scope)
-        if len(hooks) >= spec.max_total or full:
+        if len(registered) >= spec.max_total or full:
             ok = False
-            limit = (f"{len(hooks)} of {spec.max_total} hooks; at {spec.max_per_scope}: "
+            limit = (f"{len(registered)} of {spec.max_total} hooks; at {spec.max_per_scope}: "
                      f"{', '.join(full) or 'none'}")
             click.echo(f"{job.name} webhooks ({store}): {LIMIT_FIX.format(limit=limit)}")
         else:
-            active = sum(1 for h in hooks if h.get("is_active"))
-            click.echo(f"{job.name} webhooks ({store}): {len(hooks)} of {spec.max_total} "
-                       f"hooks, {active} active")
-    return ok
+            active = sum(1 for h in registered if h.get("is_active"))
+            click.echo(f"{job.name} webhooks ({store}): {len(registered)} hooks of this API "
+                       f"account, {active} active; the store's limit of {spec.max_total} "
+                       "counts other apps' hooks too, which this API account cannot list")
+    return hooks, ok

@@ -10,10 +10,9 @@ from typing import Any
 import click
 import orjson
 
-from framework import commands
+from framework import commands, sync
 from framework import connector as registry
 from framework.errors import ConfigError, ConnectorError
-from framework.forward import Forwarder
 from framework.guard import Limits, RefusalLog, parse_proxy, serve
 from framework.receiver import MAX_BODY, STALE_AFTER_S, SpoolWriter, Verifier, build_app
 from framework.source import HttpSource
@@ -28,8 +27,10 @@ from framework.webhooks import (
 )
 
 CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-                      help="The source's config (JSON or YAML): stores, tokens, webhooks table, "
-                           "webhook_secret, spool_path.")
+                      help="The sync config (tajo.yaml: the spool and, when webhook_secret is "
+                           "not set, a secret made on first use are kept in its state_dir), or "
+                           "the source's own config (stores, tokens, webhooks table, "
+                           "webhook_secret, spool_path).")
 SOURCE = click.option("--source", "source_name", default="bigcommerce", show_default=True,
                       help="The source connector whose webhooks these are.")
 AS_JSON = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
@@ -102,9 +103,12 @@ def register_command(config_path: str, source_name: str, url: str, as_json: bool
     configured scopes (idempotent: a second run changes nothing)."""
     def body() -> Iterator[str]:
         source = _source(source_name)
-        config = source.load_config(config_path)
+        setup = sync.webhook_setup(source, config_path)
+        config = setup.config
         spec = declared(source)
         wanted = subscriptions(source, config)
+        for warning in source.table_advice(wanted, setup.streams):
+            click.echo(f"warning: {warning}", err=True)
         secrets = {source.account_key(a): secret_of(a) for a in source.accounts(config)}
         check_destination(url)
         for store, client in _each_store(source, config):
@@ -123,7 +127,7 @@ def list_command(config_path: str, source_name: str, as_json: bool) -> None:
     """The hooks of each store (header values, which hold secrets, are not shown)."""
     def body() -> Iterator[str]:
         source = _source(source_name)
-        config = source.load_config(config_path)
+        config = sync.webhook_setup(source, config_path).config
         spec = declared(source)
         for store, client in _each_store(source, config):
             hooks = list_hooks(client, spec)
@@ -148,11 +152,13 @@ def list_command(config_path: str, source_name: str, as_json: bool) -> None:
 @click.option("--max-body", default=MAX_BODY, show_default=True, type=int,
               help="Largest body accepted, in bytes.")
 @click.option("--forward", "forward_config", type=click.Path(dir_okay=False),
-              help="Destination config: keep that destination current from the spool.")
+              help="Keep a destination current from the spool: its config, or the sync "
+                   "config (tajo.yaml, whose sync switches, destination and state_dir apply).")
 @click.option("--to", "destination_name", default="brevo", show_default=True,
               help="The destination connector for --forward.")
 @click.option("--state-dir", default=".tajo", show_default=True, type=click.Path(),
-              help="Where --forward keeps its state (SOURCE.state.db, shared with runner sync).")
+              help="Where --forward keeps its state (SOURCE.state.db, shared with runner "
+                   "sync); a sync config's state_dir takes its place.")
 @click.option("--keep-days", default=30.0, show_default=True, type=float,
               callback=lambda _ctx, _param, value: _keep_days(value),
               help=f"Spooled events older than this are deleted (checked hourly); at least "
@@ -191,7 +197,8 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
     refusals = RefusalLog(bounds.refusal_log_lines, bounds.refusal_log_interval)
     try:
         source = _source(source_name)
-        config = source.load_config(config_path)
+        setup = sync.webhook_setup(source, config_path)
+        config = setup.config
         spec = declared(source)
         if not config.get("spool_path"):
             raise ConfigError("spool_path is not set: add the SQLite file the receiver spools "
@@ -204,12 +211,11 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
                             config.get("client_secret"))
         forwarder = None
         if forward_config:
-            destination = registry.get(destination_name, "destination")
-            assert isinstance(destination, registry.Destination)
             commands.tune_memory()
-            forwarder = Forwarder(source, config, destination,
-                                  destination.load_config(forward_config),
-                                  Path(state_dir) / f"{source_name}.state.db", poll_every)
+            # A destination's config, or the sync config (its destination, sync switches and
+            # state_dir then apply).
+            forwarder = sync.forwarder(setup, source, forward_config, destination_name,
+                                       state_dir, poll_every)
         writer = SpoolWriter(config["spool_path"],
                              on_stored=forwarder.wake if forwarder else None,
                              keep_days=keep_days)

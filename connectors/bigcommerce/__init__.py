@@ -1,19 +1,23 @@
 """The BigCommerce source: declared in specs/bigcommerce.json, run by the framework's engine.
 
 The only Python here is what JSON cannot say: how an order's line items and coupons come out of
-the orders page (and when they must be fetched separately), an abandoned cart's recovery link,
-and the sandbox.
+the orders page (and when they must be fetched separately), an abandoned cart's recovery link
+(and the check of the scope it needs), what a webhooks table misses, and the sandbox.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from connectors.bigcommerce.sandbox import sandbox_command
 from framework.airbyte import airbyte_cli
 from framework.catalog import data_path
+from framework.errors import ConnectorError
+from framework.http import HttpClient
 from framework.source import HttpSource
 
 log = logging.getLogger("tajo.bigcommerce")
@@ -68,20 +72,98 @@ def order_coupons(order: dict[str, Any], fetch: Callable[..., Any]) -> list[dict
     return [dict(coupon) for coupon in fetch(f"/v2/orders/{order['id']}/coupons") or []]
 
 
+ABANDONED = "store/cart/abandoned"
+CONVERTED = "store/cart/converted"
+
+#: What ``POST /v3/carts/{id}/redirect_urls`` needs, as the 403's fix names it: the scope with
+#: the access level needed (the product page lists store_cart read-only, which reads carts but
+#: cannot mint their links).
+RECOVERY_SCOPE = "store_cart with modify access"
+RECOVERY_FIX = ("abandoned carts go to Brevo without a recovery link: POST "
+                "/v3/carts/{id}/redirect_urls needs the OAuth scope store_cart with modify "
+                "access, which this API account lacks (read-only is not enough); set Carts to "
+                "modify on the API account (Settings > API > Store-level API accounts); until "
+                "then a cart event carries the store's cart page (cart_url), no recovery_url")
+#: After a refusal, a store's links are asked for again after this long (a long-running
+#: forwarder sees the scope once it is granted); the warning is said once a process.
+RETRY_RECOVERY_S = 3600.0
+#: A cart id no store has: the check's request changes nothing (404 with the scope, 403
+#: without).
+PROBE_CART = "00000000-0000-4000-8000-000000000000"
+
+_refused: dict[str, float] = {}  # store -> when its links were refused (monotonic)
+_refused_lock = threading.Lock()
+
+
 def cart_recovery(cart: dict[str, Any], fetch: Callable[..., Any]) -> list[dict[str, Any]]:
     """The recovery links of an abandoned cart, put on the cart record: one
-    ``POST /v3/carts/{id}/redirect_urls`` per abandoned cart (it needs the ``store_cart``
-    scope with modify access; a read-only token fails with that fix)."""
-    if cart.get("webhook_scope") == "store/cart/abandoned":
-        answer = fetch(f"/v3/carts/{cart['id']}/redirect_urls", method="POST")
-        cart["redirect_urls"] = (answer or {}).get("data")
+    ``POST /v3/carts/{id}/redirect_urls`` per abandoned cart.
+
+    A link is an enrichment: a token without modify access on carts (403) leaves the cart
+    without one, says once what to grant, and every cart, customer and order still goes out.
+    """
+    if cart.get("webhook_scope") != ABANDONED:
+        return []
+    store = str(cart.get("store_hash") or "")
+    with _refused_lock:
+        refused_at = _refused.get(store)
+    if refused_at is not None and time.monotonic() - refused_at < RETRY_RECOVERY_S:
+        return []
+    try:
+        answer = fetch(f"/v3/carts/{cart['id']}/redirect_urls", method="POST",
+                       scope=RECOVERY_SCOPE)
+    except ConnectorError as exc:
+        if exc.failure_type != "config_error":  # an outage: the stream is read again later
+            raise
+        with _refused_lock:
+            first = store not in _refused
+            _refused[store] = time.monotonic()
+        if first:
+            log.warning("store %s: %s", store or "?", RECOVERY_FIX)
+        return []
+    with _refused_lock:
+        _refused.pop(store, None)
+    cart["redirect_urls"] = (answer or {}).get("data")
+    return []
+
+
+def recovery_link_check(account: dict[str, Any], client: HttpClient) -> str | None:
+    """Whether the token may mint recovery links (asked about a cart that does not exist,
+    which changes nothing)."""
+    try:
+        client.send("POST", f"/v3/carts/{PROBE_CART}/redirect_urls", scope=RECOVERY_SCOPE)
+    except ConnectorError as exc:
+        if exc.failure_type == "config_error":
+            return RECOVERY_FIX
+        raise
+    return None
+
+
+def webhook_advice(scopes: list[str], streams: set[str]) -> list[str]:
+    """What a webhooks table misses for the carts stream, which reads only what webhooks name:
+    without ``store/cart/converted`` a cart bought after it was abandoned (BigCommerce then
+    deletes it and sends nothing else) stays in the abandoned-cart list for good."""
+    if "carts" not in streams:
+        return []
+    if not any(scope.startswith("store/cart/") for scope in scopes):
+        return ["carts is synced but the webhooks table has no store/cart/ scope: carts are "
+                "read only from the webhooks they send, so none will reach Brevo; add "
+                "store/cart/created, store/cart/updated, store/cart/abandoned and "
+                "store/cart/converted to webhooks (or set sync.carts: false)"]
+    if ABANDONED in scopes and CONVERTED not in scopes:
+        return ["webhooks has store/cart/abandoned but not store/cart/converted: a cart "
+                "bought after it was abandoned is never taken off the abandoned-cart list "
+                "(BigCommerce deletes a converted cart and sends no other event); add "
+                '{scope: "store/cart/converted", destination: "cart_converted"} to webhooks '
+                "and run `runner webhooks register` again"]
     return []
 
 
 connector = HttpSource(data_path("specs/bigcommerce.json"), sandbox=sandbox_command,
                        hooks={"order_line_items": order_line_items,
                               "order_coupons": order_coupons,
-                              "cart_recovery": cart_recovery})
+                              "cart_recovery": cart_recovery},
+                       checks={"carts": recovery_link_check}, advice=webhook_advice)
 
 #: ``source-bigcommerce``: the Airbyte CLI (spec, check, discover, read).
 main = airbyte_cli(connector)

@@ -61,8 +61,8 @@ class BrevoDestination(Destination):
 
     def counts(self, config: dict[str, Any]) -> dict[str, Any]:
         """What Brevo holds: contacts and products (its own counts), the configured lists'
-        members, and the orders sent (Brevo has no endpoint that lists orders: the ledger's
-        count of orders Brevo accepted)."""
+        members, the orders sent (Brevo has no endpoint that lists orders: the ledger's
+        count of orders Brevo accepted) and the carts skipped for lack of consent."""
         def ask(path: str, params: dict[str, Any] | None = None) -> Any:
             # One client per call: Brevo limits endpoint groups apart (contacts 10/s,
             # products 100/h), and a status must not wait out an hourly window.
@@ -84,10 +84,15 @@ class BrevoDestination(Destination):
         ledger = Ledger(Path(config.get("state_dir") or ".tajo") / "brevo.db")
         try:
             orders = ledger.orders_sent()
+            skipped = ledger.skipped_carts()
         finally:
             ledger.close()
+        # Carts never sent for lack of consent: guests, and customers who did not accept
+        # abandoned-cart emails (an empty abandoned-cart list then has its reason).
         return {"contacts": contacts.get("count"), "products": products.get("count"),
-                "orders": orders, "lists": lists}
+                "orders": orders, "lists": lists,
+                "carts_skipped": {"guest": skipped.get("guest", 0),
+                                  "no_consent": skipped.get("no_consent", 0)}}
 
     def write(self, config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
               messages: Iterable[dict[str, Any]]) -> Iterator[bytes]:

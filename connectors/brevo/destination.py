@@ -370,9 +370,13 @@ class BrevoWriter:
                  if cart.get("customer_id") else None)
         email = email or (cart.get("email") or "").strip().lower() or None
         if email is None or not self.ledger.cart_consent(email):
-            # A guest, or a customer who has not accepted abandoned-cart emails: nothing.
+            # A guest, or a customer who has not accepted abandoned-cart emails: nothing,
+            # but counted (runner status), so that an empty list has its reason.
             self.skipped_carts += 1
+            reason = "guest" if not cart.get("customer_id") else "no_consent"
+            self.ledger.skip_cart(store, cart_id, reason)
             return
+        self.ledger.unskip_cart(store, cart_id)
         if scope == ABANDONED:
             self.ledger.put_abandoned(store, cart_id, email)
             self.cart_list_add.add(email)
@@ -390,6 +394,11 @@ class BrevoWriter:
         if links.get("checkout_url"):
             properties["recovery_url"] = links["checkout_url"]
             properties["cart_url"] = links.get("cart_url")
+        elif scope == ABANDONED and (site := self.ledger.store_url(store)):
+            # No recovery link (the token may not mint one: store_cart read-only): the
+            # store's cart page, where the customer, once logged in, finds the cart
+            # (BigCommerce keeps a customer's cart with the account; guests get no event).
+            properties["cart_url"] = f"{site}/cart.php"
         event = {"event_name": name, "identifiers": {"email_id": email},
                  "event_properties": properties}
         if modified:

@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS order_coupons (store TEXT, order_id INTEGER, code TEX
 CREATE TABLE IF NOT EXISTS consents (email TEXT PRIMARY KEY, cart_emails INTEGER);
 CREATE TABLE IF NOT EXISTS abandoned_carts (store TEXT, cart_id TEXT, email TEXT,
                                             PRIMARY KEY (store, cart_id));
+CREATE TABLE IF NOT EXISTS skipped_carts (store TEXT, cart_id TEXT, reason TEXT,
+                                          PRIMARY KEY (store, cart_id));
 """
 
 
@@ -241,6 +243,21 @@ class Ledger:
         others = self.db.execute("SELECT 1 FROM abandoned_carts WHERE email = ? LIMIT 1",
                                  (row[0],)).fetchone()
         return None if others else row[0]
+
+    def skip_cart(self, store: str, cart_id: str, reason: str) -> None:
+        """A cart whose changes are not sent for lack of consent (``guest``, ``no_consent``);
+        one that is sent later (consent given) is no longer counted."""
+        self.db.execute("INSERT OR REPLACE INTO skipped_carts VALUES (?, ?, ?)",
+                        (store, cart_id, reason))
+
+    def unskip_cart(self, store: str, cart_id: str) -> None:
+        self.db.execute("DELETE FROM skipped_carts WHERE store = ? AND cart_id = ?",
+                        (store, cart_id))
+
+    def skipped_carts(self) -> dict[str, int]:
+        """Carts skipped for lack of consent, by reason (``runner status``)."""
+        return dict(self.db.execute("SELECT reason, COUNT(*) FROM skipped_carts "
+                                    "GROUP BY reason").fetchall())
 
     def put_store(self, store: str, row: dict[str, Any]) -> None:
         before = self.store_url(store)
