@@ -454,12 +454,14 @@ def _serialize(unit: Unit, records: list[dict[str, Any]], hooks: dict[str, Hook]
 
         fetch = _fetcher(unit, child.scope)
         cursor = unit.stream.incremental.cursor_field if unit.stream.incremental else None
+        whole = child.parent.whole  # records as the hook made them (a model's)
         for record in records:
             for item in hook(record, fetch):
                 apply_plan(item, plan)
-                item.update(unit.added)
-                if cursor and cursor not in item:  # a child changes when its parent does
-                    item[cursor] = record.get(cursor)
+                if not whole:
+                    item.update(unit.added)
+                    if cursor and cursor not in item:  # a child changes when its parent does
+                        item[cursor] = record.get(cursor)
                 out.append(p.record_line(child.name, item, emitted_at))
                 counts[child.name] += 1
     return b"".join(out), counts

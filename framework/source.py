@@ -177,9 +177,12 @@ class HttpSource(Source):
     def airbyte_stream(self, stream: Stream) -> p.AirbyteStream:
         """The catalog entry of one declared stream."""
         cursor = self._cursor(stream)
-        incremental = bool(cursor or (stream.live and stream.live.only))  # at a spool offset
-        if cursor is None and stream.live is not None:
-            cursor = stream.live.cursor_field  # what orders records read from the spool
+        parent = self.loaded.streams[stream.parent.stream] if stream.parent else None
+        live = stream.live or (parent.live if parent else None)  # a child reads as it does
+        incremental = bool(cursor or (live and live.only))  # at a spool offset
+        if cursor is None and live is not None:
+            # What orders records read from the spool (a whole child's own field).
+            cursor = (stream.parent.cursor_field if stream.parent else None) or live.cursor_field
         return p.AirbyteStream(
             name=stream.name,
             json_schema=self.loaded.schemas[stream.name],
@@ -195,8 +198,16 @@ class HttpSource(Source):
         """The cursor field of a stream (a child follows its parent's)."""
         if stream.parent is not None:
             parent = self.loaded.streams[stream.parent.stream]
-            return parent.incremental.cursor_field if parent.incremental else None
+            if parent.incremental is None:
+                return None
+            return stream.parent.cursor_field or parent.incremental.cursor_field
         return stream.incremental.cursor_field if stream.incremental else None
+
+    def state_field(self, name: str, cursor: str) -> str:
+        """The key under which stream ``name`` saves the position ``cursor`` of the stream
+        it is read with: a whole child's own cursor field, else the cursor's own name."""
+        parent = self.loaded.streams[name].parent
+        return parent.cursor_field if parent and parent.cursor_field else cursor
 
     def discover(self, config: dict[str, Any] | None = None) -> p.AirbyteCatalog:
         """The declared streams (no request is needed: the schemas are static)."""
@@ -286,7 +297,8 @@ class HttpSource(Source):
             if webhooks_mode:  # nothing to learn from webhooks about this stream
                 continue
             for suffix, params, keep in self._channel_variants(stream, account):
-                starts = [_poll_start(stream, m.name, key + suffix, account, modes, state)
+                starts = [_poll_start(stream, m.name, key + suffix, account, modes, state,
+                                      self.state_field)
                           for m in members]
                 for (incremental, start), group in _groups(members, starts):
                     yield Unit(
@@ -372,15 +384,15 @@ def _cursor_start(name: str, field: str, value: Any) -> str:
 
 
 def _poll_start(stream: Stream, name: str, account_key: str, account: dict[str, Any],
-                modes: dict[str, str], state: dict[str, dict[str, Any]]
-                ) -> tuple[bool, str | None]:
+                modes: dict[str, str], state: dict[str, dict[str, Any]],
+                state_field: Callable[[str, str], str]) -> tuple[bool, str | None]:
     """Whether stream ``name`` (the polled ``stream`` or one of its children) is read
     incrementally, and from where: its own cursor, else the account's ``start_date``."""
     incremental = modes[name] == "incremental" and stream.incremental is not None
     start = None
     if stream.incremental is not None:
         if incremental:
-            field = stream.incremental.cursor_field
+            field = state_field(name, stream.incremental.cursor_field)
             start = _saved(state, name, account_key).get(field)
             start = _cursor_start(name, field, start) if start is not None else None
         start = start or account.get("start_date")
@@ -703,7 +715,8 @@ class _Coordinator:
                               unit.spool_mark))
         for name in unit.emit:
             changed = False
-            for key, field, value in moves:
+            for key, moved, value in moves:
+                field = self.source.state_field(name, moved) if moved == cursor else moved
                 before = self.saved[name].get(key, {}).get(field)
                 if value is None or value == before or (field == SPOOL_OFFSET and not value):
                     continue

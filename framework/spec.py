@@ -98,6 +98,12 @@ class Parent(_Strict):
 
     stream: str
     hook: str
+    #: The child's records are whole as the hook makes them (e.g. records of a shared model,
+    #: ``framework.mapping``): the engine adds neither the account fields nor the parent's
+    #: cursor to them. Their cursor (the catalog's, and their state's key) is ``cursor_field``,
+    #: a field the hook sets, when the parent has one.
+    whole: bool = False
+    cursor_field: str | None = None
 
 
 class Channels(_Strict):
@@ -328,6 +334,10 @@ def parse_spec(raw: Any, path: Path) -> LoadedSpec:
         if stream.parent is not None:
             if stream.parent.stream not in {s.name for s in model.streams}:
                 raise SpecError(f"{where}.parent.stream: no stream {stream.parent.stream!r}")
+            own = stream.parent.cursor_field
+            if own is not None and own not in properties:
+                raise SpecError(f"{where}.parent.cursor_field: {own!r} is not a property of "
+                                f"the record schema {stream.schema_file}")
         elif stream.path is None:
             raise SpecError(f"{where}.path: a stream needs a path (or a parent)")
         if stream.live is not None:

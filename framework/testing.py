@@ -102,8 +102,10 @@ def source_tests(connector: Source, *, sandbox_args: list[str],
                 field = (stream.default_cursor_field or [None])[0]
                 if field is None or field not in stream.json_schema["properties"]:
                     continue  # no cursor of its own (e.g. a child following its parent)
-                live = connector.loaded.streams[stream.name].live
-                if live is not None and live.only:
+                declared = connector.loaded.streams[stream.name]
+                origin = (connector.loaded.streams[declared.parent.stream] if declared.parent
+                          else declared)  # a child is read as its parent is
+                if origin.live is not None and origin.live.only:
                     continue  # its state is a spool offset, not the cursor (e.g. carts)
                 newest = max(m["record"]["data"][field] for m in output
                              if m["type"] == "RECORD" and m["record"]["stream"] == stream.name)

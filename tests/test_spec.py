@@ -72,16 +72,19 @@ INVALID = [
     (lambda s: s["connectionSpecification"].update(type="thing"),
      "at $.connectionSpecification: not a valid JSON Schema"),
     (lambda s: s["streams"].append(copy.deepcopy(stream(s))),
-     "at $.streams[13].name: duplicate stream name 'customers'"),
+     "at $.streams[20].name: duplicate stream name 'customers'"),
+    (lambda s: s["streams"][13]["parent"].update(cursor_field="modified"),
+     "at $.streams[13].parent.cursor_field: 'modified' is not a property of the record schema "
+     "schemas/commerce/v1/customer.json"),
     (lambda s: s["streams"][4]["parent"].update(stream="order"),
      "at $.streams[4].parent.stream: no stream 'order'"),
     (lambda s: s["streams"][1].pop("path"), "at $.streams[1].path: a stream needs a path"),
     (lambda s: stream(s).update(schema="schemas/bigcommerce/nope.json"),
      "nope.json: cannot read record schema of stream 'customers'"),
-    (lambda s: s["streams"][-1]["live"].pop("cursor_field"),
+    (lambda s: s["streams"][12]["live"].pop("cursor_field"),
      "at $.streams[12].live.cursor_field: a stream read only from the spool is incremental "
      "(at a spool offset); name the record field its records are ordered by"),
-    (lambda s: s["streams"][-1]["live"].update(cursor_field="modified"),
+    (lambda s: s["streams"][12]["live"].update(cursor_field="modified"),
      "at $.streams[12].live.cursor_field: 'modified' is not a property of the record schema "
      "schemas/bigcommerce/carts.json"),
 ]

@@ -2,7 +2,9 @@
 
 The only Python here is what JSON cannot say: how an order's line items and coupons come out of
 the orders page (and when they must be fetched separately), an abandoned cart's recovery link
-(and the check of the scope it needs), what a webhooks table misses, and the sandbox.
+(and the check of the scope it needs), what a webhooks table misses, and the sandbox. Its
+mapping to the commerce model is data (commerce.json, read by ``framework.mapping``); the
+model streams (``commerce_*``, optional) are its records mapped.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from connectors.bigcommerce.sandbox import sandbox_command
@@ -18,6 +21,7 @@ from framework.airbyte import airbyte_cli
 from framework.catalog import data_path
 from framework.errors import ConnectorError
 from framework.http import HttpClient
+from framework.mapping import Mapping, Scope
 from framework.source import HttpSource
 
 log = logging.getLogger("tajo.bigcommerce")
@@ -159,10 +163,30 @@ def webhook_advice(scopes: list[str], streams: set[str]) -> list[str]:
     return []
 
 
+def _order_lines(order: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
+    """The commerce model's order lines: the consignments' line items (fetched when the
+    orders page left some out)."""
+    return order_line_items(order, scope.fetch or _offline)
+
+
+def _order_coupons(order: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
+    return order_coupons(order, scope.fetch or _offline)
+
+
+def _offline(path: str, *args: Any, **kwargs: Any) -> Any:
+    raise ConnectorError(f"mapping this order needs GET {path} (it was mapped without the "
+                         "API)", "system_error")
+
+
+#: BigCommerce records as the commerce model (specs/schemas/commerce/v1).
+COMMERCE = Mapping(Path(__file__).with_name("commerce.json"),
+                   functions={"order_lines": _order_lines, "order_coupons": _order_coupons})
+
 connector = HttpSource(data_path("specs/bigcommerce.json"), sandbox=sandbox_command,
                        hooks={"order_line_items": order_line_items,
                               "order_coupons": order_coupons,
-                              "cart_recovery": cart_recovery},
+                              "cart_recovery": cart_recovery,
+                              **COMMERCE.hooks("commerce")},
                        checks={"carts": recovery_link_check}, advice=webhook_advice)
 
 #: ``source-bigcommerce``: the Airbyte CLI (spec, check, discover, read).
