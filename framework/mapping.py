@@ -11,8 +11,8 @@ A mapping file::
     {"model": "commerce/v1", "platform": "shop", "account": "shop_id",
      "context": {"store": {"get": "/store"}},
      "tables": {"status": {"values": {"1": "pending"}, "default": "unknown"}},
-     "kinds": {"order": {"stream": "orders", "tombstone": {"when": "is_deleted"},
-                         "fields": {"id": "id", "status": {"path": "status_id",
+     "kinds": {"order": {"stream": "orders", "tombstone": {"when": "removed"},
+                         "fields": {"id": "id", "status": {"path": "state.code",
                                                            "table": "status"}}}}}
 
 A field's value is an *expression*, in one of these forms:
@@ -27,7 +27,7 @@ A field's value is an *expression*, in one of these forms:
   was.
 - ``{"const": v}``; ``{"first": [e, ...]}`` (the first that is not empty);
   ``{"concat": [e, ...]}`` (lists joined).
-- ``{"template": "{@store.url}{custom_url.path}"}``: text made of paths; ``None`` when one of
+- ``{"template": "{@store.url}{page.path}"}``: text made of paths; ``None`` when one of
   them is empty; where a value ending in ``/`` meets a part starting with ``/``, one goes.
 - ``{"each": e, "fields": {...}}``: every item of the list ``e`` mapped with its own fields;
   ``{"object": e, "fields": {...}}``: the object ``e`` mapped so (``None`` when it is none).
@@ -416,8 +416,8 @@ def _targets_known(fields: dict[str, Any], schema: dict[str, Any], where: str,
 
 def coerce(value: Any, schema: dict[str, Any]) -> Any:
     """``value`` made the type ``schema`` says, where the change is lossless: ids and codes
-    as text, numeric text as numbers, dates as ISO 8601 UTC; anything else stays as it is (a
-    validator then says what is wrong)."""
+    as text, numeric text as numbers, dates as ISO 8601 UTC, a missing list empty; anything
+    else stays as it is (a validator then says what is wrong)."""
     kinds = schema.get("type")
     kinds = {kinds} if isinstance(kinds, str) else set(kinds or ())
     if isinstance(value, dict):
@@ -426,7 +426,9 @@ def coerce(value: Any, schema: dict[str, Any]) -> Any:
     if isinstance(value, list):
         items = schema.get("items") or {}
         return [coerce(v, items) for v in value]
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return [] if kinds == {"array"} else None  # a list the record lacks is empty
+    if isinstance(value, bool):
         return value
     if isinstance(value, int | float) and "string" in kinds and not kinds & {"number",
                                                                              "integer"}:

@@ -178,9 +178,10 @@ def _offline(path: str, *args: Any, **kwargs: Any) -> Any:
                          "API)", "system_error")
 
 
+#: The functions commerce.json names (what its data cannot say).
+COMMERCE_FUNCTIONS = {"order_lines": _order_lines, "order_coupons": _order_coupons}
 #: BigCommerce records as the commerce model (specs/schemas/commerce/v1).
-COMMERCE = Mapping(Path(__file__).with_name("commerce.json"),
-                   functions={"order_lines": _order_lines, "order_coupons": _order_coupons})
+COMMERCE = Mapping(Path(__file__).with_name("commerce.json"), functions=COMMERCE_FUNCTIONS)
 
 connector = HttpSource(data_path("specs/bigcommerce.json"), sandbox=sandbox_command,
                        hooks={"order_line_items": order_line_items,
