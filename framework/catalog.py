@@ -64,7 +64,16 @@ def _state_from(message: dict[str, Any], states: dict[str, dict[str, Any]]) -> N
             states[stream["stream_descriptor"]["name"]] = stream.get("stream_state") or {}
     elif kind == "LEGACY":
         legacy = message.get("data") if "data" in message else message
-        states.update({k: v for k, v in (legacy or {}).items() if isinstance(v, dict)})
+        if not isinstance(legacy, dict):
+            raise ConfigError(f"legacy state is a {type(legacy).__name__}, expected "
+                              "{stream: state}; give the state messages a previous run printed")
+        for name, value in legacy.items():
+            if not isinstance(value, dict):  # e.g. {"stores": 5}: a stream's state, unwrapped
+                raise ConfigError(
+                    f"legacy state of stream {name!r} is a {type(value).__name__}, expected "
+                    "an object; give the state messages a previous run printed (or remove "
+                    "the state file to read every stream again)")
+            states[name] = value
     else:
         raise ConfigError(f"unknown state message type {kind!r}; valid: STREAM, GLOBAL, LEGACY")
 

@@ -335,6 +335,22 @@ def test_a_state_file_from_a_killed_run_resumes(tmp_path: Path) -> None:
         load_state(path)
 
 
+@pytest.mark.parametrize("saved", [{"stores": 5}, {"data": [1]}, {"customers": "x"}])
+def test_a_legacy_state_that_is_not_streams_and_objects_is_one_line(
+        tmp_path: Path, saved: Any) -> None:
+    """A whole state file of ``{"stores": 5}`` was read as no state at all (exit 0)."""
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(saved))
+    config = tmp_path / "bc.json"  # nothing listens there: the state is read first
+    config.write_text(json.dumps({"api_url": "http://127.0.0.1:9", "store_hash": "abc123",
+                                  "access_token": "corpus-token"}))
+    before = path.read_bytes()
+    got, output = run("read", "bigcommerce", "--config", str(config), "--state", str(path))
+    assert got == 2, output
+    assert "legacy state" in output and "expected" in output, output
+    assert "this is a bug" not in output and path.read_bytes() == before
+
+
 # --- a careless operator (issue 15) -------------------------------------------------------
 ODD_TOKEN = 'corpus"odd\\tok<&é-2f4b'  # characters that change when escaped
 
