@@ -200,7 +200,7 @@ class HttpClient:
         if fix:
             return ConnectorError(fix.format(path=path, scope=scope or "(unknown)"),
                                   "config_error")
-        snippet = REDACT(" ".join(response.text[:200].split()))
+        snippet = _snippet(response.text, 200)
         kind = "transient_error" if status in RETRYABLE_STATUS else "system_error"
         return ConnectorError(f"{method} {url} failed with HTTP {status}: {snippet}", kind)
 
@@ -332,7 +332,7 @@ class HttpClient:
                     attempt += 1
                     continue
                 kind = response.headers.get("Content-Type", "no content type")
-                snippet = REDACT(" ".join(response.text[:80].split()))
+                snippet = _snippet(response.text, 80)
                 if status >= 400:  # the caller judges a 4xx, whatever its body
                     return status, snippet if decode else snippet.encode()
                 raise ConnectorError(f"{method} {url} answered HTTP {status} with {kind}, not "
@@ -341,7 +341,7 @@ class HttpClient:
     @staticmethod
     def client_error(method: str, url: str, status: int, body: Any) -> ConnectorError:
         """The error of a 4xx answer the caller cannot go on with (its body redacted)."""
-        snippet = REDACT(" ".join(orjson.dumps(body).decode()[:200].split())) if body else ""
+        snippet = _snippet(orjson.dumps(body).decode(), 200) if body else ""
         return ConnectorError(f"{method} {url} failed with HTTP {status}: {snippet}",
                               "system_error")
 
@@ -363,3 +363,10 @@ def _loads_or_text(body: bytes) -> Any:
 def _headers_only(request: requests.PreparedRequest) -> requests.PreparedRequest:
     """The session's auth: nothing to add (the client's headers carry the credentials)."""
     return request
+
+
+def _snippet(text: str, size: int) -> str:
+    """The start of an answer for an error message: redacted *before* it is cut, so that a
+    secret the answer echoes is not left half-spelled at the cut (a redactor no longer
+    recognizes half a secret)."""
+    return REDACT(" ".join(text[:size + 4096].split()))[:size]

@@ -105,3 +105,22 @@ def test_connection_refused_is_retried_then_reported() -> None:
                                              r"after 3 attempts: ConnectionError"):
         client.get("/v3/customers")
     assert client.stats.retries == 2
+
+
+@pytest.mark.parametrize("size", [80, 200])
+def test_an_answer_echoing_a_secret_is_redacted_before_it_is_cut(size: int) -> None:
+    """An answer cut for an error message used to be cut first: a secret straddling the cut
+    was left half-spelled, which the redactor no longer recognizes."""
+    from framework.errors import REDACT
+    from framework.http import _snippet
+
+    secret = "echoed-secret-5b1c9e0d7a"
+    REDACT.add([secret])
+    try:
+        for at in range(size - len(secret), size + 1):
+            text = "x" * at + secret + " and more"
+            got = _snippet(text, size)
+            assert len(got) <= size
+            assert not any(secret[:n] in got for n in range(8, len(secret) + 1)), (at, got)
+    finally:
+        REDACT.clear()
