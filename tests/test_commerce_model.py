@@ -32,6 +32,7 @@ from framework.spool import Spool
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "specs" / "schemas" / "commerce" / "v1"
 MAPPING_FILE = ROOT / "connectors" / "bigcommerce" / "commerce.json"
+ENGINE = [ROOT / "framework" / "mapping.py", ROOT / "framework" / "mapping_expressions.py"]
 KINDS = {"customer", "order", "product", "category", "cart", "stock_level", "store"}
 SCHEMAS = {kind: json.loads((MODEL / f"{kind}.json").read_text()) for kind in KINDS}
 STORE = {"secure_url": "https://shop.example.com/", "currency": "EUR"}
@@ -449,14 +450,14 @@ PLATFORM_NAMES = re.compile(r"bigcommerce|shopify|store_hash|status_id|secure_ur
 
 
 def test_no_brevo_name_in_the_model_or_the_mapping() -> None:
-    files = [*MODEL.glob("*.json"), MAPPING_FILE, ROOT / "framework" / "mapping.py"]
+    files = [*MODEL.glob("*.json"), MAPPING_FILE, *ENGINE]
     for path in files:
         found = BREVO_NAMES.search(path.read_text())
         assert found is None, f"{path.name} names {found.group(0)!r}"
 
 
 def test_the_model_and_the_engine_name_no_platform() -> None:
-    for path in [*MODEL.glob("*.json"), ROOT / "framework" / "mapping.py"]:
+    for path in [*MODEL.glob("*.json"), *ENGINE]:
         found = PLATFORM_NAMES.search(path.read_text())
         assert found is None, f"{path.name} names {found.group(0)!r}"
 
