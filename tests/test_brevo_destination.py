@@ -445,6 +445,9 @@ def test_events_a_partly_failed_batch_refused_are_dead_lettered_not_marked_sent(
     assert refused[0]["record"]["identifiers"]["email_id"] == "no-at-sign.example.com"
     assert refused[0]["reason"] == "Brevo refused the event: Invalid email address"
     assert b"rejected a record of events" in result.stderr
+    # Counted in the STATE of the stream the event came of, echoed once the batch was sent.
+    echoed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [m["state"]["destinationStats"]["rejectedRecordCount"] for m in echoed] == [1.0]
     # Not marked sent: the ledger let it go, so a corrected run may send it.
     ledger = sqlite3.connect(destination.parent / "state" / "brevo.db")
     keys = {row[0] for row in ledger.execute("SELECT key FROM events_sent")}

@@ -405,11 +405,14 @@ class BrevoWriter:
             event["event_date"] = modified
         self._event(f"{store}:cart:{cart_id}:{modified}:{name}", event)
 
-    def reject(self, stream: str, reason: str, data: dict[str, Any]) -> None:
-        """Keep a record Brevo cannot take, with why, and count it."""
+    def reject(self, stream: str, reason: str, data: dict[str, Any],
+               counted_as: str | None = None) -> None:
+        """Keep a record Brevo cannot take, with why, and count it against ``counted_as``
+        (the input stream it came of; ``stream`` by default) in the next STATE echoed for it."""
         self.dead_letters.write(orjson.dumps({"stream": stream, "reason": reason,
                                               "at": p.now_ms(), "record": data}) + b"\n")
-        self.rejected[stream] = self.rejected.get(stream, 0) + 1
+        counted_as = counted_as or stream
+        self.rejected[counted_as] = self.rejected.get(counted_as, 0) + 1
         log.warning("rejected a record of %s (%s); kept in the dead-letter file", stream, reason)
 
     # --- flushing -------------------------------------------------------------------------
@@ -672,7 +675,8 @@ class BrevoWriter:
             for index, reason in sorted(failed.items()):
                 key, event = sent[index]
                 self.ledger.release_event(key)
-                self.reject("events", f"Brevo refused the event: {reason}", event)
+                self.reject("events", f"Brevo refused the event: {reason}", event,
+                            counted_as=_stream_of_event(key))
             self.ledger.settle_events([key for key, _ in batch])
             self.ledger.commit()
 
@@ -910,9 +914,10 @@ class BrevoWriter:
         if message:
             stream = state_stream(message)
             names = [stream] if stream else list(self.written)
+            # Records counted as they arrive; rejections when the state is echoed, since most
+            # happen while the batches before it are sent (a refused event, order or import).
             message["state"]["destinationStats"] = {
-                "recordCount": float(sum(self.written.pop(n, 0) for n in names)),
-                "rejectedRecordCount": float(sum(self.rejected.pop(n, 0) for n in names))}
+                "recordCount": float(sum(self.written.pop(n, 0) for n in names))}
             self.held_states.append(message)
         due = (final or max(len(self.pending), len(self.pending_orders),
                             len(self.pending_products)) >= self.batch
@@ -929,6 +934,10 @@ class BrevoWriter:
             if waiting and state_stream(held) in waiting | {None}:
                 kept.append(held)
             else:
+                stream = state_stream(held)
+                names = [stream] if stream else list(self.rejected)
+                held["state"]["destinationStats"]["rejectedRecordCount"] = float(
+                    sum(self.rejected.pop(n, 0) for n in names))
                 yield orjson.dumps(held) + b"\n"
         self.held_states = kept
         if final and waiting:
@@ -939,6 +948,12 @@ class BrevoWriter:
                         len(self.pending_products), len(self.pending_categories),
                         " and ".join(sorted(waiting)))
             self.held_states.clear()
+
+
+def _stream_of_event(key: str) -> str:
+    """The input stream an event's ledger key was made of (see ``_event``'s callers)."""
+    kind = key.split(":")[1] if key.count(":") >= 2 else ""
+    return {"customer": "customers", "cart": "carts"}.get(kind, "orders")
 
 
 def state_stream(message: dict[str, Any]) -> str | None:
