@@ -9,6 +9,7 @@ FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md catalog.json ./
 COPY framework ./framework
+COPY app ./app
 COPY connectors ./connectors
 COPY specs ./specs
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

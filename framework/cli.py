@@ -1,6 +1,9 @@
-"""``runner``: the command line that lists, runs and wires connectors.
+"""The framework's command line: list, run and wire connectors, whatever their platform.
 
     runner read bigcommerce --config bc.yaml | runner write brevo --config brevo.yaml
+
+``runner`` itself is this group with the app's commands added (``app.cli``: ``sync``,
+``status``, ``check --config tajo.yaml``, ``webhooks``); the framework names no app.
 """
 
 from __future__ import annotations
@@ -36,12 +39,11 @@ def _get(name: str, kind: str | None = None) -> registry.Connector:
 
 
 class LazyGroup(click.Group):
-    """A group whose heavier commands (the sync, the webhook server with its ASGI stack) are
-    imported when called: ``runner read`` in a pipeline starts without them."""
+    """A group whose heavier commands (``LAZY``: name -> ``module:attribute``, e.g. a sync or
+    a webhook server with its ASGI stack) are imported when called: ``runner read`` in a
+    pipeline starts without them."""
 
-    LAZY = {"sync": "framework.sync_cli:sync_command",
-            "status": "framework.sync_cli:status_command",
-            "webhooks": "framework.webhooks_cli:webhooks"}
+    LAZY: dict[str, str] = {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])
@@ -90,16 +92,15 @@ def spec_command(name: str) -> None:
 
 
 @cli.command("check")
-@click.argument("name", required=False)
+@click.argument("name")
 @CONFIG
-def check_command(name: str | None, config_path: str) -> None:
-    """Check the config and the credentials; exit 1 when the check fails. Without NAME,
-    check both sides of a sync config."""
-    if name is None:
-        from framework.sync_cli import check_sync  # lazy: see LazyGroup
+def check_command(name: str, config_path: str) -> None:
+    """Check the config and the credentials; exit 1 when the check fails."""
+    check_connector(name, config_path)
 
-        check_sync(config_path)
-        return
+
+def check_connector(name: str, config_path: str) -> None:
+    """``runner check NAME``: the CONNECTION_STATUS message; exit 1 when it failed."""
     conn = _get(name)
     output: list[bytes] = []
 
@@ -191,12 +192,13 @@ def new_connector_command(name: str, where: str) -> None:
     click.echo(f"created {root}: cd {root} && pip install -e '.[test]' && pytest")
 
 
-def main() -> None:
-    """Console script entry point. An error no command caught is one line on stderr (exit 2
-    when the user's input is wrong, else 1); an unexpected one also prints its stack trace,
-    secrets redacted (Python's own handler would print them as they are)."""
+def main(group: click.Group = cli) -> None:
+    """Console script entry point (``app.cli`` passes its ``runner``). An error no command
+    caught is one line on stderr (exit 2 when the user's input is wrong, else 1); an
+    unexpected one also prints its stack trace, secrets redacted (Python's own handler would
+    print them as they are)."""
     try:
-        cli(prog_name="runner")
+        group(prog_name="runner")
     except ConnectorError as exc:
         click.echo(f"error: {REDACT(exc.message)}", err=True)
         sys.exit(2 if exc.failure_type == "config_error" else 1)

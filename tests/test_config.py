@@ -187,7 +187,7 @@ ODD = 'odd"to\\ken<&é-5c1a9f'
 
 
 def _sync_schema() -> dict[str, Any]:
-    from framework import sync
+    from app import sync
     from framework.connector import get
 
     destination = get("brevo", "destination")
@@ -261,7 +261,7 @@ def test_a_config_of_the_wrong_shape_does_not_print_its_secrets(tmp_path: Path, 
 def test_a_sync_config_of_the_wrong_shape_does_not_print_its_secrets(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``brevo: ${BREVO_API_KEY}``: a string where the brevo section goes."""
-    from framework import sync
+    from app import sync
     from framework.errors import REDACT
 
     key = "xkeysib-shape-0f9e8d7c6b5a"
@@ -283,7 +283,7 @@ def _sync_schema_secrets() -> list[str]:
 
 
 def test_the_sync_config_strips_its_secrets(tmp_path: Path) -> None:
-    from framework import sync
+    from app import sync
     path = tmp_path / "tajo.json"
     path.write_text(__import__("json").dumps({
         "connectors": {"bigcommerce": {"store_hash": "abc123", "access_token": ODD + "\n",

@@ -19,7 +19,8 @@ from test_sync import SEED_YAML
 from webhook_kit import start_receiver
 
 import connectors.bigcommerce as bigcommerce
-from framework import commands, sync
+from app import sync
+from framework import commands
 from framework.errors import ConfigError, ConnectorError
 from framework.spool import Spool
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import BrevoBox, Sandbox, run_cli
 
-from framework.sync_cli import Progress
+from app.sync_cli import Progress
 
 pytestmark = pytest.mark.e2e
 

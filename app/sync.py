@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from app.forward import Forwarder, sync_once
 from framework import protocol as p
 from framework.config import (
     apply_defaults,
@@ -41,7 +42,6 @@ from framework.config import (
 from framework.connector import Destination, connectors, get
 from framework.errors import REDACT, ConfigError, ConnectorError
 from framework.files import private_file
-from framework.forward import Forwarder, sync_once
 from framework.source import HttpSource
 from framework.spool import Spool
 from framework.statestore import StateStore

@@ -10,7 +10,8 @@ from typing import Any
 import click
 import orjson
 
-from framework import commands, sync
+from app import sync
+from framework import commands
 from framework import connector as registry
 from framework.errors import ConfigError, ConnectorError
 from framework.guard import Limits, RefusalLog, parse_proxy, serve

@@ -15,7 +15,8 @@ from typing import Any
 import click
 import orjson
 
-from framework import commands, sync
+from app import sync
+from framework import commands
 from framework.errors import REDACT, ConnectorError
 from framework.protocol import AirbyteConnectionStatus
 from framework.webhooks import LIMIT_FIX, declared

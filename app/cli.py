@@ -1,0 +1,41 @@
+"""``runner``: the framework's commands (``framework.cli``) and the app's.
+
+The app adds ``sync``, ``status`` and ``webhooks`` (imported when called, so that ``runner read``
+in a pipeline starts without them) and lets ``check`` take a sync config without a NAME.
+"""
+
+from __future__ import annotations
+
+import click
+
+from framework import cli as base
+
+
+class AppGroup(base.LazyGroup):
+    LAZY = {"sync": "app.sync_cli:sync_command",
+            "status": "app.sync_cli:status_command",
+            "webhooks": "app.webhooks_cli:webhooks"}
+
+
+@click.command("check")
+@click.argument("name", required=False)
+@base.CONFIG
+def check_command(name: str | None, config_path: str) -> None:
+    """Check the config and the credentials; exit 1 when the check fails. Without NAME,
+    check both sides of a sync config."""
+    if name is None:
+        from app.sync_cli import check_sync  # lazy: see AppGroup
+
+        check_sync(config_path)
+        return
+    base.check_connector(name, config_path)
+
+
+cli = AppGroup(name="runner", callback=base.cli.callback, params=base.cli.params,
+               help=base.cli.help, context_settings=base.cli.context_settings,
+               commands={**base.cli.commands, "check": check_command})
+
+
+def main() -> None:
+    """Console script entry point."""
+    base.main(cli)
