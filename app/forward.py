@@ -25,7 +25,6 @@ import orjson
 from framework import protocol as p
 from framework.connector import Destination, Source
 from framework.errors import REDACT, ConnectorError
-from framework.source import SETTLE_S
 from framework.spool import Spool
 from framework.statestore import StateStore
 
@@ -126,9 +125,9 @@ class Forwarder:
                 self.woken.clear()
                 last = self._spool_end()
                 if poll or last != seen:
-                    # Events are read once they are a second old (framework.source._spool_mark);
+                    # Events are read once they are settle_s old (framework.source._spool_mark);
                     # waiting here lets this cycle take them.
-                    self.stopping.wait(SETTLE_S + 0.05)
+                    self.stopping.wait(getattr(self.source, "settle_s", 0.0) + 0.05)
                     try:
                         self._cycle(store, "poll" if poll else "webhooks")
                         seen, failures = last, 0

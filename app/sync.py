@@ -383,7 +383,8 @@ def _spool_depth(job: Job, saved: dict[str, dict[str, Any]]) -> dict[str, int]:
     live = {s.stream.name for s in job.catalog.streams
             if job.source.loaded.streams[s.stream.name].live}
     offsets = [state.get("spool_offset") or 0 for name in live
-               for state in ((saved.get(name) or {}).get("stores") or {"": {}}).values()]
+               for state in ((saved.get(name) or {}).get(job.source.state_key)
+                             or {"": {}}).values()]
     spool = Spool(path)
     try:
         return {"events": spool.count(), "unread": spool.count(after=min(offsets, default=0)),

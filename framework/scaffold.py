@@ -158,6 +158,9 @@ def spec(name: str, title: str) -> dict[str, object]:
         "client": {
             "base_url": "{api_url}",
             "auth": {"type": "header", "header": "X-Api-Key", "config_field": "api_key"},
+            # The key of each stream state's per-account positions (and of a config's list
+            # of accounts): {"accounts": {account: {"updated_at": ...}}}.
+            "accounts": "accounts",
             "errors": {"401": f"{title} rejected the API key (HTTP 401 on {{path}}): create a "
                               "new key and put it in api_key"}},
         "stream_defaults": {"records_path": "data", "total_path": "meta.total",

@@ -6,7 +6,8 @@ where the records are, keys, cursor and schema; ``framework.reader`` reads the p
 
 Reads run in worker threads, at most ``concurrency`` requests at once per account under that
 account's one pacer; this thread writes their pages in arrival order and the per-stream states.
-State shape: ``{"stores": {account: {cursor_field: value}}}`` (one entry per store).
+State shape: ``{ACCOUNTS: {account: {cursor_field: value}}}``, one entry per account, under the
+name the spec gives the accounts list (``client.accounts``; BigCommerce: ``stores``).
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ from framework.spool import Spool
 
 log = logging.getLogger("tajo.source")
 
-ACCOUNTS_KEY = "stores"
+#: The key of the per-account states when the spec names no accounts list.
+ACCOUNTS_KEY = "accounts"
 SPOOL_OFFSET = "spool_offset"
-SETTLE_S = 1.0
 
 
 #: A setup check of one stream: (one account's config, its client) -> what is missing and how
@@ -101,9 +102,22 @@ class HttpSource(Source):
         """What the webhooks table (its platform ``scopes``) misses for the ``streams``."""
         return self.advice(scopes, streams) if self.advice else []
 
+    @property
+    def state_key(self) -> str:
+        """The key of a stream state's per-account positions: the accounts list's name
+        (``client.accounts``), so that a state reads like the config it came of."""
+        spec = self.loaded.model.client
+        return (spec.accounts if spec else None) or ACCOUNTS_KEY
+
+    @property
+    def settle_s(self) -> float:
+        """How old a spooled event must be before it is read (``webhooks.settle_s``)."""
+        hooks = self.loaded.model.webhooks
+        return hooks.settle_s if hooks else 0.0
+
     def accounts(self, config: dict[str, Any]) -> list[dict[str, Any]]:
         """One config per account: the top-level one, or each entry of the accounts list
-        (``stores``) over the shared fields."""
+        (``client.accounts``) over the shared fields."""
         spec = self.loaded.model.client
         key = spec.accounts if spec else None
         if key and config.get(key):
@@ -271,7 +285,11 @@ class HttpSource(Source):
         streams = self.loaded.model.streams
         key = self.account_key(account)
         webhooks_mode = account.get("read_mode") == "webhooks"
-        mark = _spool_mark(account)
+        mark = _spool_mark(account, self.settle_s)
+
+        def saved(name: str, account_key: str) -> dict[str, Any]:
+            return _saved(state, name, account_key, self.state_key)
+
         added = {k: v.format(**account) for k, v in self.loaded.model.client.add_fields.items()}
         for stream in streams:
             if stream.parent is not None:
@@ -284,7 +302,7 @@ class HttpSource(Source):
             plans = {s.name: compile_plan(self.loaded.schemas[s.name]) for s in family}
             live = stream.live
             if live and (live.only or webhooks_mode):
-                offsets = [_live_start(m.name, key, modes, state, webhooks_mode)
+                offsets = [_live_start(m.name, key, modes, saved, webhooks_mode)
                            for m in members]
                 for offset, group in _groups(members, offsets):
                     yield Unit(stream=stream, children=_children(stream, group),
@@ -297,7 +315,7 @@ class HttpSource(Source):
             if webhooks_mode:  # nothing to learn from webhooks about this stream
                 continue
             for suffix, params, keep in self._channel_variants(stream, account):
-                starts = [_poll_start(stream, m.name, key + suffix, account, modes, state,
+                starts = [_poll_start(stream, m.name, key + suffix, account, modes, saved,
                                       self.state_field)
                           for m in members]
                 for (incremental, start), group in _groups(members, starts):
@@ -360,15 +378,21 @@ STATE_FIX = ("correct it, or remove that stream's state (from the --state file, 
              "state database in state_dir) to read the stream again from start_date")
 
 
-def _saved(state: dict[str, dict[str, Any]], name: str, account: str) -> dict[str, Any]:
-    """A stream's own saved position for one account (never another stream's); a state of
-    another shape is a ConfigError (it is not overwritten: the run stops before reading)."""
+#: A stream's saved position for one account: (stream, account) -> {field: value}.
+Saved = Callable[[str, str], dict[str, Any]]
+
+
+def _saved(state: dict[str, dict[str, Any]], name: str, account: str, key: str
+           ) -> dict[str, Any]:
+    """A stream's own saved position for one account (never another stream's), under the
+    accounts ``key``; a state of another shape is a ConfigError (it is not overwritten: the
+    run stops before reading)."""
     own = state.get(name) or {}
-    accounts = own.get(ACCOUNTS_KEY, {}) if isinstance(own, dict) else None
+    accounts = own.get(key, {}) if isinstance(own, dict) else None
     saved = accounts.get(account, {}) if isinstance(accounts, dict) else None
     if not isinstance(saved, dict):
         raise ConfigError(f"the saved state of stream {name!r} is not "
-                          f'{{"{ACCOUNTS_KEY}": {{store: {{field: value}}}}}}; {STATE_FIX}')
+                          f'{{"{key}": {{account: {{field: value}}}}}}; {STATE_FIX}')
     return dict(saved)
 
 
@@ -384,7 +408,7 @@ def _cursor_start(name: str, field: str, value: Any) -> str:
 
 
 def _poll_start(stream: Stream, name: str, account_key: str, account: dict[str, Any],
-                modes: dict[str, str], state: dict[str, dict[str, Any]],
+                modes: dict[str, str], saved: Saved,
                 state_field: Callable[[str, str], str]) -> tuple[bool, str | None]:
     """Whether stream ``name`` (the polled ``stream`` or one of its children) is read
     incrementally, and from where: its own cursor, else the account's ``start_date``."""
@@ -393,19 +417,19 @@ def _poll_start(stream: Stream, name: str, account_key: str, account: dict[str, 
     if stream.incremental is not None:
         if incremental:
             field = state_field(name, stream.incremental.cursor_field)
-            start = _saved(state, name, account_key).get(field)
+            start = saved(name, account_key).get(field)
             start = _cursor_start(name, field, start) if start is not None else None
         start = start or account.get("start_date")
         start = iso_utc(start) if start else None
     return incremental, start
 
 
-def _live_start(name: str, account_key: str, modes: dict[str, str],
-                state: dict[str, dict[str, Any]], webhooks_mode: bool) -> int:
+def _live_start(name: str, account_key: str, modes: dict[str, str], saved: Saved,
+                webhooks_mode: bool) -> int:
     """The spool offset a live stream resumes from (0: from the start of the spool).
     Webhooks mode always resumes: it reads what changed since the last run."""
     if modes[name] == "incremental" or webhooks_mode:
-        offset = _saved(state, name, account_key).get(SPOOL_OFFSET) or 0
+        offset = saved(name, account_key).get(SPOOL_OFFSET) or 0
         if not isinstance(offset, int) or isinstance(offset, bool):
             raise ConfigError(f"the saved state of stream {name!r} has {SPOOL_OFFSET} "
                               f"{offset!r}, not a whole number; {STATE_FIX}")
@@ -432,20 +456,21 @@ def _recipes(units: list[Unit]) -> dict[int, page_process.Recipe]:
     return recipes
 
 
-def _spool_mark(account: dict[str, Any]) -> int | None:
+def _spool_mark(account: dict[str, Any], settle_s: float) -> int | None:
     """How far into the spool this run reads (None without a spool): up to the events that
-    arrived at least ``SETTLE_S`` ago.
+    arrived at least ``settle_s`` ago (the source's ``webhooks.settle_s``).
 
-    BigCommerce dates changes to the second, and two changes of a resource within one second
-    send the same webhook twice (the second is a duplicate and is not stored). Fetching only
-    once a second has passed since the webhook arrived means the fetch comes after every
-    change of that second, so it returns the latest version whatever the clocks say.
+    A platform that dates changes to the second (BigCommerce) sends the same webhook twice for
+    two changes of a resource within one second (the second is a duplicate and is not
+    stored). Fetching only once that second has passed since the webhook arrived means the
+    fetch comes after every change of that second, so it returns the latest version whatever
+    the clocks say.
     """
     if not account.get("spool_path"):
         return None
     spool = Spool(account["spool_path"])
     try:
-        return spool.settled_offset(time.time() - SETTLE_S)
+        return spool.settled_offset(time.time() - settle_s)
     finally:
         spool.close()
 
@@ -495,7 +520,7 @@ class _Coordinator:
         self.events: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=max(2, self.workers // 2))
         self.stop = threading.Event()
         self.pending = 0
-        self.saved = {name: dict((state.get(name) or {}).get(ACCOUNTS_KEY, {}))
+        self.saved = {name: dict((state.get(name) or {}).get(source.state_key, {}))
                       for name in modes}
         self.since_state = dict.fromkeys(modes, 0)
         self.stated: set[str] = set()  # streams that have had a STATE in this run
@@ -691,7 +716,8 @@ class _Coordinator:
     def _state(self, name: str) -> bytes:
         self.stated.add(name)
         count, self.since_state[name] = self.since_state[name], 0
-        return p.dump(p.state_message(name, {ACCOUNTS_KEY: dict(self.saved[name])}, count))
+        return p.dump(p.state_message(name, {self.source.state_key: dict(self.saved[name])},
+                                     count))
 
     def _checkpoint(self, unit: Unit, final: bool = False) -> Iterator[bytes]:
         """A STATE per stream of the unit when its frontier moved (or at its end).

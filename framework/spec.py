@@ -174,6 +174,9 @@ class Webhooks(_Strict):
     max_per_scope: int
     max_total: int
     scopes: dict[str, WebhookScope]
+    #: Seconds a spooled event waits before it is read: a platform whose dates are whole
+    #: seconds needs 1 (see ``framework.source._spool_mark``); 0 for finer dates.
+    settle_s: float = Field(default=0.0, ge=0, le=60)
     #: Scope names that are not the platform's (e.g. the seed's ``store/inventory/updated``)
     #: and the real scopes they stand for.
     aliases: dict[str, list[str]] = Field(default_factory=dict)
@@ -210,7 +213,8 @@ class Client(_Strict):
     rate_limit: RateLimitHeaders | None = None
     errors: dict[Literal["401", "403"], str] = Field(default_factory=dict)
     add_fields: dict[str, str] = Field(default_factory=dict)
-    #: Config field naming an account (a store); ``accounts`` lists several in one config.
+    #: Config field naming an account (a store); ``accounts`` lists several in one config
+    #: and is the key of every stream state's per-account positions (default ``accounts``).
     account_field: str | None = None
     accounts: str | None = None
 

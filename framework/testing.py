@@ -112,7 +112,8 @@ def source_tests(connector: Source, *, sandbox_args: list[str],
                 final = [m["state"]["stream"]["stream_state"] for m in output
                          if m["type"] == "STATE"
                          and m["state"]["stream"]["stream_descriptor"]["name"] == stream.name][-1]
-                reached = max(account[field] for account in final["stores"].values())
+                reached = max(account[field]
+                              for account in final[connector.state_key].values())
                 declared = connector.loaded.streams.get(stream.name)
                 if declared is not None and declared.parent is not None:
                     assert reached >= newest  # a child's state is its parent's
