@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from app.events import subscribed
 from app.forward import Forwarder, sync_once
 from framework import protocol as p
 from framework.config import (
@@ -45,7 +46,7 @@ from framework.files import private_file
 from framework.source import HttpSource
 from framework.spool import Spool
 from framework.statestore import StateStore
-from framework.webhooks import declared, list_hooks, subscriptions
+from framework.webhooks import api_of, declared
 
 log = logging.getLogger("tajo.sync")
 
@@ -154,7 +155,7 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
                                                             DESTINATION), spec)
         # The table is checked here, not only by `runner webhooks register`: a scope the
         # source does not know would otherwise surface only when the receiver refuses it.
-        scopes = subscriptions(source, source_config) if source.loaded.model.webhooks else []
+        scopes = subscribed(source, source_config) if source.loaded.model.webhooks else []
         jobs.append(Job(name, source, source_config, destination, destination_config,
                         catalog(source, section.get("sync") or {}),
                         state_dir / f"{name}.state.db", scopes))
@@ -232,12 +233,12 @@ def forwarder(setup: WebhookSetup, source: HttpSource, forward_config: str | Pat
 def store_hooks(job: Job) -> dict[str, list[dict[str, Any]]]:
     """Each store's hooks, as BigCommerce lists them: this API account's only (``GET
     /v3/hooks``, and ``/v3/hooks/admin`` too, show no other app's)."""
-    spec = declared(job.source)
+    api = api_of(job.source)
     found = {}
     for account in job.source.accounts(job.source_config):
         client = job.source.client(account)
         try:
-            found[job.source.account_key(account)] = list_hooks(client, spec)
+            found[job.source.account_key(account)] = api.list(client)
         finally:
             client.close()
     return found

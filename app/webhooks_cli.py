@@ -11,21 +11,14 @@ import click
 import orjson
 
 from app import sync
+from app.events import subscribed
 from framework import commands
 from framework import connector as registry
 from framework.errors import ConfigError, ConnectorError
 from framework.guard import Limits, RefusalLog, parse_proxy, serve
 from framework.receiver import MAX_BODY, STALE_AFTER_S, SpoolWriter, Verifier, build_app
 from framework.source import HttpSource
-from framework.webhooks import (
-    check_destination,
-    declared,
-    list_hooks,
-    register,
-    secret_of,
-    shown,
-    subscriptions,
-)
+from framework.webhooks import api_of, check_destination, declared, register, secrets_of, shown
 
 CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
                       help="The sync config (tajo.yaml: the spool and, when webhook_secret is "
@@ -106,14 +99,14 @@ def register_command(config_path: str, source_name: str, url: str, as_json: bool
         source = _source(source_name)
         setup = sync.webhook_setup(source, config_path)
         config = setup.config
-        spec = declared(source)
-        wanted = subscriptions(source, config)
+        spec, api = declared(source), api_of(source)
+        wanted = subscribed(source, config)
         for warning in source.table_advice(wanted, setup.streams):
             click.echo(f"warning: {warning}", err=True)
-        secrets = {source.account_key(a): secret_of(a) for a in source.accounts(config)}
-        check_destination(url)
+        secrets = secrets_of(source, config)
+        check_destination(url, spec)
         for store, client in _each_store(source, config):
-            for row in register(client, spec, wanted, url, secrets[store]):
+            for row in register(client, api, wanted, url, secrets[store]):
                 row = {"store": store, **row}
                 yield (orjson.dumps(row).decode() if as_json else
                        f"{store:<14} {row['scope']:<40} {row['action']:<12} #{row['id']}")
@@ -129,9 +122,9 @@ def list_command(config_path: str, source_name: str, as_json: bool) -> None:
     def body() -> Iterator[str]:
         source = _source(source_name)
         config = sync.webhook_setup(source, config_path).config
-        spec = declared(source)
+        spec, api = declared(source), api_of(source)
         for store, client in _each_store(source, config):
-            hooks = list_hooks(client, spec)
+            hooks = api.list(client)
             for hook in hooks:
                 row = {"store": store, **shown(hook)}
                 yield (orjson.dumps(row).decode() if as_json else
@@ -207,8 +200,8 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
         Path(config["spool_path"]).parent.mkdir(parents=True, exist_ok=True)
         accounts = {spec.producer.format(**a): source.account_key(a)
                     for a in source.accounts(config)}
-        secrets = {source.account_key(a): secret_of(a) for a in source.accounts(config)}
-        verifier = Verifier(spec, accounts, subscriptions(source, config), secrets,
+        secrets = secrets_of(source, config)
+        verifier = Verifier(spec, accounts, subscribed(source, config), secrets,
                             config.get("client_secret"))
         forwarder = None
         if forward_config:

@@ -1,5 +1,8 @@
 """Paginators, looked up by name from a stream's ``paginator.type``.
 
+The built-ins register the way a plugin does (``register_paginator("name", cls)``, dlt's
+anchor): a plugin module registers its own before its spec is loaded.
+
 A paginator sets the parameters of the first request and, given a page, those of the next one
 (``None`` when the stream is done). The engine guards against loops: a paginator that asks for
 the same parameters twice in a row is an error, not an endless read.
@@ -169,9 +172,28 @@ class Keyset(Paginator):
         return {**params, page_param: 1, self.cursor_param: self.format_cursor(last)}
 
 
-PAGINATORS: dict[str, type[Paginator]] = {
-    "single_page": Paginator,
-    "page_number": PageNumber,
-    "cursor": Cursor,
-    "keyset": Keyset,
-}
+PAGINATORS: dict[str, type[Paginator]] = {}
+
+
+def register_paginator(name: str, cls: type[Paginator]) -> None:
+    """Make ``cls`` the paginator a stream names as ``paginator: {"type": name}``.
+
+    Raises:
+        TypeError: ``cls`` is not a :class:`Paginator` (its ``first``, ``fresh`` and
+            ``next`` are what the engine calls).
+        ValueError: another class is registered under ``name`` (a plugin cannot replace a
+            paginator other connectors use).
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Paginator)):
+        raise TypeError(f"paginator {name!r}: {cls!r} is not a subclass of "
+                        "framework.paginators.Paginator")
+    if PAGINATORS.get(name, cls) is not cls:
+        raise ValueError(f"paginator {name!r} is registered already "
+                         f"({PAGINATORS[name].__qualname__}); choose another name")
+    PAGINATORS[name] = cls
+
+
+register_paginator("single_page", Paginator)
+register_paginator("page_number", PageNumber)
+register_paginator("cursor", Cursor)
+register_paginator("keyset", Keyset)

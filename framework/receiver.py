@@ -7,16 +7,18 @@
    have its own, see :class:`Verifier`) or a Standard Webhooks signature
    (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``: HMAC-SHA256 with the app's
    client secret, five minutes of clock skew) -- otherwise 401;
-3. shape: strict JSON with ``scope``, ``data``, ``hash``, ``created_at``, ``producer``, nested
-   at most ``MAX_DEPTH`` levels -- 400;
-4. origin: ``producer`` must be ``stores/{hash}`` of a configured store whose secret was sent --
-   401 (``store_id`` is a numeric id, not the hash, so it is not what identifies the store);
-5. scope: one the config subscribes to, with a valid resource id where the scope puts it (an
-   integer from 1 to 2**31 - 1, or a UUID for carts, as the spec's ``id_type`` says) -- 400;
-6. freshness: ``created_at`` within the platform's retry horizon (three days) -- 400;
+3. shape: strict JSON with the fields the platform's spec requires (``webhooks.payload``;
+   BigCommerce: ``scope``, ``data``, ``hash``, ``created_at``, ``producer``), nested at most
+   ``MAX_DEPTH`` levels -- 400;
+4. origin: the producer field must name a configured account whose secret was sent (BigCommerce:
+   ``stores/{store_hash}``) -- 401;
+5. scope: one the config subscribes to, with a valid resource id where the scope puts it (e.g.
+   an integer from 1 to 2**31 - 1, or a UUID, as the spec's ``id_type`` says) -- 400;
+6. freshness: the payload's ``created_at`` field, when the spec names one, within the retry
+   horizon (three days) -- 400;
 7. the event is committed to the spool (SQLite, WAL, synchronous FULL) and only then is 200
-   sent. A re-delivery (same producer, scope, hash and created_at) is acknowledged and not
-   stored again.
+   sent. A re-delivery (the same values of the spec's ``payload.dedupe`` fields) is
+   acknowledged and not stored again.
 
 Appends from concurrent requests are committed together by one writer thread (group commit):
 one disk sync per batch, not per request. A batch that cannot be committed is committed event by
@@ -50,11 +52,13 @@ from framework.spool import Event, Spool, check_id
 
 log = logging.getLogger("tajo.receiver")
 
-MAX_BODY = 64 * 1024  # BigCommerce payloads carry ids only: a few hundred bytes
+MAX_BODY = 64 * 1024  # webhook payloads carry ids: a few hundred bytes
 SIGNATURE_SKEW_S = 300
-STALE_AFTER_S = 3 * 24 * 3600  # BigCommerce's last retry comes about 48 hours after the event
-MAX_DEPTH = 16  # data.inventory.product_id is three levels; orjson writes at most 254
-REQUIRED = {"scope": str, "data": dict, "hash": str, "created_at": int, "producer": str}
+#: Older deliveries are replays: platforms retry for a day or two (BigCommerce: ~48 hours).
+STALE_AFTER_S = 3 * 24 * 3600
+MAX_DEPTH = 16  # payloads nest a few levels (BigCommerce's three); orjson writes at most 254
+#: The Python type of each ``webhooks.payload.required`` type.
+TYPES: dict[str, type] = {"string": str, "integer": int, "object": dict, "array": list}
 
 
 class Refused(Exception):
@@ -200,7 +204,9 @@ class Verifier:
         self.accounts = accounts  # producer value -> account key
         self.scopes = set(scopes)
         self.secrets = {account: secret.encode() for account, secret in secrets.items()}
-        self.key = client_secret.encode() if client_secret else None
+        signed = spec.signatures == "standard_webhooks"
+        self.key = client_secret.encode() if client_secret and signed else None
+        self.required = {name: TYPES[kind] for name, kind in spec.payload.required.items()}
         self.header = spec.secret_header.lower()
 
     def authentic(self, headers: Any, body: bytes) -> set[str] | None:
@@ -226,18 +232,19 @@ class Verifier:
             raise Refused(400, "the body is not a JSON object")
         if _deeper_than(payload, MAX_DEPTH):
             raise Refused(400, f"the body nests objects or arrays more than {MAX_DEPTH} levels "
-                               "deep (BigCommerce's nest three)")
-        for name, kind in REQUIRED.items():
+                               f"deep ({self.spec.platform}'s nest a few)")
+        for name, kind in self.required.items():
             value = payload.get(name)
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise Refused(400, f"field {name!r} is missing or not a {kind.__name__}")
-        producer = payload[self.spec.producer_field]
+        noun = self.spec.account
+        producer = str(payload.get(self.spec.producer_field))
         account = self.accounts.get(producer)
         if account is None:
-            raise Refused(401, f"producer {producer[:80]!r} is not a configured store")
+            raise Refused(401, f"producer {producer[:80]!r} is not a configured {noun}")
         if allowed is not None and account not in allowed:
-            raise Refused(401, f"the secret sent is not store {account}'s webhook secret")
-        scope = payload["scope"]
+            raise Refused(401, f"the secret sent is not {noun} {account}'s webhook secret")
+        scope = str(payload.get(self.spec.payload.scope))
         if scope not in self.scopes:
             raise Refused(400, f"scope {scope[:80]!r} is not subscribed; subscribed: "
                                f"{', '.join(sorted(self.scopes))}")
@@ -250,13 +257,26 @@ class Verifier:
         except ValueError as exc:  # stored, it would be dead-lettered by every reader
             raise Refused(400, f"{scope} payload: the {declared.resource} id at {declared.id} "
                                f"{exc}") from None
-        age = time.time() - payload["created_at"]
-        if age > STALE_AFTER_S or age < -SIGNATURE_SKEW_S:
-            raise Refused(400, f"created_at {payload['created_at']} is out of range (older "
-                               "than three days, or in the future): a replay")
-        key = hashlib.sha1(f"{producer}|{scope}|{payload['hash']}|{payload['created_at']}"
-                           .encode()).hexdigest()
+        _check_fresh(payload, self.spec.payload.created_at)
+        # Joined as they always were ("producer|scope|hash|created_at" for BigCommerce), so
+        # that a spool written before keeps recognizing re-deliveries.
+        fields = "|".join(str(payload.get(name)) for name in self.spec.payload.dedupe)
+        key = hashlib.sha1(fields.encode()).hexdigest()
         return Event(account, scope, declared.resource, resource_id, payload, key)
+
+
+def _check_fresh(payload: dict[str, Any], field: str | None) -> None:
+    """An event dated (epoch seconds in ``field``) past the retry horizon, or in the future,
+    is a replay."""
+    if field is None:
+        return
+    created = payload.get(field)
+    if not isinstance(created, (int, float)) or isinstance(created, bool):
+        raise Refused(400, f"field {field!r} is missing or not a number")
+    age = time.time() - created
+    if age > STALE_AFTER_S or age < -SIGNATURE_SKEW_S:
+        raise Refused(400, f"{field} {created} is out of range (older than three days, or "
+                           "in the future): a replay")
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

@@ -43,6 +43,7 @@ from framework.reader import (
 )
 from framework.spec import Stream
 from framework.spool import Spool
+from framework.webhooks import Subscriptions
 
 log = logging.getLogger("tajo.source")
 
@@ -67,16 +68,21 @@ class HttpSource(Source):
         hooks: named functions for what JSON cannot say (e.g. extracting an order's lines).
         checks: setup checks by the stream they are for (run when that stream is synced).
         advice: what a webhooks table misses for the streams synced.
+        subscriptions: the platform's webhook subscriptions API (``framework.webhooks``).
     """
 
     def __init__(self, spec_file: str | Path, *, sandbox: click.Command | None = None,
                  version: str = "0.1.0", hooks: dict[str, Hook] | None = None,
-                 checks: dict[str, Check] | None = None, advice: Advice | None = None
-                 ) -> None:
+                 checks: dict[str, Check] | None = None, advice: Advice | None = None,
+                 subscriptions: type[Subscriptions] | None = None) -> None:
         super().__init__(spec_file, sandbox=sandbox, version=version)
         self.hooks = hooks or {}
         self.checks = checks or {}
         self.advice = advice
+        webhooks = self.loaded.model.webhooks
+        #: The platform's webhook subscriptions API (its plugin's), for a spec with webhooks.
+        self.subscriptions = (subscriptions(webhooks) if subscriptions and webhooks
+                              else None)
 
     def warnings(self, config: dict[str, Any], streams: set[str]) -> list[str]:
         """The setup checks of the ``streams`` synced, for every account: one line each (the
@@ -138,7 +144,7 @@ class HttpSource(Source):
         spec = self.loaded.model.client
         assert spec is not None  # parse_spec guarantees a client for sources with streams
         base_url = spec.base_url.format(**{k: str(v).rstrip("/") for k, v in config.items()})
-        headers = {**spec.headers, spec.auth.header: str(config[spec.auth.config_field])}
+        headers = {**spec.headers, **spec.auth.authenticator().headers(config)}
 
         def on_wait(seconds: float, reason: str) -> None:
             if seconds >= 1:

@@ -15,7 +15,14 @@ from typing import Any, Literal
 import orjson
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from framework.config import config_fields as loaded_config_fields
 from framework.formats import CURSOR_FORMATS
@@ -36,20 +43,83 @@ def _known(kind: str, value: str, registry: dict[str, Any]) -> str:
     return value
 
 
-AUTH_TYPES = {"header": "sends a config field as a request header"}
+class Authenticator:
+    """What an auth ``type`` sends with every request, made of its options and the config.
+
+    ``Options`` validates the spec's ``auth`` object (but ``type``) when the spec is loaded.
+    """
+
+    class Options(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = self.Options.model_validate(options)
+
+    def headers(self, config: dict[str, Any]) -> dict[str, str]:
+        """The headers of every request for the account ``config``."""
+        raise NotImplementedError
 
 
-class Auth(_Strict):
-    """Credentials sent with every request: config field ``config_field`` in header ``header``."""
+class HeaderAuth(Authenticator):
+    """Sends config field ``config_field`` in header ``header`` (e.g. an access token)."""
+
+    class Options(Authenticator.Options):
+        header: str
+        config_field: str
+
+    def headers(self, config: dict[str, Any]) -> dict[str, str]:
+        options = self.options
+        assert isinstance(options, HeaderAuth.Options)
+        return {options.header: str(config[options.config_field])}
+
+
+AUTH_TYPES: dict[str, type[Authenticator]] = {}
+
+
+def register_auth(name: str, cls: type[Authenticator]) -> None:
+    """Make ``cls`` the auth a spec names as ``client.auth.type: name`` (dlt's
+    ``register_auth``; the built-ins register the same way).
+
+    Raises:
+        TypeError: ``cls`` is not an :class:`Authenticator`.
+        ValueError: another class is registered under ``name``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Authenticator)):
+        raise TypeError(f"auth type {name!r}: {cls!r} is not a subclass of "
+                        "framework.spec.Authenticator")
+    if AUTH_TYPES.get(name, cls) is not cls:
+        raise ValueError(f"auth type {name!r} is registered already "
+                         f"({AUTH_TYPES[name].__qualname__}); choose another name")
+    AUTH_TYPES[name] = cls
+
+
+register_auth("header", HeaderAuth)
+
+
+class Auth(BaseModel):
+    """Credentials sent with every request: a registered auth ``type`` and its options (for
+    ``header``: config field ``config_field`` in header ``header``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     type: str
-    header: str
-    config_field: str
 
     @field_validator("type")
     @classmethod
     def _auth_type(cls, value: str) -> str:
         return _known("auth type", value, AUTH_TYPES)
+
+    @model_validator(mode="after")
+    def _options(self) -> Auth:
+        AUTH_TYPES[self.type].Options.model_validate(self.options)
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def authenticator(self) -> Authenticator:
+        return AUTH_TYPES[self.type](self.options)
 
 
 class RateLimitHeaders(_Strict):
@@ -153,19 +223,38 @@ class Live(_Strict):
 
 class WebhookScope(_Strict):
     """A webhook scope the connector understands: the spool resource it names, where its
-    payload holds the resource id, and the event name its subscription is known by."""
+    payload holds the resource id, and the API permission its subscription needs."""
 
     resource: str = Field(pattern=r"^[a-z_]+$")
     id: str
-    event: str
     oauth_scope: str
     #: What a valid resource id is: a delivery with another id is refused (400).
     id_type: IdType = "text"
 
 
-class Webhooks(_Strict):
-    """The platform's webhooks: its subscriptions API and the payloads it delivers."""
+#: What a payload field must hold (``Payload.required``).
+PayloadType = Literal["string", "integer", "object", "array"]
 
+
+class Payload(_Strict):
+    """What a delivery's JSON body holds: a body without a ``required`` field of its type is
+    refused (400). ``dedupe`` names the fields whose values are one delivery's (a re-delivery
+    repeats them, and is acknowledged, not stored again)."""
+
+    required: dict[str, PayloadType]
+    scope: str = "scope"
+    #: Epoch seconds of the event: one older than the platform's retries is refused (a replay).
+    created_at: str | None = None
+    dedupe: list[str] = Field(min_length=1)
+
+
+class Webhooks(_Strict):
+    """The platform's webhooks: its subscriptions API and the payloads it delivers (the API
+    calls themselves are its plugin's ``Subscriptions``)."""
+
+    #: The platform's name in messages, and what it calls an account (e.g. a store).
+    platform: str
+    account: str = "account"
     path: str = Field(pattern=r"^/")
     #: Payload field naming the sender, and its expected value for an account.
     producer_field: str
@@ -174,6 +263,11 @@ class Webhooks(_Strict):
     max_per_scope: int
     max_total: int
     scopes: dict[str, WebhookScope]
+    payload: Payload
+    #: The ports the platform delivers to (none: any).
+    ports: list[int] | None = None
+    #: Deliveries may also be signed the Standard Webhooks way with the app's client secret.
+    signatures: Literal["standard_webhooks"] | None = None
     #: Seconds a spooled event waits before it is read: a platform whose dates are whole
     #: seconds needs 1 (see ``framework.source._spool_mark``); 0 for finer dates.
     settle_s: float = Field(default=0.0, ge=0, le=60)

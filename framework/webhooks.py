@@ -1,6 +1,8 @@
-"""Webhook subscriptions: what a config asks for, and making a store's hooks match it.
+"""Webhook subscriptions: what a config asks for, and making an account's hooks match it.
 
-``register`` is idempotent: for each store it lists the hooks (only the calling API account's are
+The platform's subscriptions API is its plugin's (:class:`Subscriptions`); what its payloads
+hold and where it delivers are its spec's (``webhooks``). ``register`` is idempotent: for each
+account it lists the hooks (only the calling API account's are
 listed), keeps one hook of ours per configured scope, creates what is missing, updates what
 drifted (destination, secret, an inactive hook is reactivated) and removes hooks of ours whose
 scope is no longer configured. "Ours" means: the hook sends our secret header. Hooks of other
@@ -37,36 +39,36 @@ def subscriptions(source: Any, config: dict[str, Any]) -> list[str]:
     """The platform scopes the config's ``webhooks`` table asks for, aliases expanded.
 
     Raises:
-        ConfigError: a scope the connector does not know, or an event name that is not the
-            one this connector sends for the scope.
+        ConfigError: a scope the connector does not know.
     """
     spec = declared(source)
-    table = config.get("webhooks") or source.loaded.model.connectionSpecification[
-        "properties"]["webhooks"].get("default", [])
     scopes: list[str] = []
-    for index, row in enumerate(table):
-        scope, destination = row["scope"], row.get("destination")
+    for index, row in enumerate(table_of(source, config)):
+        scope = row["scope"]
         real = spec.aliases.get(scope, [scope])
         if scope in spec.aliases:
-            log.info("webhooks[%d]: %s is not a BigCommerce scope; subscribing to %s instead",
-                     index, scope, " and ".join(real))
+            log.info("webhooks[%d]: %s is not a %s scope; subscribing to %s instead",
+                     index, scope, spec.platform, " and ".join(real))
         for name in real:
             if name not in spec.scopes:
                 valid = ", ".join([*spec.scopes, *spec.aliases])
                 raise ConfigError(f"webhooks[{index}].scope: unknown scope {scope!r}; "
                                   f"valid: {valid}")
-            event = spec.scopes[name].event
-            if destination and destination != event:
-                raise ConfigError(f"webhooks[{index}].destination: {scope} is sent to Brevo as "
-                                  f"{event!r}, not {destination!r}; write destination: {event}")
             if name not in scopes:
                 scopes.append(name)
     return scopes
 
 
-def check_destination(url: str) -> str:
-    """The receiver's URL as BigCommerce requires it: https on port 443 (plain http only to a
-    loopback address, which only the sandbox delivers to)."""
+def table_of(source: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The config's ``webhooks`` table, or the default its spec documents."""
+    default = source.loaded.model.connectionSpecification["properties"]["webhooks"]
+    return list(config.get("webhooks") or default.get("default", []))
+
+
+def check_destination(url: str, spec: Webhooks | None = None) -> str:
+    """The receiver's URL as the platform (``spec``) requires it: https, on one of its
+    ``ports`` when it names them (plain http only to a loopback address, which only a sandbox
+    delivers to)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme == "http" and LOOPBACK.match(host):
@@ -74,9 +76,11 @@ def check_destination(url: str) -> str:
     if parts.scheme != "https" or not host:
         raise ConfigError(f"--url {url!r}: webhook destinations must be https:// URLs (plain "
                           "http:// only to a loopback address, for the sandbox)")
-    if parts.port not in (None, 443):
-        raise ConfigError(f"--url {url!r}: BigCommerce delivers webhooks to port 443 only; "
-                          "put the receiver behind a TLS proxy on 443")
+    ports = spec.ports if spec is not None else None
+    if ports and (parts.port or 443) not in ports:
+        where = " or ".join(map(str, ports))
+        raise ConfigError(f"--url {url!r}: {spec.platform} delivers webhooks to port {where} "
+                          f"only; put the receiver behind a TLS proxy on {where}")
     return url
 
 
@@ -85,17 +89,17 @@ def check_destination(url: str) -> str:
 _SECRET = re.compile(r"[\x21-\x7e]{16,}")
 
 
-def secret_of(account: dict[str, Any]) -> str:
-    """The webhook secret of one store's config: its own (``stores[].webhook_secret``) or the
-    shared one. Whitespace around it is dropped (a file-mounted secret ends with a newline).
+def secret_of(account: dict[str, Any], who: str = "") -> str:
+    """The webhook secret of one account's config (``who`` names it in errors, e.g. "store
+    abc123"): its own (an accounts list entry's ``webhook_secret``) or the shared one.
+    Whitespace around it is dropped (a file-mounted secret ends with a newline).
 
     Raises:
         ConfigError: none set, or one that no HTTP header can carry intact (what is wrong is
             said without the value).
     """
     text = str(account.get("webhook_secret") or "").strip()
-    store = account.get("store_hash")
-    of_store = f" for store {store}" if store else ""
+    of_store = f" for {who}" if who else ""
     make = "make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
     if not text:
         raise ConfigError(f"webhook_secret is not set{of_store}: add a secret of at least 16 "
@@ -106,6 +110,16 @@ def secret_of(account: dict[str, Any]) -> str:
                           f"characters); this one has {len(text)} characters{_flaw(text)}; "
                           f"{make}")
     return text
+
+
+def secrets_of(source: Any, config: dict[str, Any]) -> dict[str, str]:
+    """Every account's webhook secret, by account key."""
+    noun = declared(source).account
+    found = {}
+    for account in source.accounts(config):
+        key = source.account_key(account)
+        found[key] = secret_of(account, f"{noun} {key}" if key else "")
+    return found
 
 
 def _flaw(text: str) -> str:
@@ -119,17 +133,57 @@ def _flaw(text: str) -> str:
     return ""
 
 
-def list_hooks(client: Any, spec: Webhooks) -> list[dict[str, Any]]:
-    """Every hook the API account sees, page after page."""
-    hooks: list[dict[str, Any]] = []
-    page = 1
-    while True:
-        body = client.get(spec.path, {"page": page, "limit": 250}) or {}
-        hooks.extend(body.get("data") or [])
-        pagination = (body.get("meta") or {}).get("pagination") or {}
-        if page >= int(pagination.get("total_pages") or 1):
-            return hooks
-        page += 1
+class Subscriptions:
+    """A platform's webhook subscriptions API, implemented by its plugin (BigCommerce's:
+    ``connectors.bigcommerce.webhooks``) and given to its source (``HttpSource(...,
+    subscriptions=...)``). The framework plans and applies changes over hooks in one shape:
+    ``{"id", "scope", "destination", "is_active", "headers"}``.
+    """
+
+    def __init__(self, spec: Webhooks) -> None:
+        self.spec = spec
+
+    def list(self, client: Any) -> list[dict[str, Any]]:
+        """Every hook the API account sees."""
+        raise NotImplementedError
+
+    def create(self, client: Any, scope: str, url: str, headers: dict[str, str]
+               ) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def update(self, client: Any, hook: dict[str, Any], url: str, headers: dict[str, str]
+               ) -> dict[str, Any] | None:
+        """Point ``hook`` at ``url`` with ``headers``, active."""
+        raise NotImplementedError
+
+    def delete(self, client: Any, hook: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def detail(self, answer: Any) -> str:
+        """What an error answer says (the platform's error fields), or "" for nothing."""
+        return ""
+
+    def call(self, client: Any, method: str, path: str, body: dict[str, Any] | None,
+             scope: str) -> Any:
+        """One request of the API; an error answer is a ConnectorError with its detail (a
+        refused limit: the fix for it)."""
+        status, answer = client.send(method, path, json=body, idempotent=method != "POST")
+        if status >= 400:
+            detail = self.detail(answer)
+            if status == 422 and "limit" in detail.lower():
+                raise ConnectorError(LIMIT_FIX.format(limit=detail), "config_error")
+            raise ConnectorError(f"{method} {path} for {scope} failed with HTTP {status}: "
+                                 f"{detail or answer}", "config_error" if status < 500 else
+                                 "system_error")
+        return answer
+
+
+def api_of(source: Any) -> Subscriptions:
+    """The subscriptions API of a source's platform (an error if its plugin has none)."""
+    api = getattr(source, "subscriptions", None)
+    if api is None:
+        raise ConfigError(f"connector {source.name!r} has no webhook subscriptions API")
+    return api
 
 
 def _ours(hook: dict[str, Any], header: str) -> bool:
@@ -169,52 +223,35 @@ def plan(existing: list[dict[str, Any]], wanted: list[str], url: str, spec: Webh
     return actions
 
 
-def register(client: Any, spec: Webhooks, wanted: list[str], url: str, secret: str
+def register(client: Any, api: Subscriptions, wanted: list[str], url: str, secret: str
              ) -> Iterator[dict[str, Any]]:
-    """Make one store's hooks match ``wanted``; yields one row per hook and what was done."""
-    existing = list_hooks(client, spec)
+    """Make one account's hooks match ``wanted``; yields one row per hook and what was done."""
+    spec = api.spec
+    existing = api.list(client)
     actions = plan(existing, wanted, url, spec, secret)
     creates = [scope for action, scope, _ in actions if action == "created"]
     removes = sum(1 for action, _, _ in actions if action == "removed")
     if len(existing) - removes + len(creates) > spec.max_total:
-        raise ConnectorError(LIMIT_FIX.format(limit=f"{spec.max_total} hooks per store"),
-                             "config_error")
+        raise ConnectorError(LIMIT_FIX.format(limit=f"{spec.max_total} hooks per "
+                                                    f"{spec.account}"), "config_error")
     for scope in creates:
         if sum(1 for h in existing if h["scope"] == scope) >= spec.max_per_scope:
             raise ConnectorError(LIMIT_FIX.format(limit=f"{spec.max_per_scope} hooks for "
                                                         f"{scope}"), "config_error")
-    body = {"destination": url, "is_active": True, "headers": {spec.secret_header: secret}}
+    headers = {spec.secret_header: secret}
     for action, scope, hook in sorted(actions, key=lambda a: a[0] != "removed"):
         if action == "removed":
             assert hook is not None
-            _call(client, "DELETE", f"{spec.path}/{hook['id']}", None, scope)
+            api.delete(client, hook)
         elif action == "created":
-            hook = _call(client, "POST", spec.path, {"scope": scope, **body}, scope)
+            hook = api.create(client, scope, url, headers)
         elif action in ("updated", "reactivated"):
             assert hook is not None
-            hook = _call(client, "PUT", f"{spec.path}/{hook['id']}", body, scope) or hook
+            hook = api.update(client, hook, url, headers) or hook
         assert hook is not None
         yield {"scope": scope, "action": action, "id": hook.get("id"),
                "destination": url if action != "removed" else hook.get("destination"),
                "is_active": action != "removed"}
-
-
-def _call(client: Any, method: str, path: str, body: dict[str, Any] | None, scope: str
-          ) -> dict[str, Any] | None:
-    status, answer = client.send(method, path, json=body, idempotent=method != "POST")
-    if status >= 400:
-        detail = ""
-        if isinstance(answer, dict):
-            detail = answer.get("title") or ""
-            errors = answer.get("errors")
-            if isinstance(errors, dict) and errors:
-                detail += " (" + "; ".join(f"{k}: {v}" for k, v in errors.items()) + ")"
-        if status == 422 and "limit" in detail.lower():
-            raise ConnectorError(LIMIT_FIX.format(limit=detail), "config_error")
-        raise ConnectorError(f"{method} {path} for {scope} failed with HTTP {status}: "
-                             f"{detail or answer}", "config_error" if status < 500 else
-                             "system_error")
-    return (answer or {}).get("data") if isinstance(answer, dict) else None
 
 
 def shown(hook: dict[str, Any]) -> dict[str, Any]:

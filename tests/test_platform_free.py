@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from test_engine import ITEMS_SCHEMA, FakeClient
 
+from framework.paginators import PAGINATORS, Paginator, register_paginator
 from framework.source import HttpSource
+from framework.spec import AUTH_TYPES, Authenticator, SpecError, register_auth
 
 SHOPS_SPEC = {
     "name": "shops", "kind": "source",
@@ -83,3 +85,77 @@ def test_bigcommerce_declares_what_the_framework_used_to_assume() -> None:
 
 def test_the_settling_delay_is_the_sources(tmp_path: Path) -> None:
     assert source_of(tmp_path, SHOPS_SPEC).settle_s == 0.0
+
+
+# --- paginators and auth types a plugin registers ---------------------------------------------
+
+class Offset(Paginator):
+    """``offset=0,n,2n...`` until a short page: a paginator the framework does not have."""
+
+    def first(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**super().first(params), "offset": 0}
+
+    def next(self, params: dict[str, Any], body: Any, records: list[Any]
+             ) -> dict[str, Any] | None:
+        if len(records) < self.page_size:
+            return None
+        return {**params, "offset": params["offset"] + self.page_size}
+
+
+class Bearer(Authenticator):
+    class Options(Authenticator.Options):
+        config_field: str
+
+    def headers(self, config: dict[str, Any]) -> dict[str, str]:
+        return {"Authorization": f"Bearer {config[self.options.config_field]}"}  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def registered() -> Any:
+    register_paginator("offset_test", Offset)
+    register_auth("bearer_test", Bearer)
+    try:
+        yield
+    finally:
+        PAGINATORS.pop("offset_test")
+        AUTH_TYPES.pop("bearer_test")
+
+
+def test_a_plugin_registered_paginator_and_auth_run_a_stream(
+        registered: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = {**SHOPS_SPEC,
+            "client": {"base_url": "{api_url}",
+                       "auth": {"type": "bearer_test", "config_field": "token"}},
+            "streams": [{**SHOPS_SPEC["streams"][0], "incremental": None,
+                         "paginator": {"type": "offset_test"}}]}
+    source = source_of(tmp_path, spec)
+    config = {"api_url": "http://x", "token": "t0k", "page_size": 2}
+    output, client = read(source, monkeypatch, config, {},
+                          [{"data": [{"id": 1}, {"id": 2}]}, {"data": [{"id": 3}]}])
+    assert [m["record"]["data"]["id"] for m in output if m["type"] == "RECORD"] == [1, 2, 3]
+    assert client.asked == [{"limit": 2, "offset": 0}, {"limit": 2, "offset": 2}]
+    assert source.loaded.model.client.auth.authenticator().headers(config) == {
+        "Authorization": "Bearer t0k"}
+
+
+def test_registered_names_are_the_valid_choices(registered: None, tmp_path: Path) -> None:
+    spec = {**SHOPS_SPEC, "streams": [{**SHOPS_SPEC["streams"][0], "incremental": None,
+                                       "paginator": {"type": "offset"}}]}
+    with pytest.raises(SpecError, match=r"unknown paginator 'offset'; valid: cursor, keyset, "
+                                        r"offset_test, page_number, single_page"):
+        source_of(tmp_path, spec)
+    spec = {**SHOPS_SPEC, "client": {"base_url": "{api_url}",
+                                     "auth": {"type": "bearer_test", "header": "X"}}}
+    with pytest.raises(SpecError, match=r"\$\.client\.auth"):
+        source_of(tmp_path, spec)  # bearer_test has no header option, and needs config_field
+
+
+def test_registering_something_else_or_a_taken_name_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"is not a subclass of framework\.paginators\.Paginator"):
+        register_paginator("odd", dict)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="paginator 'cursor' is registered already"):
+        register_paginator("cursor", Offset)
+    with pytest.raises(TypeError, match=r"is not a subclass of framework\.spec\.Authenticator"):
+        register_auth("odd", dict)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="auth type 'header' is registered already"):
+        register_auth("header", Bearer)

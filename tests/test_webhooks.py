@@ -21,7 +21,14 @@ from framework.errors import ConfigError
 from framework.reader import _fetch_batch
 from framework.receiver import Refused, SpoolWriter, Verifier, sign
 from framework.spool import MAX_INTEGER_ID, Event, Spool, check_id
-from framework.webhooks import check_destination, declared, plan, secret_of, subscriptions
+from framework.webhooks import (
+    check_destination,
+    declared,
+    plan,
+    secret_of,
+    secrets_of,
+    subscriptions,
+)
 
 CLIENT_SECRET = "test-client-secret-abcdef"
 SEED_SCOPES = {"store/customer/created", "store/customer/updated", "store/order/created",
@@ -54,8 +61,11 @@ def test_the_seed_table_subscribes_to_real_scopes_only() -> None:
      "'order_created'; write destination: order_placed"),
 ])
 def test_a_wrong_webhooks_table_is_a_clear_error(row: dict[str, str], error: str) -> None:
+    """The app checks the event a row names (app.events); the framework, the scope."""
+    from app.events import subscribed
+
     with pytest.raises(ConfigError) as caught:
-        subscriptions(bigcommerce, {"webhooks": [row]})
+        subscribed(bigcommerce, {"webhooks": [row]})
     assert error in caught.value.message
 
 
@@ -68,10 +78,10 @@ def test_a_wrong_webhooks_table_is_a_clear_error(row: dict[str, str], error: str
 ])
 def test_destinations_follow_bigcommerce_rules(url: str, error: str | None) -> None:
     if error is None:
-        assert check_destination(url) == url
+        assert check_destination(url, declared(bigcommerce)) == url
     else:
         with pytest.raises(ConfigError, match=error):
-            check_destination(url)
+            check_destination(url, declared(bigcommerce))
 
 
 def test_the_plan_touches_only_our_hooks() -> None:
@@ -261,7 +271,7 @@ def test_whitespace_around_a_webhook_secret_is_dropped(given: str, kept: str) ->
 ])
 def test_a_webhook_secret_no_header_can_carry_is_refused(given: str, error: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        secret_of({"webhook_secret": given, "store_hash": "abc123"})
+        secrets_of(bigcommerce, {"webhook_secret": given, "store_hash": "abc123"})
     message = caught.value.message
     assert error in message and "for store abc123" in message and "\n" not in message
     assert not given.strip() or given.strip() not in message
@@ -512,7 +522,7 @@ def test_a_deeply_nested_payload_fails_alone_in_a_group_commit(make_sandbox, wri
     assert good == [(200, b'{"status":"stored"}')] * 320
     refused = {(status, body) for kind, status, body in answers if kind == "deep"}
     assert refused == {(400, b'{"status":400,"error":"the body nests objects or arrays more '
-                            b'than 16 levels deep (BigCommerce\'s nest three)"}')}
+                            b'than 16 levels deep (BigCommerce\'s nest a few)"}')}
     assert Spool(tmp_path / "spool.db").count() == 320
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.bigcommerce.sandbox import sandbox_command
+from connectors.bigcommerce.webhooks import BigCommerceHooks
 from framework.airbyte import airbyte_cli
 from framework.catalog import data_path
 from framework.errors import ConnectorError
@@ -188,7 +189,8 @@ connector = HttpSource(data_path("specs/bigcommerce.json"), sandbox=sandbox_comm
                               "order_coupons": order_coupons,
                               "cart_recovery": cart_recovery,
                               **COMMERCE.hooks("commerce")},
-                       checks={"carts": recovery_link_check}, advice=webhook_advice)
+                       checks={"carts": recovery_link_check}, advice=webhook_advice,
+                       subscriptions=BigCommerceHooks)
 
 #: ``source-bigcommerce``: the Airbyte CLI (spec, check, discover, read).
 main = airbyte_cli(connector)
