@@ -158,7 +158,8 @@ class Forwarder:
 
     def _cycle(self, store: StateStore, mode: str) -> None:
         started = time.monotonic()
-        config = {**self.source_config, "read_mode": mode}
+        client = self.source.loaded.model.client  # the field the spec reads the mode from
+        config = {**self.source_config, client.config.read_mode if client else "read_mode": mode}
         states = sync_once(self.source, config, self.destination, self.destination_config,
                            store, self.catalog)
         self.cycles += 1

@@ -28,7 +28,7 @@ from framework.formats import CURSOR_FORMATS, apply_plan, parse_datetime
 from framework.http import HttpClient
 from framework.page_process import PageProcess, Parsed, body_and_records, prepare
 from framework.paginators import PAGINATORS, Keyset, PageNumber, dig
-from framework.spec import Stream
+from framework.spec import Settings, Stream
 from framework.spool import Spool, check_id, short
 
 log = logging.getLogger("tajo.reader")
@@ -84,6 +84,8 @@ class Unit:
     #: of the unit's recipe there; ``None``: parsed in the reader thread.
     helper: PageProcess | None = None
     helper_key: int = 0
+    #: The settings of the account's config (``framework.spec.ConfigNames``).
+    settings: Settings = field(default_factory=Settings)
 
     @property
     def names(self) -> list[str]:
@@ -152,7 +154,7 @@ def read_slice(unit: Unit, index: int, hooks: dict[str, Hook], probe: bool,
     stream, piece = unit.stream, unit.slices[index]
     cursor = stream.incremental
     paginator_class = PAGINATORS[stream.paginator.type]
-    page_size = int(unit.config.get("page_size") or 250)
+    page_size = unit.settings.page_size
     if paginator_class.needs_cursor:
         assert cursor is not None
         paginator: Any = paginator_class(
@@ -265,7 +267,7 @@ def read_live(unit: Unit, hooks: dict[str, Hook], stopped: Callable[[], bool]
     """
     stream, live = unit.stream, unit.stream.live
     assert live is not None
-    spool_path = unit.config.get("spool_path")
+    spool_path = unit.settings.spool_path
     if not spool_path:
         yield Page(unit, 0, b"", {name: 0 for name in unit.names}, None, True)
         return
@@ -404,7 +406,7 @@ def _fetch_batch(unit: Unit, param: str, ids: list[str], params: dict[str, Any],
     stream = unit.stream
     assert stream.path is not None
     path = stream.path.format(**unit.config)
-    limit = int(unit.config.get("page_size") or 250)
+    limit = unit.settings.page_size
     records: list[dict[str, Any]] = []
     page = 1
     while True:

@@ -41,7 +41,7 @@ from framework.reader import (
     read_slice,
     time_slices,
 )
-from framework.spec import Stream
+from framework.spec import Settings, Stream
 from framework.spool import Spool
 from framework.webhooks import Subscriptions
 
@@ -131,6 +131,12 @@ class HttpSource(Source):
             return [{**shared, **entry} for entry in config[key]]
         return [config]
 
+    def settings(self, config: dict[str, Any]) -> Settings:
+        """The settings the engine reads from one account's config, under the field names
+        the spec declares (``client.config``)."""
+        spec = self.loaded.model.client
+        return spec.config.read(config) if spec else Settings()
+
     def account_key(self, account: dict[str, Any]) -> str:
         spec = self.loaded.model.client
         return str(account.get(spec.account_field, "")) if spec and spec.account_field else ""
@@ -152,9 +158,10 @@ class HttpSource(Source):
             if resets is not None and ("quota" in reason or "429" in reason):
                 resets.append(p.now_ms() + int(seconds * 1000))
 
+        settings = spec.config.read(config)
         return HttpClient(base_url, headers, rate_limit=spec.rate_limit, errors=spec.errors,
-                          concurrency=int(config.get("concurrency") or 1), on_wait=on_wait,
-                          timeout=(10, float(config.get("request_timeout") or 60)))
+                          concurrency=settings.concurrency, on_wait=on_wait,
+                          timeout=(10, settings.request_timeout))
 
     def check(self, config: dict[str, Any]) -> p.AirbyteConnectionStatus:
         """One cheap request per OAuth scope (and API version) the streams need, for every
@@ -290,8 +297,9 @@ class HttpSource(Source):
         """
         streams = self.loaded.model.streams
         key = self.account_key(account)
-        webhooks_mode = account.get("read_mode") == "webhooks"
-        mark = _spool_mark(account, self.settle_s)
+        settings = self.settings(account)
+        webhooks_mode = settings.read_mode == "webhooks"
+        mark = _spool_mark(settings.spool_path, self.settle_s)
 
         def saved(name: str, account_key: str) -> dict[str, Any]:
             return _saved(state, name, account_key, self.state_key)
@@ -313,32 +321,34 @@ class HttpSource(Source):
                 for offset, group in _groups(members, offsets):
                     yield Unit(stream=stream, children=_children(stream, group),
                                emit=[m.name for m in group], account=key, config=account,
+                               settings=settings,
                                client=client, incremental=True, start=offset,
                                params=dict(stream.params), plans=plans, added=added,
-                               keep=self._live_filter(stream, account),
+                               keep=self._live_filter(stream, settings.channels),
                                slices=[Slice(lower=offset)], spool_mark=mark, live=True)
                 continue
             if webhooks_mode:  # nothing to learn from webhooks about this stream
                 continue
-            for suffix, params, keep in self._channel_variants(stream, account):
-                starts = [_poll_start(stream, m.name, key + suffix, account, modes, saved,
-                                      self.state_field)
+            for suffix, params, keep in self._channel_variants(stream, settings.channels):
+                starts = [_poll_start(stream, m.name, key + suffix, settings.start_date,
+                                      modes, saved, self.state_field)
                           for m in members]
                 for (incremental, start), group in _groups(members, starts):
                     yield Unit(
                         stream=stream, children=_children(stream, group),
                         emit=[m.name for m in group], account=key + suffix,
-                        config=account, client=client, incremental=incremental, start=start,
+                        config=account, settings=settings, client=client,
+                        incremental=incremental, start=start,
                         params={**stream.params, **params}, plans=plans,
                         added=added, keep=keep, slices=[Slice(lower=start)],
                         spool_mark=mark if live else None)
 
     @staticmethod
-    def _live_filter(stream: Stream, account: dict[str, Any]
+    def _live_filter(stream: Stream, account_channels: list[Any] | None
                      ) -> Callable[[dict[str, Any]], bool] | None:
         """Records fetched by id are not narrowed by a channel parameter: filter them by
         their channel field instead."""
-        channels, rule = account.get("channel_ids"), stream.channels
+        channels, rule = account_channels, stream.channels
         if not channels or rule is None or rule.field is None:
             return None
         wanted, name = set(channels), rule.field
@@ -352,10 +362,10 @@ class HttpSource(Source):
         return keep
 
     @staticmethod
-    def _channel_variants(stream: Stream, account: dict[str, Any]
+    def _channel_variants(stream: Stream, account_channels: list[Any] | None
                           ) -> list[tuple[str, dict[str, Any], Callable[..., bool] | None]]:
         """How an account's ``channel_ids`` narrow a stream: (state suffix, params, filter)."""
-        channels = account.get("channel_ids")
+        channels = account_channels
         rule = stream.channels
         if not channels or rule is None:
             return [("", {}, None)]
@@ -363,7 +373,7 @@ class HttpSource(Source):
             return [("", {rule.param: ",".join(map(str, channels))}, None)]
         if rule.mode == "each":
             return [(f"#channel={c}", {rule.param: c}, None) for c in channels]
-        return [("", {}, HttpSource._live_filter(stream, account))]
+        return [("", {}, HttpSource._live_filter(stream, account_channels))]
 
 
 def _groups(members: list[Stream], starts: list[Any]) -> list[tuple[Any, list[Stream]]]:
@@ -413,7 +423,7 @@ def _cursor_start(name: str, field: str, value: Any) -> str:
                           f"ISO 8601 date; {STATE_FIX}") from None
 
 
-def _poll_start(stream: Stream, name: str, account_key: str, account: dict[str, Any],
+def _poll_start(stream: Stream, name: str, account_key: str, start_date: str | None,
                 modes: dict[str, str], saved: Saved,
                 state_field: Callable[[str, str], str]) -> tuple[bool, str | None]:
     """Whether stream ``name`` (the polled ``stream`` or one of its children) is read
@@ -425,7 +435,7 @@ def _poll_start(stream: Stream, name: str, account_key: str, account: dict[str, 
             field = state_field(name, stream.incremental.cursor_field)
             start = saved(name, account_key).get(field)
             start = _cursor_start(name, field, start) if start is not None else None
-        start = start or account.get("start_date")
+        start = start or start_date
         start = iso_utc(start) if start else None
     return incremental, start
 
@@ -462,7 +472,7 @@ def _recipes(units: list[Unit]) -> dict[int, page_process.Recipe]:
     return recipes
 
 
-def _spool_mark(account: dict[str, Any], settle_s: float) -> int | None:
+def _spool_mark(spool_path: str | None, settle_s: float) -> int | None:
     """How far into the spool this run reads (None without a spool): up to the events that
     arrived at least ``settle_s`` ago (the source's ``webhooks.settle_s``).
 
@@ -472,9 +482,9 @@ def _spool_mark(account: dict[str, Any], settle_s: float) -> int | None:
     fetch comes after every change of that second, so it returns the latest version whatever
     the clocks say.
     """
-    if not account.get("spool_path"):
+    if not spool_path:
         return None
-    spool = Spool(account["spool_path"])
+    spool = Spool(spool_path)
     try:
         return spool.settled_offset(time.time() - settle_s)
     finally:
@@ -519,7 +529,7 @@ class _Coordinator:
         self.units = units
         self.modes = modes
         self.resets = resets
-        concurrency = max(int(a.get("concurrency") or 1) for a in accounts)
+        concurrency = max(source.settings(a).concurrency for a in accounts)
         self.workers = max(1, min(64, concurrency * len(accounts)))
         # Serialized pages waiting to be written: enough to keep the writer busy, bounded
         # because a page of orders with their lines is over a megabyte.
@@ -676,8 +686,8 @@ class _Coordinator:
         lower, at_lower = at
         if lower is None:
             return
-        count = max(2, 2 * int(unit.config.get("concurrency") or 1))
-        page_size = int(unit.config.get("page_size") or 250)
+        count = max(2, 2 * unit.settings.concurrency)
+        page_size = unit.settings.page_size
         if total is not None and total <= page_size * count // 2:
             count = 1
         # The server's clock, not ours: a change made while the slices are read then always

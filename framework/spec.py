@@ -8,6 +8,7 @@ fails on load with an error naming the file, the JSON path and, for names, the v
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -298,6 +299,49 @@ class Stream(_Strict):
     optional: bool = False
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The settings the engine reads from an account's config (``ConfigNames.read``)."""
+
+    concurrency: int = 1
+    page_size: int = 250
+    request_timeout: float = 60.0
+    start_date: str | None = None
+    channels: list[Any] | None = None
+    spool_path: str | None = None
+    read_mode: str | None = None
+
+
+class ConfigNames(_Strict):
+    """Which config field holds each setting the engine reads (``client.config``): the engine
+    reads no config field by a name of its own. The defaults are the names the built-in
+    specs use; a spec whose platform says it otherwise names its own (e.g. ``"channels":
+    "shop_ids"``). ``spool_path`` and ``read_mode`` are set by whoever runs the source (a sync,
+    a forwarder) under these names too."""
+
+    concurrency: str = "concurrency"
+    page_size: str = "page_size"
+    request_timeout: str = "request_timeout"
+    start_date: str = "start_date"
+    channels: str = "channel_ids"
+    spool_path: str = "spool_path"
+    read_mode: str = "read_mode"
+    webhooks: str = "webhooks"
+    webhook_secret: str = "webhook_secret"
+    client_secret: str = "client_secret"
+
+    def read(self, config: dict[str, Any]) -> Settings:
+        """The settings of one account's ``config`` (an absent or empty field: the default)."""
+        return Settings(
+            concurrency=int(config.get(self.concurrency) or 1),
+            page_size=int(config.get(self.page_size) or 250),
+            request_timeout=float(config.get(self.request_timeout) or 60),
+            start_date=config.get(self.start_date) or None,
+            channels=config.get(self.channels) or None,
+            spool_path=config.get(self.spool_path) or None,
+            read_mode=config.get(self.read_mode) or None)
+
+
 class Client(_Strict):
     """What every request of the connector shares."""
 
@@ -307,6 +351,8 @@ class Client(_Strict):
     rate_limit: RateLimitHeaders | None = None
     errors: dict[Literal["401", "403"], str] = Field(default_factory=dict)
     add_fields: dict[str, str] = Field(default_factory=dict)
+    #: Which config field holds each setting the engine reads.
+    config: ConfigNames = ConfigNames()
     #: Config field naming an account (a store); ``accounts`` lists several in one config
     #: and is the key of every stream state's per-account positions (default ``accounts``).
     account_field: str | None = None

@@ -61,8 +61,9 @@ def subscriptions(source: Any, config: dict[str, Any]) -> list[str]:
 
 def table_of(source: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
     """The config's ``webhooks`` table, or the default its spec documents."""
-    default = source.loaded.model.connectionSpecification["properties"]["webhooks"]
-    return list(config.get("webhooks") or default.get("default", []))
+    field = source.loaded.model.client.config.webhooks
+    default = source.loaded.model.connectionSpecification["properties"][field]
+    return list(config.get(field) or default.get("default", []))
 
 
 def check_destination(url: str, spec: Webhooks | None = None) -> str:
@@ -89,16 +90,16 @@ def check_destination(url: str, spec: Webhooks | None = None) -> str:
 _SECRET = re.compile(r"[\x21-\x7e]{16,}")
 
 
-def secret_of(account: dict[str, Any], who: str = "") -> str:
+def secret_of(account: dict[str, Any], who: str = "", field: str = "webhook_secret") -> str:
     """The webhook secret of one account's config (``who`` names it in errors, e.g. "store
-    abc123"): its own (an accounts list entry's ``webhook_secret``) or the shared one.
+    abc123"), in config ``field``: its own (an accounts list entry's) or the shared one.
     Whitespace around it is dropped (a file-mounted secret ends with a newline).
 
     Raises:
         ConfigError: none set, or one that no HTTP header can carry intact (what is wrong is
             said without the value).
     """
-    text = str(account.get("webhook_secret") or "").strip()
+    text = str(account.get(field) or "").strip()
     of_store = f" for {who}" if who else ""
     make = "make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
     if not text:
@@ -118,7 +119,8 @@ def secrets_of(source: Any, config: dict[str, Any]) -> dict[str, str]:
     found = {}
     for account in source.accounts(config):
         key = source.account_key(account)
-        found[key] = secret_of(account, f"{noun} {key}" if key else "")
+        found[key] = secret_of(account, f"{noun} {key}" if key else "",
+                               source.loaded.model.client.config.webhook_secret)
     return found
 
 

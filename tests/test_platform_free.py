@@ -159,3 +159,23 @@ def test_registering_something_else_or_a_taken_name_is_refused() -> None:
         register_auth("odd", dict)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="auth type 'header' is registered already"):
         register_auth("header", Bearer)
+
+
+# --- the config fields the engine reads are the spec's ---------------------------------------
+
+def test_the_engine_reads_settings_from_the_fields_the_spec_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = {**SHOPS_SPEC, "client": {**SHOPS_SPEC["client"],
+                                     "config": {"page_size": "batch", "start_date": "since"}}}
+    source = source_of(tmp_path, spec)
+    config = {"api_url": "http://x", "token": "t", "batch": 3, "page_size": 7,
+              "since": "2024-05-01T00:00:00Z", "start_date": "2020-01-01T00:00:00Z"}
+    _, client = read(source, monkeypatch, config, {}, [{"data": []}])
+    assert client.asked[0]["limit"] == 3  # not page_size's 7
+    assert client.asked[0]["since"] == "2024-05-01T00:00:00Z"  # not start_date's
+
+
+def test_a_spec_cannot_name_a_setting_the_engine_does_not_have(tmp_path: Path) -> None:
+    spec = {**SHOPS_SPEC, "client": {**SHOPS_SPEC["client"], "config": {"pagesize": "n"}}}
+    with pytest.raises(SpecError, match=r"\$\.client\.config\.pagesize: unknown key"):
+        source_of(tmp_path, spec)
