@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from framework.config import (
 from framework.connector import Destination, connectors, get
 from framework.errors import REDACT, ConfigError, ConnectorError
 from framework.files import private_file
+from framework.formats import format_utc
 from framework.source import HttpSource
 from framework.spool import Spool
 from framework.statestore import StateStore
@@ -373,7 +373,7 @@ def status(jobs: list[Job]) -> dict[str, Any]:
 
 
 def _iso(epoch: float | None) -> str | None:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)) if epoch else None
+    return format_utc(epoch) if epoch else None
 
 
 def _spool_depth(job: Job, saved: dict[str, dict[str, Any]]) -> dict[str, int]:

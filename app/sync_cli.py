@@ -18,6 +18,7 @@ import orjson
 from app import sync
 from framework import commands
 from framework.errors import REDACT, ConnectorError
+from framework.formats import format_utc
 from framework.protocol import AirbyteConnectionStatus
 from framework.webhooks import LIMIT_FIX, declared
 
@@ -93,7 +94,7 @@ def print_status(report: dict[str, Any]) -> None:
             click.echo(f"  warning: {warning}")
         run = source["last_run"]
         if run:
-            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run["started_at"]))
+            when = format_utc(run["started_at"])
             click.echo(f"  last run: {run['kind']} {run['status']} at {when}, "
                        f"{run['records']} records")
         if source["last_error"]:

@@ -1,9 +1,9 @@
 """The Airbyte CLI of one connector, exactly as the platform and PyAirbyte call it.
 
-    source-bigcommerce spec
-    source-bigcommerce check --config config.json
-    source-bigcommerce discover --config config.json
-    source-bigcommerce read --config config.json --catalog catalog.json [--state state.json]
+    source-x spec
+    source-x check --config config.json
+    source-x discover --config config.json
+    source-x read --config config.json --catalog catalog.json [--state state.json]
     destination-x write --config config.json --catalog catalog.json < messages
 
 A config key the spec does not declare is ignored with a warning (a LOG message and a line on

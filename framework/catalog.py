@@ -68,7 +68,7 @@ def _state_from(message: dict[str, Any], states: dict[str, dict[str, Any]]) -> N
             raise ConfigError(f"legacy state is a {type(legacy).__name__}, expected "
                               "{stream: state}; give the state messages a previous run printed")
         for name, value in legacy.items():
-            if not isinstance(value, dict):  # e.g. {"stores": 5}: a stream's state, unwrapped
+            if not isinstance(value, dict):  # e.g. {"accounts": 5}: a stream's state, unwrapped
                 raise ConfigError(
                     f"legacy state of stream {name!r} is a {type(value).__name__}, expected "
                     "an object; give the state messages a previous run printed (or remove "

@@ -1,6 +1,6 @@
 """The framework's command line: list, run and wire connectors, whatever their platform.
 
-    runner read bigcommerce --config bc.yaml | runner write brevo --config brevo.yaml
+    runner read SOURCE --config source.yaml | runner write DESTINATION --config dest.yaml
 
 ``runner`` itself is this group with the app's commands added (``app.cli``: ``sync``,
 ``status``, ``check --config tajo.yaml``, ``webhooks``); the framework names no app.

@@ -1,6 +1,6 @@
 """The protocol verbs (spec, check, discover, read, write) as message streams, and how they run.
 
-Both command lines, ``runner`` and a connector's Airbyte CLI (``source-bigcommerce``), call these.
+Both command lines, ``runner`` and a connector's Airbyte CLI (``source-NAME``), call these.
 Messages go to stdout, one JSON line each; logs, the one-line error and tracebacks go to stderr.
 Exit codes: 0 success, 1 the run failed (API, network, bug), 2 the user's input is wrong
 (config, catalog, state, stdin).
@@ -113,7 +113,7 @@ def tune_memory() -> None:
     with two arenas, at the same speed. ``MALLOC_ARENA_MAX`` set by the user wins.
 
     glibc also raises its threshold for serving a large block from its own mapping each time
-    such a block is freed (up to 32 MB), after which Brevo's multi-megabyte import payloads
+    such a block is freed (up to 32 MB), after which a destination's multi-megabyte payloads
     come from, and fragment, the heap: a sync of 100,000 customers grew from 99 to 138 MB
     over its run, and peaked at 126 MB with the threshold held at 1 MB.
     ``MALLOC_MMAP_THRESHOLD_`` set by the user wins.
@@ -143,8 +143,8 @@ def read(connector: Source, config_path: str | Path, catalog_path: str | Path | 
     yield from connector.read(config, catalog, state)
 
 
-#: The longest stdin line accepted: far above any real record (Brevo's own request limit is
-#: 10 MB), low enough that a stray binary file does not take the memory.
+#: The longest stdin line accepted: far above any real record (marketing APIs take
+#: requests of 10 MB at most), low enough that a stray binary file does not take the memory.
 MAX_LINE = 16 * 2**20
 
 

@@ -276,7 +276,7 @@ def _url_secrets(value: str) -> list[str]:
 def secret_values(config: Any, schema: dict[str, Any]) -> list[str]:
     """The values that may be secrets, for redaction: those of the secret fields and, should
     the config have the wrong shape, any string under a secret's name or in place of a
-    secret's parent (``brevo: ${BREVO_API_KEY}``), and a URL's credentials and query values."""
+    secret's parent (``destination: ${API_KEY}``), and a URL's credentials and query values."""
     paths = [tuple(part.removesuffix("[]") for part in p.split("."))
              for p in secret_fields(schema)]
     names = {p[-1] for p in paths}

@@ -145,7 +145,7 @@ def _plugins_in_development() -> list[EntryPoint]:
 def connectors(only: str | None = None) -> dict[str, Connector]:
     """Every connector: those registered in-process, then ``TAJO_PLUGINS``, then the entry
     points. With ``only``, just that one is loaded when it exists (the others are not
-    imported: ``runner read bigcommerce`` starts without the destinations)."""
+    imported: ``runner read SOURCE`` starts without the destinations)."""
     found = dict(_registry)
     allowed = _allowed()
     points = [*_plugins_in_development(), *entry_points(group=ENTRY_POINT_GROUP)]

@@ -1,7 +1,7 @@
 """Customer data files: created private, opened with errors that say what to do.
 
 The state database, the webhook spool (and SQLite's ``-wal``/``-shm`` files beside it), the
-dead letters and the Brevo ledger hold customers' emails, names, orders and carts. Each is
+dead letters and a destination's ledger hold customers' emails, names, orders and carts. Each is
 created mode 0600 (read and write by its owner only), and one that exists with a wider mode is
 tightened when it is opened. SQLite gives its ``-wal``, ``-shm`` and ``-journal`` files the mode
 of the database file, so creating that file 0600 before SQLite opens it is what keeps them

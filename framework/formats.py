@@ -22,6 +22,20 @@ def parse_datetime(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+#: The one form of a date-time here: ISO 8601 in UTC, to the second.
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def format_utc(when: datetime | float) -> str:
+    """A moment (an aware datetime, a naive one taken as UTC, or epoch seconds) as
+    ``YYYY-MM-DDTHH:MM:SSZ``."""
+    if not isinstance(when, datetime):
+        when = datetime.fromtimestamp(when, UTC)
+    elif when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime(ISO_UTC)
+
+
 _MONTHS = {m: f"{i:02d}" for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
@@ -37,12 +51,12 @@ def iso_utc(value: str) -> str:
         month = _MONTHS.get(value[8:11])
         if month:
             return f"{value[12:16]}-{month}-{value[5:7]}T{value[17:25]}Z"
-    return parse_datetime(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_utc(parse_datetime(value))
 
 
 # How a cursor value (ISO 8601 UTC) is written into a request parameter, by name.
 CURSOR_FORMATS: dict[str, Callable[[str], str]] = {
-    "iso8601": lambda v: parse_datetime(v).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "iso8601": lambda v: format_utc(parse_datetime(v)),
     "iso8601_offset": lambda v: parse_datetime(v).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
     "rfc2822": lambda v: parse_datetime(v).strftime("%a, %d %b %Y %H:%M:%S +0000"),
     "unix": lambda v: str(int(parse_datetime(v).timestamp())),

@@ -56,7 +56,7 @@ SPARE_FDS = 64
 class Limits:
     """What one client may hold of the receiver (the README's Webhooks section lists them)."""
 
-    max_header_bytes: int = 16 * 1024  # BigCommerce sends well under 2 KB of headers
+    max_header_bytes: int = 16 * 1024  # platforms send well under 2 KB of headers
     max_headers: int = 64
     header_timeout: float = 10.0
     body_timeout: float = 10.0

@@ -114,7 +114,7 @@ def truthy(value: Any) -> bool:
 
 
 def table_key(value: Any) -> str:
-    """A value as a table's (JSON object's) key: ``true``, ``3``, ``store/cart/created``."""
+    """A value as a table's (JSON object's) key: ``true``, ``3``, ``cart/created``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():

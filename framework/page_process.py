@@ -98,7 +98,7 @@ class Parsed:
 
 def prepare(record: dict[str, Any], plan: Plan, copy_fields: dict[str, str],
             added: dict[str, Any]) -> None:
-    """Normalize a record by its schema, copy the declared fields, tag it (store_hash)."""
+    """Normalize a record by its schema, copy the declared fields, tag it (the account's fields)."""
     plan(record)
     for name, source in copy_fields.items():
         record[name] = dig(record, source)

@@ -24,7 +24,7 @@ from typing import Any
 
 from framework import protocol as p
 from framework.errors import ConnectorError
-from framework.formats import CURSOR_FORMATS, apply_plan, parse_datetime
+from framework.formats import CURSOR_FORMATS, apply_plan, format_utc, parse_datetime
 from framework.http import HttpClient
 from framework.page_process import PageProcess, Parsed, body_and_records, prepare
 from framework.paginators import PAGINATORS, Keyset, PageNumber, dig
@@ -141,9 +141,9 @@ def time_slices(lower: str, now: datetime, count: int) -> list[tuple[str, str | 
     bounds = [start + step * i for i in range(count)]
     out = []
     for i, bound in enumerate(bounds):
-        low = lower if i == 0 else bound.strftime("%Y-%m-%dT%H:%M:%SZ")
+        low = lower if i == 0 else format_utc(bound)
         high = (None if i == count - 1 else
-                (bounds[i + 1] - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+                format_utc(bounds[i + 1] - timedelta(seconds=1)))
         out.append((low, high))
     return out
 
@@ -257,8 +257,8 @@ def read_live(unit: Unit, hooks: dict[str, Hook], stopped: Callable[[], bool]
     """The resources webhooks named since the unit's spool offset, fetched by id.
 
     Every record carries ``webhook_scope``, the scope of the latest event about it (e.g.
-    ``store/cart/abandoned``). A resource that is gone (404, or missing from a batch:
-    converted, deleted, expired) is written as a tombstone ``{id, store_hash, is_deleted:
+    ``cart/abandoned``). A resource that is gone (404, or missing from a batch:
+    converted, deleted, expired) is written as a tombstone ``{id, account fields, is_deleted:
     true}``: the fact matters (a converted cart leaves the abandoned-cart list). The spool is
     read up to its end as the unit starts; what arrives later is the next run's.
 
@@ -353,7 +353,7 @@ def _live_page(unit: Unit, batch: list[tuple[int, str, str]], one_by_one: str | 
     gone = sorted(scopes.keys() - present - refused.keys())
     # A tombstone carries the stream's cursor, set to when the absence was seen (the server's
     # time): a destination that deduplicates on the cursor keeps it over the record it ends.
-    seen = ({live.cursor_field: horizon(unit.client).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    seen = ({live.cursor_field: format_utc(horizon(unit.client))}
             if live.cursor_field and gone else {})
     for resource_id in gone:
         log.info("%s %s is gone; written as deleted", live.resource, resource_id)
@@ -378,7 +378,7 @@ def _typed_id(resource_id: str) -> int | str:
     return int(resource_id) if resource_id.isascii() and resource_id.isdigit() else resource_id
 
 
-#: Answers that mean "this id is not one the API takes" (BigCommerce: 422 for a malformed
+#: Answers that mean "this id is not one the API takes" (e.g. 422 for a malformed
 #: id list, 400 for a malformed path): the id is dead-lettered, the others are read.
 REFUSED_ID = (400, 422)
 

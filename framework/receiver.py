@@ -8,10 +8,10 @@
    (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``: HMAC-SHA256 with the app's
    client secret, five minutes of clock skew) -- otherwise 401;
 3. shape: strict JSON with the fields the platform's spec requires (``webhooks.payload``;
-   BigCommerce: ``scope``, ``data``, ``hash``, ``created_at``, ``producer``), nested at most
+   e.g. ``scope``, ``data``, ``hash``, ``created_at``, ``producer``), nested at most
    ``MAX_DEPTH`` levels -- 400;
-4. origin: the producer field must name a configured account whose secret was sent (BigCommerce:
-   ``stores/{store_hash}``) -- 401;
+4. origin: the producer field must name a configured account whose secret was sent (the
+   spec's ``webhooks.producer`` made of the account's config) -- 401;
 5. scope: one the config subscribes to, with a valid resource id where the scope puts it (e.g.
    an integer from 1 to 2**31 - 1, or a UUID, as the spec's ``id_type`` says) -- 400;
 6. freshness: the payload's ``created_at`` field, when the spec names one, within the retry
@@ -54,9 +54,9 @@ log = logging.getLogger("tajo.receiver")
 
 MAX_BODY = 64 * 1024  # webhook payloads carry ids: a few hundred bytes
 SIGNATURE_SKEW_S = 300
-#: Older deliveries are replays: platforms retry for a day or two (BigCommerce: ~48 hours).
+#: Older deliveries are replays: platforms retry for a day or two (about 48 hours).
 STALE_AFTER_S = 3 * 24 * 3600
-MAX_DEPTH = 16  # payloads nest a few levels (BigCommerce's three); orjson writes at most 254
+MAX_DEPTH = 16  # payloads nest a few levels (three, typically); orjson writes at most 254
 #: The Python type of each ``webhooks.payload.required`` type.
 TYPES: dict[str, type] = {"string": str, "integer": int, "object": dict, "array": list}
 
@@ -120,7 +120,7 @@ class SpoolWriter:
             spool.close()
 
     def _prune(self, spool: Spool) -> None:
-        """Events older than ``keep_days`` go (carts live 30 days; BigCommerce retries for
+        """Events older than ``keep_days`` go (carts live 30 days; platforms retry for
         two): the spool stays small however long the receiver runs."""
         self.pruned_at = time.monotonic()
         gone = spool.prune(time.time() - self.keep_s)
@@ -258,7 +258,7 @@ class Verifier:
             raise Refused(400, f"{scope} payload: the {declared.resource} id at {declared.id} "
                                f"{exc}") from None
         _check_fresh(payload, self.spec.payload.created_at)
-        # Joined as they always were ("producer|scope|hash|created_at" for BigCommerce), so
+        # Joined as they always were ("producer|scope|hash|created_at" for the first platform), so
         # that a spool written before keeps recognizing re-deliveries.
         fields = "|".join(str(payload.get(name)) for name in self.spec.payload.dedupe)
         key = hashlib.sha1(fields.encode()).hexdigest()

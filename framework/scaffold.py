@@ -65,6 +65,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
+from framework.formats import format_utc
 from framework.sandbox import json_response, serve
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -77,7 +78,7 @@ START = datetime(2024, 1, 1, tzinfo=UTC)
 def item(number: int) -> dict[str, Any]:
     updated = START + timedelta(minutes=number)
     return {{"id": number, "name": f"Item {{number}}",
-             "updated_at": updated.strftime("%Y-%m-%dT%H:%M:%SZ")}}
+             "updated_at": format_utc(updated)}}
 
 
 def build_app(api_key: str, count: int) -> Starlette:

@@ -7,7 +7,7 @@ where the records are, keys, cursor and schema; ``framework.reader`` reads the p
 Reads run in worker threads, at most ``concurrency`` requests at once per account under that
 account's one pacer; this thread writes their pages in arrival order and the per-stream states.
 State shape: ``{ACCOUNTS: {account: {cursor_field: value}}}``, one entry per account, under the
-name the spec gives the accounts list (``client.accounts``; BigCommerce: ``stores``).
+name the spec gives the accounts list (``client.accounts``, e.g. ``stores``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from framework import page_process
 from framework import protocol as p
 from framework.connector import Source
 from framework.errors import ConfigError, ConnectorError
-from framework.formats import compile_plan, iso_utc
+from framework.formats import compile_plan, format_utc, iso_utc
 from framework.http import HttpClient
 from framework.paginators import PAGINATORS
 from framework.reader import (
@@ -476,7 +476,7 @@ def _spool_mark(spool_path: str | None, settle_s: float) -> int | None:
     """How far into the spool this run reads (None without a spool): up to the events that
     arrived at least ``settle_s`` ago (the source's ``webhooks.settle_s``).
 
-    A platform that dates changes to the second (BigCommerce) sends the same webhook twice for
+    A platform that dates changes to the second sends the same webhook twice for
     two changes of a resource within one second (the second is a duplicate and is not
     stored). Fetching only once that second has passed since the webhook arrived means the
     fetch comes after every change of that second, so it returns the latest version whatever
@@ -693,7 +693,7 @@ class _Coordinator:
         # The server's clock, not ours: a change made while the slices are read then always
         # lands at or past the horizon, never behind a slice that has finished.
         now = horizon(unit.client)
-        unit.horizon = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        unit.horizon = format_utc(now)
         for low, high in time_slices(lower, now, count):
             unit.slices.append(Slice(lower=low, upper=high,
                                      at_lower=at_lower if low == lower else set()))

@@ -201,7 +201,7 @@ class Live(_Strict):
 
     ``key`` is the record field holding the id: an id that brings no record (404, or absent
     from a batch) is written as a tombstone ``{key: id, "is_deleted": true}``. ``only``: the
-    stream has nothing to poll (BigCommerce has no list of carts), so it reads the spool in
+    stream has nothing to poll (e.g. a platform with no list of carts), so it reads the spool in
     every mode. ``hook`` names a connector function run on every record (e.g. a cart's
     recovery link).
     """
@@ -272,7 +272,7 @@ class Webhooks(_Strict):
     #: Seconds a spooled event waits before it is read: a platform whose dates are whole
     #: seconds needs 1 (see ``framework.source._spool_mark``); 0 for finer dates.
     settle_s: float = Field(default=0.0, ge=0, le=60)
-    #: Scope names that are not the platform's (e.g. the seed's ``store/inventory/updated``)
+    #: Scope names that are not the platform's (e.g. a seed config's ``inventory/updated``)
     #: and the real scopes they stand for.
     aliases: dict[str, list[str]] = Field(default_factory=dict)
 

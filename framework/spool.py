@@ -1,7 +1,7 @@
 """The webhook spool: a durable change feed in SQLite (WAL mode).
 
-The receiver appends events; streams read the resource ids recorded since their offset (the
-``carts`` stream learns cart ids only this way: BigCommerce has no list of carts). Each event
+The receiver appends events; streams read the resource ids recorded since their offset (a
+stream of a resource the API cannot list, such as carts, learns ids only this way). Each event
 has a unique ``key``, so a re-delivered webhook is stored once.
 
 Durability: the receiver commits with ``synchronous=FULL`` before it answers, so an
@@ -50,8 +50,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 """
 
-#: The largest ``integer`` id: BigCommerce's OpenAPI files type resource ids as ``integer``,
-#: ``format: int32`` where a format is given (customers.v3.yml), and ids count up from 1.
+#: The largest ``integer`` id: OpenAPI files of commerce APIs type resource ids as
+#: ``integer``, ``format: int32`` where a format is given, and ids count up from 1.
 MAX_INTEGER_ID = 2**31 - 1
 _DIGITS = re.compile(r"[0-9]{1,10}")  # ASCII only: "²".isdigit() is True, int("²") fails
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

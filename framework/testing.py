@@ -142,8 +142,8 @@ def destination_tests(connector: Destination, *,
             out: list[dict[str, Any]] = []
             for batch in range(3):
                 for i in range(5):
-                    data = {"id": batch * 5 + i, "store_hash": "std", "email": "a@example.com",
-                            "date_modified": "2024-01-01T00:00:00Z"}
+                    data = {"id": batch * 5 + i, "account": "std", "email": "a@example.com",
+                            "updated_at": "2024-01-01T00:00:00Z"}
                     out.append({"type": "RECORD", "record": {"stream": stream, "data": data,
                                                              "emitted_at": 1}})
                 out.append({"type": "RECORD", "record": {"stream": "not_in_catalog",

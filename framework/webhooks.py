@@ -136,8 +136,8 @@ def _flaw(text: str) -> str:
 
 
 class Subscriptions:
-    """A platform's webhook subscriptions API, implemented by its plugin (BigCommerce's:
-    ``connectors.bigcommerce.webhooks``) and given to its source (``HttpSource(...,
+    """A platform's webhook subscriptions API, implemented by its plugin (e.g.
+    ``connectors/NAME/webhooks.py``) and given to its source (``HttpSource(...,
     subscriptions=...)``). The framework plans and applies changes over hooks in one shape:
     ``{"id", "scope", "destination", "is_active", "headers"}``.
     """

@@ -6,12 +6,14 @@ own layer (``app/``)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_engine import ITEMS_SCHEMA, FakeClient
 
+from framework.formats import format_utc
 from framework.paginators import PAGINATORS, Paginator, register_paginator
 from framework.source import HttpSource
 from framework.spec import AUTH_TYPES, Authenticator, SpecError, register_auth
@@ -179,3 +181,57 @@ def test_a_spec_cannot_name_a_setting_the_engine_does_not_have(tmp_path: Path) -
     spec = {**SHOPS_SPEC, "client": {**SHOPS_SPEC["client"], "config": {"pagesize": "n"}}}
     with pytest.raises(SpecError, match=r"\$\.client\.config\.pagesize: unknown key"):
         source_of(tmp_path, spec)
+
+
+# --- the framework core names no platform ----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+#: BigCommerce's field, stream, scope and header names, and the names of Brevo, none of which
+#: the framework core may spell (case-insensitive): a platform's names live in its plugin
+#: (connectors/NAME, specs/NAME.json) and the pairing of two platforms in the app.
+PLATFORM_NAMES = ("bigcommerce", "brevo", "store_hash", '"stores"', "status_id", "consignment",
+                  "secure_url", "custom_url", "inventory_level", "store/", "order_products",
+                  "customer_groups", "customer_attributes", "inventory_locations",
+                  "x-auth-token", "date_modified", "sendinblue")
+#: The one layer allowed to pair the two platforms by name: it is not scanned.
+ALLOWED = ("app/",)
+
+
+def test_the_framework_core_names_no_platform() -> None:
+    found = []
+    for path in sorted((ROOT / "framework").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        assert not relative.startswith(ALLOWED)
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            lowered = line.lower()
+            found += [f"{relative}:{number}: {name}" for name in PLATFORM_NAMES
+                      if name in lowered]
+    assert found == []
+
+
+def test_the_bigcommerce_spec_names_no_brevo_event() -> None:
+    from app.events import EVENTS
+
+    text = (ROOT / "specs" / "bigcommerce.json").read_text()
+    assert "brevo" not in text.lower()
+    assert [event for event in set(EVENTS.values()) if f'"{event}"' in text] == []
+
+
+def test_one_date_format() -> None:
+    """``framework.formats.format_utc`` is the one writer of ISO 8601 UTC dates."""
+    copies = []
+    for folder in ("framework", "app", "connectors/bigcommerce"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "%Y-%m-%dT%H:%M:%SZ" in path.read_text():
+                copies.append(path.relative_to(ROOT).as_posix())
+    assert copies == ["framework/formats.py"]
+
+
+@pytest.mark.parametrize(("when", "expected"), [
+    (0, "1970-01-01T00:00:00Z"),
+    (1700000000.9, "2023-11-14T22:13:20Z"),
+    (datetime(2024, 5, 1, 12, 30), "2024-05-01T12:30:00Z"),  # naive: UTC
+    (datetime(2024, 5, 1, 14, 30, tzinfo=timezone(timedelta(hours=2))), "2024-05-01T12:30:00Z"),
+])
+def test_format_utc(when: Any, expected: str) -> None:
+    assert format_utc(when) == expected

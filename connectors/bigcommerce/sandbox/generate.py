@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from framework.formats import format_utc
+
 
 def iso(ts: int) -> str:
     """Epoch seconds as BigCommerce V3 writes customer dates (ISO 8601, UTC)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_utc(ts)
 
 
 def iso_offset(ts: int) -> str:
