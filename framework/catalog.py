@@ -32,12 +32,9 @@ def data_path(name: str) -> Path:
     return Path(__file__).resolve().parent.parent / name
 
 
-DEFAULT_CATALOG = "catalog.json"
-
-
-def load_catalog(path: str | Path | None) -> p.ConfiguredAirbyteCatalog:
-    """A ConfiguredAirbyteCatalog file; ``None`` means the catalog shipped with the package."""
-    path = Path(path) if path else data_path(DEFAULT_CATALOG)
+def load_catalog(path: str | Path) -> p.ConfiguredAirbyteCatalog:
+    """A ConfiguredAirbyteCatalog file."""
+    path = Path(path)
     raw = load_file(path, "catalog")
     try:
         return p.ConfiguredAirbyteCatalog.model_validate(raw)
@@ -46,6 +43,17 @@ def load_catalog(path: str | Path | None) -> p.ConfiguredAirbyteCatalog:
         where = ".".join(str(x) for x in first["loc"])
         raise ConfigError(f"catalog file {path} is not a ConfiguredAirbyteCatalog: at '{where}': "
                           f"{first['msg']}") from None
+
+
+def sources_catalog(sources: list[Any]) -> p.ConfiguredAirbyteCatalog:
+    """What a destination writes when no catalog is given: the default catalogs of the
+    ``sources`` (by name), whichever of them the messages come from. A stream two sources
+    name is the first's."""
+    streams: dict[str, p.ConfiguredAirbyteStream] = {}
+    for source in sources:
+        for stream in source.configured_catalog().streams:
+            streams.setdefault(stream.stream.name, stream)
+    return p.ConfiguredAirbyteCatalog(streams=list(streams.values()))
 
 
 def _state_from(message: dict[str, Any], states: dict[str, dict[str, Any]]) -> None:

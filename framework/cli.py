@@ -24,7 +24,9 @@ from framework.errors import REDACT, ConnectorError
 CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
                       help="Connector config, JSON or YAML; ${ENV_VAR} is replaced.")
 CATALOG = click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False),
-                       help="ConfiguredAirbyteCatalog (default: the packaged catalog.json).")
+                       help="ConfiguredAirbyteCatalog (default for read: the source's own, "
+                            "every stream but its optional ones; for write: those of the "
+                            "installed sources).")
 
 
 def _finish(messages: Iterator[bytes]) -> None:

@@ -22,8 +22,8 @@ from typing import Any, BinaryIO
 import orjson
 
 from framework import protocol as p
-from framework.catalog import load_catalog, load_state
-from framework.connector import Connector, Destination, Source
+from framework.catalog import load_catalog, load_state, sources_catalog
+from framework.connector import Connector, Destination, Source, connectors
 from framework.errors import REDACT, ConfigError, ConnectorError, RedactingFilter
 from framework.spec import SpecError
 
@@ -137,7 +137,7 @@ def read(connector: Source, config_path: str | Path, catalog_path: str | Path | 
     tune_memory()
     warnings: list[bytes] = []
     config = _config(connector, config_path, warn_unknown, warnings)
-    catalog = load_catalog(catalog_path)
+    catalog = load_catalog(catalog_path) if catalog_path else connector.configured_catalog()
     state = load_state(state_path)
     yield from warnings
     yield from connector.read(config, catalog, state)
@@ -179,7 +179,8 @@ def write(connector: Destination, config_path: str | Path, catalog_path: str | P
     tune_memory()
     warnings: list[bytes] = []
     config = _config(connector, config_path, warn_unknown, warnings)
-    catalog = load_catalog(catalog_path)
+    catalog = load_catalog(catalog_path) if catalog_path else sources_catalog(
+        [c for _, c in sorted(connectors().items()) if isinstance(c, Source)])
     names = {s.stream.name for s in catalog.streams}
     yield from warnings
     yield from connector.write(config, catalog, stdin_messages(stdin, names))

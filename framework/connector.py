@@ -105,6 +105,19 @@ class Source(Connector):
         """Serialized messages (one JSON line each): records, states, traces."""
         raise NotImplementedError
 
+    def configured_catalog(self, everything: bool = False) -> p.ConfiguredAirbyteCatalog:
+        """The catalog a read without one reads: every stream, incremental where it can be,
+        deduplicated by primary key (``everything``: a source's optional streams too)."""
+        streams = []
+        for stream in self.discover(None).streams:
+            incremental = "incremental" in stream.supported_sync_modes
+            streams.append(p.ConfiguredAirbyteStream(
+                stream=stream, sync_mode="incremental" if incremental else "full_refresh",
+                destination_sync_mode="append_dedup",
+                cursor_field=stream.default_cursor_field,
+                primary_key=stream.source_defined_primary_key))
+        return p.ConfiguredAirbyteCatalog(streams=streams)
+
 
 class Destination(Connector):
     """A connector that writes: consumes messages, yields the states it has committed."""

@@ -235,3 +235,30 @@ def test_one_date_format() -> None:
 ])
 def test_format_utc(when: Any, expected: str) -> None:
     assert format_utc(when) == expected
+
+
+# --- runner read NAME without --catalog reads NAME's own default catalog ---------------------
+
+def test_a_read_without_a_catalog_reads_the_sources_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from framework import commands
+
+    source = source_of(tmp_path, SHOPS_SPEC)  # no BigCommerce stream: the old default failed
+    client = FakeClient([{"data": [{"id": 1, "when": "2024-01-02T00:00:00Z"}]}])
+    monkeypatch.setattr(source, "client", lambda config, resets=None: client)
+    (tmp_path / "config.json").write_text(json.dumps({"api_url": "http://x", "token": "t"}))
+    out = b"".join(commands.read(source, tmp_path / "config.json", None, None))
+    records = [json.loads(line) for line in out.splitlines()
+               if json.loads(line)["type"] == "RECORD"]
+    assert [r["record"]["stream"] for r in records] == ["items"]
+
+
+def test_the_packaged_catalog_is_the_default_a_pipe_of_the_built_ins_uses() -> None:
+    """catalog.json (for an Airbyte connection) is what `runner read bigcommerce` and
+    `runner write` read and write without --catalog."""
+    from connectors.bigcommerce import connector as bigcommerce
+    from framework.catalog import load_catalog, sources_catalog
+
+    packaged = load_catalog(ROOT / "catalog.json")
+    assert packaged == bigcommerce.configured_catalog()
+    assert packaged == sources_catalog([bigcommerce])
