@@ -1,7 +1,8 @@
 """The SQLite destination: a local mirror of any source, one table per stream.
 
 Rows are upserted by the catalog's primary key, so replaying a read is harmless. A STATE message
-is echoed only after the records before it are committed (the protocol's rule), which makes
+is echoed only after the records before it are committed (the protocol's rule, kept by
+``framework.sink.Writer``: here every STATE commits), which makes
 ``runner read X | runner write sqlite`` resumable from the states it prints. Records that cannot
 be stored (a primary key field missing) go to the ``_rejected`` table and are counted.
 """
@@ -19,6 +20,7 @@ from framework import protocol as p
 from framework.airbyte import airbyte_cli
 from framework.catalog import data_path
 from framework.connector import Destination
+from framework.sink import Writer
 
 log = logging.getLogger("tajo.sqlite")
 
@@ -40,58 +42,73 @@ class SqliteDestination(Destination):
 
     def write(self, config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
               messages: Iterable[dict[str, Any]]) -> Iterator[bytes]:
-        db = sqlite3.connect(config["path"], isolation_level=None)
+        return SqliteWriter(config, catalog).write(messages)
+
+
+class SqliteWriter(Writer):
+    """One write run: one transaction from STATE to STATE (``Writer`` echoes the STATE once
+    it is committed)."""
+
+    def __init__(self, config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog) -> None:
+        super().__init__(catalog)
+        self.db = db = sqlite3.connect(config["path"], isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("CREATE TABLE IF NOT EXISTS _rejected (stream TEXT, reason TEXT, data TEXT)")
-        keys: dict[str, list[list[str]]] = {}
+        self.keys: dict[str, list[list[str]]] = {}
         for configured in catalog.streams:
             name = configured.stream.name
-            keys[name] = (configured.primary_key or configured.stream.source_defined_primary_key
-                          or [])
+            self.keys[name] = (configured.primary_key
+                               or configured.stream.source_defined_primary_key or [])
             db.execute(f"CREATE TABLE IF NOT EXISTS {_table(name)} "
                        "(pk TEXT PRIMARY KEY, data TEXT NOT NULL, emitted_at INTEGER)")
             if configured.destination_sync_mode == "overwrite":
                 db.execute(f"DELETE FROM {_table(name)}")
-        written = rejected = 0
-        since_state: dict[str, int] = {}
+        self.total_written = self.total_rejected = 0
+        self.emitted_at = 0
         db.execute("BEGIN")
-        try:
+
+    def record(self, stream: str, data: dict[str, Any]) -> bool:
+        key_paths = self.keys[stream]
+        pk = None  # no key: append (rowid decides)
+        if key_paths:
+            values = [data.get(path[0]) for path in key_paths]
+            if any(v is None for v in values):
+                self.reject(stream, "primary key field missing", data)
+                return False
+            pk = orjson.dumps(values).decode()
+        self.db.execute(f"INSERT INTO {_table(stream)} VALUES (?, ?, ?) ON CONFLICT(pk) "
+                        "DO UPDATE SET data=excluded.data, emitted_at=excluded.emitted_at",
+                        (pk, orjson.dumps(data).decode(), self.emitted_at))
+        self.total_written += 1
+        return True
+
+    def write(self, messages: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+        # The row keeps its message's emitted_at, which the base does not pass on.
+        def stamped() -> Iterator[dict[str, Any]]:
             for message in messages:
                 if message["type"] == "RECORD":
-                    record = message["record"]
-                    stream, data = record["stream"], record["data"]
-                    key_paths = keys[stream]
-                    if key_paths:
-                        values = [data.get(path[0]) for path in key_paths]
-                        if any(v is None for v in values):
-                            db.execute("INSERT INTO _rejected VALUES (?, ?, ?)",
-                                       (stream, "primary key field missing",
-                                        orjson.dumps(data).decode()))
-                            rejected += 1
-                            continue
-                        pk = orjson.dumps(values).decode()
-                    else:
-                        pk = None  # no key: append (rowid decides)
-                    db.execute(f"INSERT INTO {_table(stream)} VALUES (?, ?, ?) ON CONFLICT(pk) "
-                               "DO UPDATE SET data=excluded.data, emitted_at=excluded.emitted_at",
-                               (pk, orjson.dumps(data).decode(), record["emitted_at"]))
-                    written += 1
-                    since_state[stream] = since_state.get(stream, 0) + 1
-                elif message["type"] == "STATE":
-                    db.execute("COMMIT")
-                    name = (message["state"].get("stream") or {}).get(
-                        "stream_descriptor", {}).get("name")
-                    count = since_state.pop(name, 0) if name else sum(since_state.values())
-                    message["state"]["destinationStats"] = {"recordCount": float(count)}
-                    yield orjson.dumps(message) + b"\n"
-                    db.execute("BEGIN")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("COMMIT")  # keep what arrived before the failure; states were echoed
-            raise
-        finally:
-            db.close()
-        log.info("wrote %d records, rejected %d (see table _rejected)", written, rejected)
+                    self.emitted_at = message["record"]["emitted_at"]
+                yield message
+        return super().write(stamped())
+
+    def reject(self, stream: str, reason: str, data: dict[str, Any]) -> None:
+        self.db.execute("INSERT INTO _rejected VALUES (?, ?, ?)",
+                        (stream, reason, orjson.dumps(data).decode()))
+        self.total_rejected += 1
+        super().reject(stream, reason, data)
+
+    def flush(self) -> None:
+        self.db.execute("COMMIT")
+        self.db.execute("BEGIN")
+
+    def close(self) -> None:
+        # What arrived after the last echoed STATE is kept too (upserts: replaying it is
+        # harmless); a failure's cause is what the caller sees.
+        if self.db.in_transaction:
+            self.db.execute("COMMIT")
+        self.db.close()
+        log.info("wrote %d records, rejected %d (see table _rejected)", self.total_written,
+                 self.total_rejected)
 
 
 connector = SqliteDestination(data_path("specs/sqlite.json"))
