@@ -23,22 +23,25 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import requests
 
+from connectors.brevo.catalog import CatalogSender
+from connectors.brevo.contacts import ContactImporter
+from connectors.brevo.events import EventOutbox, now_iso
 from connectors.brevo.ledger import AccountMismatch, Ledger
+from connectors.brevo.lists import change_members
 from connectors.brevo.mapping import DEFAULT_MAPPING, ContactMapper
+from connectors.brevo.orders import OrderSender
 from connectors.brevo.payloads import brevo_category, brevo_order, brevo_order_id, brevo_products
 from framework import protocol as p
 from framework.errors import ConnectorError
 from framework.files import private_file
 from framework.http import HttpClient
-from framework.records import checks_of
+from framework.sink import Writer
 from framework.spec import RateLimitHeaders
 
 log = logging.getLogger("tajo.brevo")
@@ -52,11 +55,6 @@ ERRORS = {
     "403": "Brevo refused {path} (HTTP 403): the API key's account lacks the permission; "
            "check the key's restrictions (Settings > Security > Authorised IPs) and plan",
 }
-IMPORT_BYTES = 8 * 1024 * 1024  # Brevo allows 10 MB of JSON and advises about 8
-LIST_CALL = 150
-POLL_LIMIT_S = 1800
-# How an import process ends (the SDK's statuses; queued, in_process and processing go on).
-PROCESS_ENDED = frozenset({"completed", "failed", "cancelled"})
 NOT_SENT_YET = frozenset({"inventory_locations", "channels"})
 ABANDONED = "store/cart/abandoned"
 CONVERTED = "store/cart/converted"
@@ -65,17 +63,6 @@ CART_EVENTS = {"store/cart/created": "cart_created", "store/cart/updated": "cart
 CART_GONE = frozenset({CONVERTED, "store/cart/deleted"})
 ORDER_FIELDS = ("id", "date_created", "date_modified", "status", "status_id", "total_inc_tax",
                 "billing_address", "payment_method", "currency_code", "customer_id")
-CATALOG_BATCH = 100  # Brevo's limit for product and category batches
-ORDER_BATCH = 1000  # Brevo documents no maximum for /v3/orders/status/batch; it allows 100
-# calls an hour there (general tier), so batches are as large as is reasonable
-EVENT_BATCH = 100  # nor for /v3/events/batch
-EVENTS_PAGE = 10_000  # GET /v3/events: at most 10,000 a page
-AMBIGUOUS_TRIES = 4  # an event batch whose answer never came: looked up and resent
-# Up to these counts a flush uses the one-record endpoints, limited per second (contacts 10/s,
-# orders 5/s, products 2/s on the general tier), rather than imports and batches, which share
-# the 100-an-hour bucket (with the import polls): the live path sends a few records at a time,
-# all day long.
-DIRECT = {"contacts": 20, "orders": 10, "products": 4}
 # (ledger, api_url, key) -> the account (organization_id, name) GET /v3/account named, asked
 # once per process
 _BOUND: dict[tuple[str, str, str], tuple[str, str]] = {}
@@ -126,10 +113,14 @@ class DryRun:
         self.real.close()
 
 
-class BrevoWriter:
-    """One ``write`` run: its clients, ledger, pending contacts and counters."""
+class BrevoWriter(Writer):
+    """One ``write`` run: its clients, ledger, pending contacts and counters (the STATE rule,
+    batching and flushing are ``Writer``'s)."""
+
+    check_schemas = True
 
     def __init__(self, config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog) -> None:
+        super().__init__(catalog)
         self.config = config
         base = config["api_url"].rstrip("/")
         headers = {"api-key": config["api_key"]}
@@ -156,16 +147,20 @@ class BrevoWriter:
         lists = config.get("lists") or {}
         self.all_customers: int = lists["all_customers"]
         self.buyers: int | None = lists.get("buyers")
-        self.batch = int(config.get("import_batch") or 5000)
-        self.pending: dict[str, dict[str, Any]] = {}
+        self.batch_size = int(config.get("import_batch") or 5000)
+        self.pending_contacts: dict[str, dict[str, Any]] = {}
         self.touched: set[str] = set()
-        self.written: dict[str, int] = {}
-        self.rejected: dict[str, int] = {}
         self.noted: set[str] = set()
-        self.attributes_ready = False
-        self.held_states: list[dict[str, Any]] = []
         self._bind_account()
-        self.connected_at = self.ledger.connected_at(p_now_iso())
+        self.connected_at = self.ledger.connected_at(now_iso())
+        self.contacts = ContactImporter(self.api["contacts"], self.api["other"],
+                                        self._contact_refused, self.batch_size)
+        self.orders = OrderSender(self.api["orders"], self.api["other"],
+                                  lambda order, why: self.reject("orders", why, order))
+        self.catalog = CatalogSender(self.api["products"], self.api["other"], self.ledger,
+                                     self.reject)
+        self.events = EventOutbox(self.ledger, self.api["events"], self.api["other"],
+                                  self._event_refused)
         self.pending_orders: dict[tuple[str, int], tuple[dict[str, Any], str | None]] = {}
         self.pending_products: dict[tuple[str, int], dict[str, Any]] = {}
         self.pending_categories: dict[tuple[str, int], dict[str, Any]] = {}
@@ -177,9 +172,7 @@ class BrevoWriter:
         self.gone_customers: set[str] = set()
         self.gone_products: list[tuple[str, int]] = []
         self.back_in_stock = 0
-        self.flushed_at = time.monotonic()
         self.flush_every_s = float(config.get("flush_seconds") or 30)
-        self.catalog_streams = {s.stream.name for s in catalog.streams}
 
     def _bind_account(self) -> None:
         """The ledger belongs to one Brevo account (``GET /v3/account``'s organization_id:
@@ -212,7 +205,7 @@ class BrevoWriter:
 
     # --- records --------------------------------------------------------------------------
 
-    def record(self, stream: str, data: dict[str, Any]) -> None:
+    def record(self, stream: str, data: dict[str, Any]) -> bool:
         store = str(data.get("store_hash", ""))
         if data.get("is_deleted") and stream in ("customers", "orders", "products"):
             self._deleted(stream, store, data)
@@ -226,7 +219,7 @@ class BrevoWriter:
             email = self.mapper.email(data)
             if email is None:
                 self.reject(stream, f"invalid email {data.get('email')!r}", data)
-                return
+                return False
             if self.dry_run and self.ledger.customer_email(store, data["id"]) is None:
                 self.new_contacts += 1
             self.ledger.put_customer(store, data["id"], email)
@@ -234,7 +227,7 @@ class BrevoWriter:
             # (streams arrive in any order, so the totals must not depend on it).
             self.touched.update(self.ledger.rehome_orders(store, data["id"], email))
             self.ledger.put_consent(email, data.get("accepts_product_review_abandoned_cart_emails"))
-            self.pending[email] = data  # mapped when sent, once group names etc. are known
+            self.pending_contacts[email] = data  # mapped when sent, once group names etc. are known
             self._customer_events(store, email, data)
             self.touched.add(email)
         elif stream == "orders":
@@ -271,7 +264,7 @@ class BrevoWriter:
         if stream in NOT_SENT_YET and stream not in self.noted:
             self.noted.add(stream)
             log.info("stream %s: not sent to Brevo by this version of the destination", stream)
-        self.written[stream] = self.written.get(stream, 0) + 1
+        return True
 
     def _deleted(self, stream: str, store: str, data: dict[str, Any]) -> None:
         """A record that is gone from the store (a tombstone, or an archived order)."""
@@ -282,7 +275,7 @@ class BrevoWriter:
             email = self.ledger.customer_email(store, data["id"])
             if email:
                 self.gone_customers.add(email)
-                self.pending.pop(email, None)
+                self.pending_contacts.pop(email, None)
         elif stream == "orders":
             email = self.ledger.drop_order(store, data["id"])
             if email:
@@ -307,7 +300,7 @@ class BrevoWriter:
         event = {"event_name": name, "identifiers": {"email_id": email},
                  "event_date": modified,
                  "event_properties": {"customer_id": customer["id"], "store_hash": store}}
-        self._event(f"{store}:customer:{customer['id']}:{modified}:{name}", event)
+        self.events.queue(f"{store}:customer:{customer['id']}:{modified}:{name}", event)
 
     def _order_events(self, store: str, order: dict[str, Any], email: str | None) -> None:
         """Lifecycle events of an order change. None for what the first sync finds (backfill
@@ -335,21 +328,7 @@ class BrevoWriter:
                                           "store_hash": store, "status": status,
                                           "amount": order.get("total_inc_tax"),
                                           "currency": order.get("currency_code"), **extra}}
-            self._event(f"{store}:{order['id']}:{modified}:{name}", event)
-
-    def _event(self, key: str, event: dict[str, Any]) -> None:
-        """Queue an event in the ledger's outbox, in the same transaction as the record
-        version that made it: a run that dies after the version was committed still sends
-        the event (a version seen again makes no new one). Claimed once, so never twice."""
-        if self.ledger.claim_event(key, p_now_iso()):
-            # The SDK types a property's value (string, number, boolean, object, array):
-            # null is none of them, so a property the record left empty is left out.
-            properties = {k: v for k, v in (event.get("event_properties") or {}).items()
-                          if v is not None}
-            event["event_properties"] = {**properties, "event_key": key}
-            if not event.get("event_date"):
-                event.pop("event_date", None)  # Brevo dates it when it arrives
-            self.ledger.outbox_event(key, event)
+            self.events.queue(f"{store}:{order['id']}:{modified}:{name}", event)
 
     def _cart(self, store: str, cart: dict[str, Any]) -> None:
         """A cart of a shopper who has an email and consents to abandoned-cart emails:
@@ -403,7 +382,13 @@ class BrevoWriter:
                  "event_properties": properties}
         if modified:
             event["event_date"] = modified
-        self._event(f"{store}:cart:{cart_id}:{modified}:{name}", event)
+        self.events.queue(f"{store}:cart:{cart_id}:{modified}:{name}", event)
+
+    def _contact_refused(self, row: dict[str, Any], reason: str) -> None:
+        self.reject("customers", reason, row)
+
+    def _event_refused(self, key: str, event: dict[str, Any], reason: str) -> None:
+        self.reject("events", reason, event, counted_as=_stream_of_event(key))
 
     def reject(self, stream: str, reason: str, data: dict[str, Any],
                counted_as: str | None = None) -> None:
@@ -411,8 +396,7 @@ class BrevoWriter:
         (the input stream it came of; ``stream`` by default) in the next STATE echoed for it."""
         self.dead_letters.write(orjson.dumps({"stream": stream, "reason": reason,
                                               "at": p.now_ms(), "record": data}) + b"\n")
-        counted_as = counted_as or stream
-        self.rejected[counted_as] = self.rejected.get(counted_as, 0) + 1
+        super().reject(counted_as or stream, reason, data)
         log.warning("rejected a record of %s (%s); kept in the dead-letter file", stream, reason)
 
     # --- flushing -------------------------------------------------------------------------
@@ -420,11 +404,11 @@ class BrevoWriter:
     def flush(self) -> None:
         """Send everything pending and wait until Brevo has it; then commit the ledger."""
         self.dead_letters.flush()
-        if self.pending or self.touched:
+        if self.pending_contacts or self.touched:
             self._flush_contacts()
         self._send_orders()
         self._send_cart_lists()
-        self._send_events()
+        self.events.send()
         self._send_catalog()
         self._send_deletions()
         self.ledger.commit()
@@ -436,10 +420,11 @@ class BrevoWriter:
             left_out.clear()
 
     def _flush_contacts(self) -> None:
-        self._ensure_attributes()
+        self.contacts.ensure_attributes(self.mapper.attribute_types())
         computed = self.mapper.computed()
-        known = self.ledger.known_customers(self.touched - set(self.pending))
-        rows = {email: self.mapper.contact(record)[1] for email, record in self.pending.items()}
+        known = self.ledger.known_customers(self.touched - set(self.pending_contacts))
+        rows = {email: self.mapper.contact(record)[1]
+                for email, record in self.pending_contacts.items()}
         shared = [email for email, attrs in rows.items()
                   if attrs.get("SMS") and not self.ledger.claim_sms(attrs["SMS"], email)]
         for email in shared:  # keep the contact; only the phone stays with its first owner
@@ -467,47 +452,34 @@ class BrevoWriter:
             groups[0][1].extend(sorted(buyers))
         refused: set[str] = set()
         for list_ids, emails in groups:
-            refused |= self._import([{"email": e, "attributes": rows[e]} for e in emails],
+            refused |= self.contacts.send([{"email": e, "attributes": rows[e]} for e in emails],
                                     list_ids)
         if self.buyers is not None:
-            self._list_members(self.buyers, lapsed, "remove")
+            self._members(self.buyers, lapsed, "remove")
         for email, (orders, spent) in totals.items():
             if email not in refused:  # a refused contact's totals go again next time
                 self.ledger.mark_sent(email, orders, spent)
         self.ledger.commit()
-        self.pending.clear()
+        self.pending_contacts.clear()
         self.touched.clear()
 
     def _send_orders(self) -> None:
         """Orders to Brevo's e-commerce orders; those older than the first sync are marked
         ``historical`` (they trigger no automation). Payloads (with their lines from the
-        ledger) are built a batch at a time: all 5,000 at once were the sync's largest
+        ledger) are built as they are sent: all 5,000 at once were the sync's largest
         allocation."""
-        live = [key for key, (order, _) in self.pending_orders.items()
-                if not self._historical(order)]
-        if 0 < len(live) <= DIRECT["orders"]:
-            for key in live:
-                order = self._order_payload(key)
-                del self.pending_orders[key]
-                if order is None:
-                    continue
-                status, answer = self.api["orders"].send("POST", "/v3/orders/status", json=order)
-                if status not in (200, 201, 204):
-                    self.reject("orders", f"Brevo refused the order (HTTP {status}: {answer})",
-                                order)
-        batches: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
-        for key, (order, _) in self.pending_orders.items():
-            historical = self._historical(order)
-            payload = self._order_payload(key)
-            if payload is None:
-                continue
-            batches[historical].append(payload)
-            if len(batches[historical]) >= ORDER_BATCH:
-                self._send_order_batch(batches[historical], historical)
-                batches[historical] = []
-        for historical, orders in batches.items():
-            if orders:
-                self._send_order_batch(orders, historical)
+        live = {key for key, (order, _) in self.pending_orders.items()
+                if not self._historical(order)}
+        first = [key for key in self.pending_orders if key in live]  # live first, in order
+        first += [key for key in self.pending_orders if key not in live]
+
+        def payloads() -> Iterator[tuple[dict[str, Any], bool]]:
+            for key in first:
+                payload = self._order_payload(key)
+                if payload is not None:
+                    yield payload, key not in live
+
+        self.orders.send(payloads(), len(live))
         self.pending_orders.clear()
 
     def _historical(self, order: dict[str, Any]) -> bool:
@@ -527,18 +499,13 @@ class BrevoWriter:
             payload["coupons"] = coupons
         return payload
 
-    def _send_order_batch(self, orders: list[dict[str, Any]], historical: bool) -> None:
-        body = {"orders": orders, "historical": historical}
-        status, answer = self.api["other"].send("POST", "/v3/orders/status/batch", json=body)
-        if status not in (200, 201, 202, 204):
-            for order in orders:
-                self.reject("orders", f"Brevo refused the order batch (HTTP {status}: "
-                            f"{answer})", order)
+    def _members(self, list_id: int, emails: list[str], action: str) -> None:
+        change_members(self.api["contacts"], list_id, emails, action)
 
     def _send_cart_lists(self) -> None:
         if self.abandoned_list is not None:
-            self._list_members(self.abandoned_list, sorted(self.cart_list_add), "add")
-            self._list_members(self.abandoned_list, sorted(self.cart_list_remove), "remove")
+            self._members(self.abandoned_list, sorted(self.cart_list_add), "add")
+            self._members(self.abandoned_list, sorted(self.cart_list_remove), "remove")
         if self.skipped_carts:
             log.info("%d cart changes were of shoppers without consent (a guest, or no consent "
                      "to abandoned-cart emails): no event, not in the list", self.skipped_carts)
@@ -553,7 +520,7 @@ class BrevoWriter:
         categories = [brevo_category(store, row, self.ledger.store_url(store))
                       for (store, _), row in self.pending_categories.items()
                       if store not in awaited]
-        self._upsert("categories", categories)
+        self.catalog.upsert("categories", categories)
         items: list[dict[str, Any]] = []
         for (store, _), product in self.pending_products.items():
             if store in awaited:
@@ -566,9 +533,9 @@ class BrevoWriter:
                     self.ledger.put_item(store, variant_id, item["id"])
                     if "stock" in item:
                         self.ledger.mark_stock_sent(store, variant_id, item["stock"])
-        self._upsert("products", items)
+        self.catalog.upsert("products", items)
         stale = self.ledger.stale_stock()
-        self._upsert("products", [self._named({"id": brevo_id, "stock": level})
+        self.catalog.upsert("products", [self.catalog.named({"id": brevo_id, "stock": level})
                                   for _, _, brevo_id, level in stale])
         for store, variant_id, _, level in stale:
             self.ledger.mark_stock_sent(store, variant_id, level)
@@ -587,7 +554,7 @@ class BrevoWriter:
         stores = {s for s, _ in self.pending_products} | {s for s, _ in self.pending_categories}
         return {s for s in stores if not self.ledger.has_store(s)}
 
-    def _streams_waiting(self) -> set[str]:
+    def streams_waiting(self) -> set[str]:
         """The streams with records held back until their store's record arrives."""
         return ({"products"} if self.pending_products else set()) | (
             {"categories"} if self.pending_categories else set())
@@ -598,9 +565,9 @@ class BrevoWriter:
         gone = sorted(self.gone_customers)
         for list_id in (self.all_customers, self.buyers, self.abandoned_list):
             if list_id is not None and gone:
-                self._list_members(list_id, gone, "remove")
-        now = p_now_iso()
-        self._upsert("products", [self._named({"id": brevo_id, "isDeleted": True,
+                self._members(list_id, gone, "remove")
+        now = now_iso()
+        self.catalog.upsert("products", [self.catalog.named({"id": brevo_id, "isDeleted": True,
                                                "deletedAt": now})
                                   for store, product_id in self.gone_products
                                   for brevo_id in self.ledger.product_items(store, product_id)])
@@ -616,147 +583,12 @@ class BrevoWriter:
         self.deleted.clear()
         self.back_in_stock = 0
 
-    def _named(self, item: dict[str, Any]) -> dict[str, Any]:
-        """A partial product update with the name it was sent with: the SDK's product
-        models require ``name`` on every write (its description says "mandatory in case of
-        creation"; the type is what a client is held to). A ledger older than these names
-        has none for items not sent since: those go without one."""
-        name = self.ledger.item_name(item["id"])
-        return {**item, "name": name} if name is not None else item
-
-    def _upsert(self, kind: str, items: list[dict[str, Any]]) -> None:
-        if kind == "products" and len(items) <= DIRECT["products"]:
-            for item in items:
-                status, answer = self.api["products"].send("POST", "/v3/products",
-                                                     json={**item, "updateEnabled": True})
-                if status not in (201, 204):
-                    self.reject(kind, f"Brevo refused the product (HTTP {status}: {answer})",
-                                item)
-            return
-        for start in range(0, len(items), CATALOG_BATCH):
-            part = items[start:start + CATALOG_BATCH]
-            status, answer = self.api["other"].send("POST", f"/v3/{kind}/batch",
-                                                 json={kind: part, "updateEnabled": True})
-            if status not in (200, 201, 204):
-                for item in part:
-                    self.reject(kind, f"Brevo refused the batch (HTTP {status}: {answer})",
-                                item)
-
-    def _send_events(self) -> None:
-        """Events from the ledger's outbox, in batches. Each batch stays "in doubt" in the
-        ledger until Brevo answers: when the answer never comes (a timeout, a cut connection,
-        a 500 or 502, a run killed mid-request), the events are looked up in Brevo by their
-        ``event_key`` and only what it lacks is sent again. So an event is neither lost nor
-        sent twice (an automation fired twice costs the merchant)."""
-        doubtful = self.ledger.events_in_doubt()
-        if doubtful:
-            missing = self._missing_in_brevo(doubtful, f"{len(doubtful)} events were sent by "
-                                             "a run that ended before Brevo answered")
-            left = {key for key, _ in missing}
-            self.ledger.settle_events([key for key, _ in doubtful if key not in left])
-            self.ledger.commit()
-            self._send_claimed(missing)
-        while batch := self.ledger.outbox(EVENT_BATCH):
-            self._send_claimed(batch)
-
-    def _send_claimed(self, claimed: list[tuple[str, dict[str, Any]]]) -> None:
-        """Send claimed events (in doubt until Brevo answers); refused ones are released
-        and dead-lettered."""
-        for start in range(0, len(claimed), EVENT_BATCH):
-            batch = claimed[start:start + EVENT_BATCH]
-            self.ledger.doubt_events(batch)  # and out of the outbox, at once
-            self.ledger.commit()
-            status, answer, sent = self._post_events(batch)
-            failed: dict[int, str] = {}
-            if status == 207:
-                failed = self._partly_failed(answer, sent)
-            elif status not in (200, 201, 202, 204):
-                failed = {i: f"HTTP {status}: {answer}" for i in range(len(sent))}
-            for index, reason in sorted(failed.items()):
-                key, event = sent[index]
-                self.ledger.release_event(key)
-                self.reject("events", f"Brevo refused the event: {reason}", event,
-                            counted_as=_stream_of_event(key))
-            self.ledger.settle_events([key for key, _ in batch])
-            self.ledger.commit()
-
-    def _partly_failed(self, answer: Any, sent: list[tuple[str, dict[str, Any]]]
-                       ) -> dict[int, str]:
-        """The events a 207 refused (index in ``sent`` -> Brevo's message), read from its
-        ``BatchEventsResponse``: ``errors: [{eventIndex: [...], message}]``. The SDK makes
-        ``eventIndex`` optional: when the indexes name fewer events than ``failed_events``,
-        the batch's events are looked up in Brevo and those it lacks count as refused."""
-        answer = answer if isinstance(answer, dict) else {}
-        errors = [e for e in answer.get("errors") or [] if isinstance(e, dict)]
-        failed = {i: str(e.get("message") or "no reason given") for e in errors
-                  for i in e.get("eventIndex") or [] if isinstance(i, int) and
-                  0 <= i < len(sent)}
-        expected = answer.get("failed_events")
-        if not isinstance(expected, int) or expected > len(failed):
-            reasons = "; ".join(sorted({str(e.get("message")) for e in errors})) or str(answer)
-            missing = {key for key, _ in self._missing_in_brevo(
-                sent, f"Brevo refused {expected} of {len(sent)} events without saying which")}
-            failed.update({i: reasons for i, (key, _) in enumerate(sent)
-                           if key in missing and i not in failed})
-        return failed
-
-    def _post_events(self, claimed: list[tuple[str, dict[str, Any]]]
-                     ) -> tuple[int, Any, list[tuple[str, dict[str, Any]]]]:
-        """POST a batch of events; after an answer that never came, send only those Brevo
-        does not have. Returns the last answer and the events it was about."""
-        for attempt in range(AMBIGUOUS_TRIES):
-            try:
-                status, answer = self.api["events"].send(
-                    "POST", "/v3/events/batch", json={"events": [e for _, e in claimed]},
-                    idempotent=False)
-                return status, answer, claimed
-            except ConnectorError as exc:
-                if exc.failure_type != "transient_error" or attempt == AMBIGUOUS_TRIES - 1:
-                    raise
-                claimed = self._missing_in_brevo(claimed, f"no answer to a batch of "
-                                                 f"{len(claimed)} events "
-                                                 f"({exc.message.split(':')[0]})")
-                if not claimed:
-                    return 202, None, claimed
-        raise AssertionError("unreachable")
-
-    def _missing_in_brevo(self, events: list[tuple[str, dict[str, Any]]], why: str
-                          ) -> list[tuple[str, dict[str, Any]]]:
-        """The events (claimed ones, with their keys) that Brevo does not hold, said in a
-        warning after ``why`` they were looked up."""
-        have = self._event_keys_in_brevo([e for _, e in events])
-        log.warning("%s; Brevo has %d of them, sending the rest", why,
-                    sum(key in have for key, _ in events))
-        return [(key, event) for key, event in events if key not in have]
-
-    def _event_keys_in_brevo(self, events: list[dict[str, Any]]) -> set[str]:
-        """The ``event_key`` of the events Brevo holds with these names and dates."""
-        dates = [str(e.get("event_date") or p_now_iso())[:10] for e in events]
-        keys: set[str] = set()
-        for name in sorted({e["event_name"] for e in events}):
-            offset = 0
-            while True:
-                status, answer = self.api["other"].send(
-                    "GET", "/v3/events", params={"event_name": name, "startDate": min(dates),
-                                                 "endDate": max([*dates, p_now_iso()[:10]]),
-                                                 "limit": EVENTS_PAGE, "offset": offset})
-                if status != 200:
-                    raise ConnectorError(f"Brevo did not list events (HTTP {status}): "
-                                         f"{answer}", "transient_error")
-                found = (answer or {}).get("events") or []
-                keys.update(str((e.get("event_properties") or {}).get("event_key"))
-                            for e in found)
-                if len(found) < EVENTS_PAGE:
-                    break
-                offset += EVENTS_PAGE
-        return keys
-
     def _names_missing(self) -> bool:
         """Whether a pending customer refers to a group or attribute whose name the catalog
         will bring but has not yet (streams arrive in any order)."""
         groups = "customer_groups" in self.catalog_streams
         attributes = "customer_attributes" in self.catalog_streams
-        for record in self.pending.values():
+        for record in self.pending_contacts.values():
             store = str(record.get("store_hash", ""))
             group = record.get("customer_group_id")
             if groups and group and self.ledger.group_name(store, group) is None:
@@ -766,200 +598,33 @@ class BrevoWriter:
                 return True
         return False
 
-    def _ensure_attributes(self) -> None:
-        """Create the Brevo attributes the mapping writes that the account lacks."""
-        if self.attributes_ready:
-            return
-        existing = self._attribute_names()
-        for name, kind in self.mapper.attribute_types().items():
-            if name in existing:
-                continue
-            status, body = self.api["contacts"].send(
-                "POST", f"/v3/contacts/attributes/normal/{name}", json={"type": kind})
-            if status not in (200, 201, 204) and name in self._attribute_names():
-                # Created after all: a retry of a request whose answer was lost (Brevo then
-                # says the name is taken), or someone else at the same time.
-                continue
-            if status not in (200, 201, 204):
-                raise ConnectorError(f"Brevo refused to create the contact attribute {name} "
-                                     f"({kind}): {body}; create it in Brevo (Contacts > "
-                                     "Settings > Contact attributes)", "config_error")
-            log.info("created the Brevo contact attribute %s (%s)", name, kind)
-        self.attributes_ready = True
-
-    def _attribute_names(self) -> set[str]:
-        status, body = self.api["contacts"].send("GET", "/v3/contacts/attributes")
-        if status != 200:
-            raise ConnectorError(f"Brevo did not list the contact attributes (HTTP {status}): "
-                                 f"{body}", "system_error")
-        return {a["name"].upper() for a in (body or {}).get("attributes", [])}
-
-    def _import(self, rows: list[dict[str, Any]], list_ids: list[int]) -> set[str]:
-        """Import rows in chunks under Brevo's size advice, each polled to its end (a few
-        rows go one by one instead). Returns the emails of the rows Brevo did not take
-        (each dead-lettered and counted)."""
-        if len(rows) <= DIRECT["contacts"]:
-            return {row["email"] for row in rows if not self._upsert_contact(row, list_ids)}
-        refused: set[str] = set()
-        chunk: list[dict[str, Any]] = []
-        size = 0
-        for row in rows:
-            row_size = len(orjson.dumps(row)) + 1
-            if chunk and (len(chunk) >= self.batch or size + row_size > IMPORT_BYTES):
-                refused |= self._import_chunk(chunk, list_ids)
-                chunk, size = [], 0
-            chunk.append(row)
-            size += row_size
-        if chunk:
-            refused |= self._import_chunk(chunk, list_ids)
-        return refused
-
-    def _upsert_contact(self, row: dict[str, Any], list_ids: list[int]) -> bool:
-        """``POST /v3/contacts`` with ``updateEnabled`` (no blacklist field: see above)."""
-        body = {**row, "listIds": list_ids, "updateEnabled": True}
-        status, answer = self.api["contacts"].send("POST", "/v3/contacts", json=body)
-        if status == 404:  # a list that does not exist: every contact would fail the same way
-            raise ConnectorError(f"Brevo refused a contact (HTTP 404: {answer}); check the "
-                                 "list ids in lists (runner check says which are missing)",
-                                 "config_error")
-        if status not in (201, 204):
-            self.reject("customers", f"Brevo refused the contact (HTTP {status}: {answer})", row)
-            return False
-        return True
-
-    def _import_chunk(self, rows: list[dict[str, Any]], list_ids: list[int]) -> set[str]:
-        # No blacklist option and no blacklist field is ever sent: Brevo keeps a contact's
-        # unsubscription whatever the store says.
-        body = {"jsonBody": rows, "listIds": list_ids, "updateExistingContacts": True,
-                "emptyContactsAttributes": False, "disableNotification": True}
-        status, answer = self.api["contacts"].send("POST", "/v3/contacts/import", json=body)
-        if status != 202 or not isinstance(answer, dict) or "processId" not in answer:
-            raise ConnectorError(f"Brevo refused a contact import (HTTP {status}): {answer}",
-                                 "config_error" if status in (400, 404) else "system_error")
-        process_id = answer["processId"]
-        process = self._wait_for(process_id)
-        if process.get("status") != "completed":
-            # Failed or cancelled: Brevo applied none of it. Its rows are dead-lettered (the
-            # sync goes on; their contacts' totals are sent again with their next change).
-            reason = (f"Brevo's import process {process_id} ended {process.get('status')}"
-                      f" ({orjson.dumps(process).decode()})")
-            log.warning("%s: its %d contacts are in the dead-letter file", reason, len(rows))
-            for row in rows:
-                self.reject("customers", reason, row)
-            return {row["email"] for row in rows}
-        refused = self._rows_not_taken(process, rows)
-        log.info("Brevo imported %d contacts (process %s)", len(rows) - len(refused),
-                 process_id)
-        return refused
-
-    def _rows_not_taken(self, process: dict[str, Any], rows: list[dict[str, Any]]
-                        ) -> set[str]:
-        """The rows a completed import lists in its reports (``info.import``: links to CSV
-        files of invalid emails, duplicate identifiers...), dead-lettered with the report's
-        name. The links are Brevo's signed file links: fetched without the api-key."""
-        reports = ((process.get("info") or {}).get("import") or {})
-        by_email = {row["email"].lower(): row for row in rows}
-        refused: set[str] = set()
-        for name, url in sorted(reports.items()):
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                continue
-            try:
-                response = requests.get(url, timeout=30)
-                response.raise_for_status()
-            except requests.RequestException as exc:
-                log.warning("could not read Brevo's import report %s (%s): its rows are not "
-                            "known", name, type(exc).__name__)
-                continue
-            cells = {cell.strip().lower() for line in response.text.splitlines()
-                     for cell in line.split(";")}
-            for email in sorted(cells & set(by_email) - refused):
-                refused.add(email)
-                self.reject("customers", f"Brevo's import listed it in {name}",
-                            by_email[email])
-        return refused
-
-    def _wait_for(self, process_id: int) -> dict[str, Any]:
-        """Poll an import until it ends (sparingly: the endpoint allows 100 an hour on the
-        general tier); returns Brevo's last answer about it."""
-        started, pause = time.monotonic(), 0.2
-        while True:
-            status, answer = self.api["other"].send("GET", f"/v3/processes/{process_id}")
-            state = (answer or {}).get("status") if status == 200 else None
-            if state in PROCESS_ENDED:
-                return dict(answer)
-            if status != 200:
-                raise ConnectorError(f"Brevo lost import process {process_id} (HTTP {status}: "
-                                     f"{answer})", "transient_error")
-            if time.monotonic() - started > POLL_LIMIT_S:
-                raise ConnectorError(f"Brevo import process {process_id} still {state} after "
-                                     f"{POLL_LIMIT_S} s; run again later", "transient_error")
-            time.sleep(pause)
-            pause = min(pause * 2, 30.0)
-
-    def _list_members(self, list_id: int, emails: list[str], action: str) -> None:
-        """Add (``add``) or take out (``remove``) contacts, 150 per call as Brevo allows."""
-        for start in range(0, len(emails), LIST_CALL):
-            part = emails[start:start + LIST_CALL]
-            status, answer = self.api["contacts"].send(
-                "POST", f"/v3/contacts/lists/{list_id}/contacts/{action}", json={"emails": part})
-            if status not in (200, 201, 204):
-                raise ConnectorError(f"Brevo did not {action} contacts of list {list_id} "
-                                     f"(HTTP {status}): {answer}", "system_error")
-
     # --- the run --------------------------------------------------------------------------
 
-    def state(self, message: dict[str, Any], final: bool = False) -> Iterator[bytes]:
-        """Hold a STATE until the records before it are in Brevo; batches are flushed when
-        full or every ``flush_seconds``, then the held states are echoed in order."""
-        if message:
-            stream = state_stream(message)
-            names = [stream] if stream else list(self.written)
-            # Records counted as they arrive; rejections when the state is echoed, since most
-            # happen while the batches before it are sent (a refused event, order or import).
-            message["state"]["destinationStats"] = {
-                "recordCount": float(sum(self.written.pop(n, 0) for n in names))}
-            self.held_states.append(message)
-        due = (final or max(len(self.pending), len(self.pending_orders),
-                            len(self.pending_products)) >= self.batch
-               or time.monotonic() - self.flushed_at >= self.flush_every_s)
-        if not due or not (self.held_states or final):
-            return
-        if not final and len(self.pending) < 2 * self.batch and self._names_missing():
-            return  # the group or attribute names these contacts need are still on their way
-        self.flush()
-        self.flushed_at = time.monotonic()
-        waiting = self._streams_waiting()
-        kept = []
-        for held in self.held_states:
-            if waiting and state_stream(held) in waiting | {None}:
-                kept.append(held)
-            else:
-                stream = state_stream(held)
-                names = [stream] if stream else list(self.rejected)
-                held["state"]["destinationStats"]["rejectedRecordCount"] = float(
-                    sum(self.rejected.pop(n, 0) for n in names))
-                yield orjson.dumps(held) + b"\n"
-        self.held_states = kept
-        if final and waiting:
-            # Not sent, and their streams' states not saved: the next run reads them again.
-            log.warning("%d products and %d categories were not sent: their store's record "
-                        "(its web address, which their URLs are made of) did not arrive in "
-                        "this run; the %s state is not saved, so the next run reads them again",
-                        len(self.pending_products), len(self.pending_categories),
-                        " and ".join(sorted(waiting)))
-            self.held_states.clear()
+    def pending(self) -> int:
+        return max(len(self.pending_contacts), len(self.pending_orders),
+                   len(self.pending_products))
+
+    def full(self) -> bool:
+        return len(self.pending_contacts) >= self.batch_size  # memory stays flat
+
+    def may_wait(self) -> bool:
+        """The group or attribute names the pending contacts need are still on their way
+        (up to twice a batch of contacts waits for them)."""
+        return len(self.pending_contacts) < 2 * self.batch_size and self._names_missing()
+
+    def not_saved(self, streams: set[str]) -> None:
+        # Not sent, and their streams' states not saved: the next run reads them again.
+        log.warning("%d products and %d categories were not sent: their store's record "
+                    "(its web address, which their URLs are made of) did not arrive in "
+                    "this run; the %s state is not saved, so the next run reads them again",
+                    len(self.pending_products), len(self.pending_categories),
+                    " and ".join(sorted(streams)))
 
 
 def _stream_of_event(key: str) -> str:
     """The input stream an event's ledger key was made of (see ``_event``'s callers)."""
     kind = key.split(":")[1] if key.count(":") >= 2 else ""
     return {"customer": "customers", "cart": "carts"}.get(kind, "orders")
-
-
-def state_stream(message: dict[str, Any]) -> str | None:
-    """The stream a STATE message is of (None for a legacy or global state)."""
-    return ((message.get("state") or {}).get("stream") or {}).get(
-        "stream_descriptor", {}).get("name")
 
 
 def dry_run_summary(writer: BrevoWriter) -> str:
@@ -974,35 +639,13 @@ def dry_run_summary(writer: BrevoWriter) -> str:
     return "dry run: would send " + ", ".join(parts) + "; nothing was written"
 
 
-def p_now_iso() -> str:
-    """Now, as the records write dates (ISO 8601 UTC, seconds)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def write(config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
           messages: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     """Consume messages; yield each STATE once Brevo holds the records before it."""
     writer = BrevoWriter(config, catalog)
-    checks = checks_of(catalog)
-    try:
-        for message in messages:
-            if message["type"] == "RECORD":
-                stream, data = message["record"]["stream"], message["record"]["data"]
-                check = checks.get(stream)
-                problem = check.problem(data) if check else None
-                if problem:
-                    writer.reject(stream, f"does not match the {stream} schema: {problem}", data)
-                    continue
-                writer.record(stream, data)
-                if len(writer.pending) >= writer.batch:  # memory stays flat between states
-                    yield from writer.state({})
-            elif message["type"] == "STATE":
-                yield from writer.state(message)
-        yield from writer.state({}, final=True)
-        if writer.dry_run:
-            summary = dry_run_summary(writer)
-            log.info("%s", summary)
-            yield p.dump(p.AirbyteMessage(type="LOG", log=p.AirbyteLogMessage(
-                level="INFO", message=summary)))
-    finally:
-        writer.close()
+    yield from writer.write(messages)  # closes the writer, whatever happens
+    if writer.dry_run:
+        summary = dry_run_summary(writer)
+        log.info("%s", summary)
+        yield p.dump(p.AirbyteMessage(type="LOG", log=p.AirbyteLogMessage(
+            level="INFO", message=summary)))
