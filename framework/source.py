@@ -301,8 +301,10 @@ class HttpSource(Source):
         webhooks_mode = settings.read_mode == "webhooks"
         mark = _spool_mark(settings.spool_path, self.settle_s)
 
+        noun = self.loaded.model.webhooks.account if self.loaded.model.webhooks else "account"
+
         def saved(name: str, account_key: str) -> dict[str, Any]:
-            return _saved(state, name, account_key, self.state_key)
+            return _saved(state, name, account_key, self.state_key, noun)
 
         added = {k: v.format(**account) for k, v in self.loaded.model.client.add_fields.items()}
         for stream in streams:
@@ -398,8 +400,8 @@ STATE_FIX = ("correct it, or remove that stream's state (from the --state file, 
 Saved = Callable[[str, str], dict[str, Any]]
 
 
-def _saved(state: dict[str, dict[str, Any]], name: str, account: str, key: str
-           ) -> dict[str, Any]:
+def _saved(state: dict[str, dict[str, Any]], name: str, account: str, key: str,
+           noun: str = "account") -> dict[str, Any]:
     """A stream's own saved position for one account (never another stream's), under the
     accounts ``key``; a state of another shape is a ConfigError (it is not overwritten: the
     run stops before reading)."""
@@ -408,7 +410,7 @@ def _saved(state: dict[str, dict[str, Any]], name: str, account: str, key: str
     saved = accounts.get(account, {}) if isinstance(accounts, dict) else None
     if not isinstance(saved, dict):
         raise ConfigError(f"the saved state of stream {name!r} is not "
-                          f'{{"{key}": {{account: {{field: value}}}}}}; {STATE_FIX}')
+                          f'{{"{key}": {{{noun}: {{field: value}}}}}}; {STATE_FIX}')
     return dict(saved)
 
 

@@ -466,9 +466,10 @@ def test_ids_the_api_refuses_are_dead_lettered_alone(make_sandbox, tmp_path: Pat
     store = make_sandbox("--customers", "6", "--products", "2")
     account = source_config(store, tmp_path)
     client = bigcommerce.client(account)
-    # What _fetch_batch uses of a unit: its stream, config and client.
+    # What _fetch_batch uses of a unit: its stream, config, settings and client.
     unit: Any = SimpleNamespace(stream=bigcommerce.loaded.streams["customers"],
-                                config=account, client=client)
+                                config=account, settings=bigcommerce.settings(account),
+                                client=client)
     refused: dict[str, str] = {}
     try:
         records = _fetch_batch(unit, "id:in", ["1", "2", "x9", "3", "4", "y"], {}, refused)
