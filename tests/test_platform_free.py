@@ -209,12 +209,15 @@ def test_the_framework_core_names_no_platform() -> None:
     assert found == []
 
 
-def test_the_bigcommerce_spec_names_no_brevo_event() -> None:
+def test_the_bigcommerce_plugin_and_spec_name_no_brevo_event() -> None:
     from app.events import EVENTS
 
     text = (ROOT / "specs" / "bigcommerce.json").read_text()
-    assert "brevo" not in text.lower()
     assert [event for event in set(EVENTS.values()) if f'"{event}"' in text] == []
+    plugin = [ROOT / "specs" / "bigcommerce.json",
+              *(ROOT / "connectors" / "bigcommerce").rglob("*.py"),
+              *(ROOT / "connectors" / "bigcommerce").rglob("*.json")]
+    assert [p.name for p in plugin if "brevo" in p.read_text().lower()] == []
 
 
 def test_one_date_format() -> None:

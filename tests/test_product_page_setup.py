@@ -106,7 +106,7 @@ def test_read_only_cart_scope_sends_carts_without_a_link_and_syncing_goes_on(
     check = run_cli("runner", "check", "--config", str(config))
     out = check.stdout.decode()
     assert check.returncode == 0, out
-    assert "bigcommerce warning: abandoned carts go to Brevo without a recovery link" in out
+    assert "bigcommerce warning: abandoned carts are synced without a recovery link" in out
     assert FIX in out
     # No cart hooks are registered: carts, read only from webhooks, would never come.
     assert "carts is synced but no cart webhook of ours is registered" in out
@@ -124,7 +124,7 @@ def test_read_only_cart_scope_sends_carts_without_a_link_and_syncing_goes_on(
     text = run_cli("runner", "status", "--config", str(config)).stdout.decode()
     assert ("carts skipped for lack of consent: 1 of guests, 1 of customers who did not "
             "accept abandoned-cart emails") in text
-    assert "warning: abandoned carts go to Brevo without a recovery link" in text
+    assert "warning: abandoned carts are synced without a recovery link" in text
 
     # With modify access on carts, the link comes and the warning goes.
     full = run_cli("runner", "check", "--config", str(page_config(

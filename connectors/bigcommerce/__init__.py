@@ -84,7 +84,7 @@ CONVERTED = "store/cart/converted"
 #: the access level needed (the product page lists store_cart read-only, which reads carts but
 #: cannot mint their links).
 RECOVERY_SCOPE = "store_cart with modify access"
-RECOVERY_FIX = ("abandoned carts go to Brevo without a recovery link: POST "
+RECOVERY_FIX = ("abandoned carts are synced without a recovery link: POST "
                 "/v3/carts/{id}/redirect_urls needs the OAuth scope store_cart with modify "
                 "access, which this API account lacks (read-only is not enough); set Carts to "
                 "modify on the API account (Settings > API > Store-level API accounts); until "
@@ -152,7 +152,7 @@ def webhook_advice(scopes: list[str], streams: set[str]) -> list[str]:
         return []
     if not any(scope.startswith("store/cart/") for scope in scopes):
         return ["carts is synced but the webhooks table has no store/cart/ scope: carts are "
-                "read only from the webhooks they send, so none will reach Brevo; add "
+                "read only from the webhooks they send, so none will reach the destination; add "
                 "store/cart/created, store/cart/updated, store/cart/abandoned and "
                 "store/cart/converted to webhooks (or set sync.carts: false)"]
     if ABANDONED in scopes and CONVERTED not in scopes:
