@@ -46,6 +46,47 @@ def messages(chunks: Iterator[bytes],
                 yield message
 
 
+MODEL_HOOK = "commerce."  # the hooks of a source's commerce-model streams (framework/mapping)
+
+
+def model_catalog(source: Source, off: frozenset[str] | set[str] = frozenset()
+                  ) -> p.ConfiguredAirbyteCatalog:
+    """What the Brevo destination reads: the source's commerce-model streams, less those
+    made of a stream in ``off`` (a sync switch turned off)."""
+    streams = source.loaded.streams  # type: ignore[attr-defined]
+    full = source.configured_catalog(everything=True)  # type: ignore[call-arg]
+    picked = [s for s in full.streams
+              if (parent := streams[s.stream.name].parent) is not None
+              and parent.hook.startswith(MODEL_HOOK) and parent.stream not in off]
+    return p.ConfiguredAirbyteCatalog(streams=picked)
+
+
+def with_model_states(source: Source, catalog: p.ConfiguredAirbyteCatalog,
+                      saved: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The saved states, plus, for a model stream without one, its parent's (a state store
+    of the version that synced the API streams): the model's ``updated_at`` is the API's
+    cursor renamed, so the first sync after the upgrade reads on where the last one stopped
+    instead of everything again."""
+    streams = getattr(source, "loaded", None)
+    if streams is None:
+        return saved
+    states = dict(saved)
+    for configured in catalog.streams:
+        name = configured.stream.name
+        parent = streams.streams[name].parent if name in streams.streams else None
+        if name in states or parent is None or parent.stream not in saved:
+            continue
+        upstream = streams.streams[parent.stream].incremental
+        old = upstream.cursor_field if upstream is not None else None
+        new = parent.cursor_field or old
+        states[name] = {key: ({account: {(new if k == old else k): v
+                                         for k, v in entry.items()}
+                               for account, entry in accounts.items() if isinstance(entry, dict)}
+                              if isinstance(accounts, dict) else accounts)
+                        for key, accounts in saved[parent.stream].items()}
+    return states
+
+
 def sync_once(source: Source, source_config: dict[str, Any], destination: Destination,
               destination_config: dict[str, Any], store: StateStore,
               catalog: p.ConfiguredAirbyteCatalog | None = None,
@@ -53,8 +94,9 @@ def sync_once(source: Source, source_config: dict[str, Any], destination: Destin
     """One read piped into one write (the same protocol messages, in one process), states
     saved as the destination commits them; returns how many STATE messages were committed.
     ``observe`` sees every source message (progress) and every destination LOG message."""
-    catalog = catalog or source.configured_catalog()
-    read = _Deferred(source.read(source_config, catalog, store.load()))
+    catalog = catalog or model_catalog(source)
+    read = _Deferred(source.read(source_config, catalog,
+                                 with_model_states(source, catalog, store.load())))
     committed = 0
     for chunk in destination.write(destination_config, catalog, messages(read, observe)):
         for line in chunk.splitlines():

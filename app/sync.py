@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from app.events import subscribed
-from app.forward import Forwarder, sync_once
+from app.forward import Forwarder, model_catalog, sync_once
 from framework import protocol as p
 from framework.config import (
     apply_defaults,
@@ -74,8 +74,12 @@ class Job:
 
     @property
     def streams(self) -> set[str]:
-        """The streams its ``sync`` switches select."""
-        return {s.stream.name for s in self.catalog.streams}
+        """The streams its ``sync`` switches select: the model's, and the API streams they
+        are made of (which webhooks feed, which scopes read)."""
+        named = {s.stream.name for s in self.catalog.streams}
+        loaded = self.source.loaded.streams
+        return named | {parent.stream for name in named
+                        if (parent := loaded[name].parent) is not None}
 
 
 def _object(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -108,6 +112,35 @@ def sync_schema(sources: dict[str, HttpSource], destination: Destination) -> dic
                       "description": "where state, spool, ledger and dead letters are kept"},
         DESTINATION: _object(brevo, required=["api_key"]),
     }, required=["connectors", DESTINATION])
+
+
+#: ``customer_mapping`` as the product page writes it (BigCommerce's customer fields) -> the
+#: paths of the commerce model's customer the destination reads. Keys already model paths, or
+#: named the same in both (email, first_name, phone, addresses[0].city, ...), pass as they are.
+MAPPING_PATHS = {"customer_group_id": "group.name", "date_created": "created_at",
+                 "date_modified": "updated_at", "orders_count": "order_count",
+                 "total_spent": "amount_spent"}
+ADDRESS_FIELDS = {"state": "region", "state_or_province": "region", "zip": "postal_code",
+                  "address1": "line1", "address2": "line2"}
+CUSTOM_FIELD_PREFIXES = ("form_fields.", "attributes.")
+
+
+def model_path(path: str) -> str:
+    """One ``customer_mapping`` key as a path of the model's customer."""
+    if path in MAPPING_PATHS:
+        return MAPPING_PATHS[path]
+    for prefix in CUSTOM_FIELD_PREFIXES:
+        if path.startswith(prefix):  # a form field or attribute, by its name
+            return "custom_fields." + path.removeprefix(prefix)
+    head, dot, last = path.rpartition(".")
+    if dot and head.startswith("addresses[") and last in ADDRESS_FIELDS:
+        return f"{head}.{ADDRESS_FIELDS[last]}"
+    return path
+
+
+def model_mapping(mapping: dict[str, str]) -> dict[str, str]:
+    """``customer_mapping`` as the product page writes it, in the model's paths."""
+    return {model_path(path): attribute for path, attribute in mapping.items()}
 
 
 def sources() -> dict[str, HttpSource]:
@@ -147,7 +180,7 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
         destination_config = {**config[DESTINATION], "lists": section["lists"],
                               "state_dir": str(state_dir)}
         if config.get("customer_mapping"):
-            destination_config["customer_mapping"] = config["customer_mapping"]
+            destination_config["customer_mapping"] = model_mapping(config["customer_mapping"])
         if dry_run:
             destination_config["dry_run"] = True
         spec = destination.loaded.model.connectionSpecification
@@ -280,12 +313,11 @@ def setup_warnings(job: Job, hooks: dict[str, list[dict[str, Any]]] | None) -> l
 
 
 def catalog(source: HttpSource, switches: dict[str, bool]) -> p.ConfiguredAirbyteCatalog:
-    """The source's default catalog, less the streams of the groups switched off."""
+    """The source's commerce-model streams (what the destination reads), less those made of
+    the streams of the groups switched off."""
     off = {name for group, names in source.loaded.model.sync_groups.items()
            if switches.get(group) is False for name in names}
-    full = source.configured_catalog()
-    return p.ConfiguredAirbyteCatalog(streams=[s for s in full.streams
-                                               if s.stream.name not in off])
+    return model_catalog(source, off)
 
 
 def run(jobs: list[Job], observe: Callable[[dict[str, Any]], None] | None = None) -> int:
@@ -362,14 +394,22 @@ def status(jobs: list[Job]) -> dict[str, Any]:
             "warnings": warnings,
             "last_run": runs[0] if runs else None,
             "last_error": failed["error"] if failed else None,
-            "streams": {s.stream.name: {"last_sync": _iso(last_sync.get(s.stream.name)
-                                                          or succeeded)}
-                        for s in job.catalog.streams},
+            # Named as the sync switches and the store name them (customers, orders, ...):
+            # each model stream by the API stream it is made of.
+            "streams": {_shown(job, s.stream.name): {
+                "last_sync": _iso(last_sync.get(s.stream.name) or succeeded)}
+                for s in job.catalog.streams},
             "spool": _spool_depth(job, saved)}
     report["dead_letters"] = _dead_letters(Path(dest_config.get("state_dir") or ".tajo"))
     report["connected"] = report["brevo"]["connected"] and all(
         c["connected"] for c in report["connectors"].values())
     return dict(REDACT.deep(report))  # checks and stored errors may quote a secret
+
+
+def _shown(job: Job, name: str) -> str:
+    """A stream as ``runner status`` names it: a model stream by its API stream."""
+    parent = job.source.loaded.streams[name].parent
+    return parent.stream if parent is not None else name
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -381,8 +421,10 @@ def _spool_depth(job: Job, saved: dict[str, dict[str, Any]]) -> dict[str, int]:
     path = job.source_config.get("spool_path")
     if not path or not Path(path).exists():
         return {"events": 0, "unread": 0, "dead_letters": 0}
+    loaded = job.source.loaded.streams
     live = {s.stream.name for s in job.catalog.streams
-            if job.source.loaded.streams[s.stream.name].live}
+            if loaded[s.stream.name].live or ((parent := loaded[s.stream.name].parent)
+                                              and loaded[parent.stream].live)}
     offsets = [state.get("spool_offset") or 0 for name in live
                for state in ((saved.get(name) or {}).get(job.source.state_key)
                              or {"": {}}).values()]

@@ -45,13 +45,14 @@ def load_catalog(path: str | Path) -> p.ConfiguredAirbyteCatalog:
                           f"{first['msg']}") from None
 
 
-def sources_catalog(sources: list[Any]) -> p.ConfiguredAirbyteCatalog:
-    """What a destination writes when no catalog is given: the default catalogs of the
-    ``sources`` (by name), whichever of them the messages come from. A stream two sources
-    name is the first's."""
+def sources_catalog(sources: list[Any], everything: bool = False
+                    ) -> p.ConfiguredAirbyteCatalog:
+    """The default catalogs of the ``sources`` (by name; ``everything``: their optional
+    streams too), whichever of them the messages come from. A stream two sources name is the
+    first's."""
     streams: dict[str, p.ConfiguredAirbyteStream] = {}
     for source in sources:
-        for stream in source.configured_catalog().streams:
+        for stream in source.configured_catalog(everything).streams:
             streams.setdefault(stream.stream.name, stream)
     return p.ConfiguredAirbyteCatalog(streams=list(streams.values()))
 

@@ -179,8 +179,10 @@ def write(connector: Destination, config_path: str | Path, catalog_path: str | P
     tune_memory()
     warnings: list[bytes] = []
     config = _config(connector, config_path, warn_unknown, warnings)
+    # Without a catalog, every stream an installed source can emit, the optional ones too (a
+    # marketing destination reads the commerce model's streams, which a read asks for).
     catalog = load_catalog(catalog_path) if catalog_path else sources_catalog(
-        [c for _, c in sorted(connectors().items()) if isinstance(c, Source)])
+        [c for _, c in sorted(connectors().items()) if isinstance(c, Source)], everything=True)
     names = {s.stream.name for s in catalog.streams}
     yield from warnings
     yield from connector.write(config, catalog, stdin_messages(stdin, names))

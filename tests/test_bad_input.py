@@ -178,16 +178,22 @@ def record(stream: str, data: dict[str, Any]) -> bytes:
                                                      "emitted_at": 1}}).encode() + b"\n"
 
 
-def state(stream: str = "customers") -> bytes:
+def state(stream: str = "commerce_customers") -> bytes:
     return json.dumps({"type": "STATE", "state": {"type": "STREAM", "stream": {
         "stream_descriptor": {"name": stream}, "stream_state": {"cursor": 1}}}}).encode() + b"\n"
 
 
 STATE = state()
-CUSTOMER = {"id": 1, "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee",
-            "date_created": "2024-01-01T00:00:00Z", "date_modified": "2024-01-01T00:00:00Z",
-            "store_hash": "abc"}
-GOOD = record("customers", CUSTOMER)
+# Records of the commerce model, which the Brevo destination reads.
+UNKNOWN = {"state": "unknown"}
+CUSTOMER = {"platform": "bigcommerce", "account": "abc", "id": "1", "deleted": False,
+            "email": "ann@example.com", "first_name": "Ann", "last_name": "Lee",
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
+            "consent": {"email": UNKNOWN, "sms": UNKNOWN, "abandoned_cart": UNKNOWN}}
+ORDER = {"platform": "bigcommerce", "account": "abc", "id": "5", "deleted": False,
+         "customer_id": "1", "email": "a@b.co", "counts_as_purchase": True, "total": 5.0,
+         "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z"}
+GOOD = record("commerce_customers", CUSTOMER)
 
 # (id, stdin, the message, the exit code)
 STDIN: list[tuple[str, bytes, str, int]] = [
@@ -223,23 +229,22 @@ def test_stdin(account: BrevoBox, tmp_path: Path, stdin: bytes, message: str,
 # (id, the record, the reason kept with it in the dead-letter file; None: taken, with a
 # warning)
 RECORDS: list[tuple[str, bytes, str | None]] = [
-    ("id of the wrong type", record("customers", {**CUSTOMER, "id": "abc"}),
-     "does not match the customers schema: id is a string 'abc', the schema says integer"),
-    ("no primary key", record("customers", {k: v for k, v in CUSTOMER.items() if k != "id"}),
+    ("id of the wrong type", record("commerce_customers", {**CUSTOMER, "id": 7}),
+     "does not match the commerce_customers schema: id is integer 7, the schema says a "
+     "string"),
+    ("no primary key", record("commerce_customers",
+                              {k: v for k, v in CUSTOMER.items() if k != "id"}),
      "the primary key 'id' is missing"),
-    ("bad email", record("customers", {**CUSTOMER, "email": "not-an-email"}),
+    ("bad email", record("commerce_customers", {**CUSTOMER, "email": "not-an-email"}),
      "invalid email 'not-an-email'"),
-    ("no email", record("customers", {**CUSTOMER, "email": None}),
-     "email is null, the schema says a string"),
-    ("bad date", record("customers", {**CUSTOMER, "date_modified": "yesterday"}),
-     "date_modified 'yesterday' is not an ISO 8601 date-time"),
-    ("amount not a number", record("orders", {
-        "id": 5, "customer_id": 1, "total_inc_tax": "lots", "store_hash": "abc",
-        "date_modified": "2024-01-01T00:00:00Z", "billing_address": {"email": "a@b.co"}}),
-     "total_inc_tax is a string 'lots', the schema says integer or null or number"),
-    ("flag not a boolean", record("customers", {**CUSTOMER, "accepts_product_review_"
-                                                "abandoned_cart_emails": "yes"}),
-     "accepts_product_review_abandoned_cart_emails is a string 'yes'"),
+    ("no email", record("commerce_customers", {**CUSTOMER, "email": None}),
+     "invalid email None"),
+    ("bad date", record("commerce_customers", {**CUSTOMER, "updated_at": "yesterday"}),
+     "updated_at 'yesterday' is not an ISO 8601 date-time"),
+    ("amount not a number", record("commerce_orders", {**ORDER, "total": "lots"}),
+     "total is a string 'lots', the schema says integer or null or number"),
+    ("flag not a boolean", record("commerce_orders", {**ORDER, "counts_as_purchase": "yes"}),
+     "counts_as_purchase is a string 'yes'"),
 ]
 
 
@@ -249,10 +254,10 @@ def test_records_are_dead_lettered_and_counted(account: BrevoBox, tmp_path: Path
                                                data: bytes, reason: str) -> None:
     path = tmp_path / "brevo.json"
     path.write_text(json.dumps(_brevo(account, tmp_path)))
-    other = {**CUSTOMER, "id": 2, "email": "bob@example.com"}
+    other = {**CUSTOMER, "id": "2", "email": "bob@example.com"}
     stream = json.loads(data)["record"]["stream"]
     got, output = run("write", "brevo", "--config", str(path),
-                      stdin=data + state(stream) + record("customers", other) + STATE)
+                      stdin=data + state(stream) + record("commerce_customers", other) + STATE)
     assert got == 0, output[-500:]
     dead = [json.loads(line) for line in (tmp_path / "state" / "dead-letter.jsonl")
             .read_text().splitlines()]
@@ -268,9 +273,9 @@ def test_a_bad_phone_is_left_out_of_sms_with_a_warning(account: BrevoBox,
                                                        tmp_path: Path) -> None:
     path = tmp_path / "brevo.json"
     path.write_text(json.dumps(_brevo(account, tmp_path)))
-    data = {**CUSTOMER, "id": 3, "email": "cy@example.com", "phone": "12"}
+    data = {**CUSTOMER, "id": "3", "email": "cy@example.com", "phone": "12"}
     got, output = run("write", "brevo", "--config", str(path),
-                      stdin=record("customers", data) + STATE)
+                      stdin=record("commerce_customers", data) + STATE)
     assert got == 0
     assert "1 phone numbers are not valid numbers and were left out of SMS" in output
     assert "SMS" not in account.contacts()["cy@example.com"]["attributes"]
@@ -329,7 +334,7 @@ def test_a_state_file_from_a_killed_run_resumes(tmp_path: Path) -> None:
     path.write_bytes(json.dumps(trace).encode() + b"\n")
     assert load_state(path) == {}
     path.write_bytes(STATE + json.dumps(trace).encode() + b"\n" + STATE[:30])
-    assert load_state(path) == {"customers": {"cursor": 1}}
+    assert load_state(path) == {"commerce_customers": {"cursor": 1}}
     path.write_bytes(STATE + b"{torn\n" + STATE)
     with pytest.raises(Exception, match="line 2 is not JSON"):
         load_state(path)

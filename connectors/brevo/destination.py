@@ -36,7 +36,15 @@ from connectors.brevo.ledger import AccountMismatch, Ledger
 from connectors.brevo.lists import change_members
 from connectors.brevo.mapping import DEFAULT_MAPPING, ContactMapper
 from connectors.brevo.orders import OrderSender
-from connectors.brevo.payloads import brevo_category, brevo_order, brevo_order_id, brevo_products
+from connectors.brevo.payloads import (
+    brevo_category,
+    brevo_order,
+    brevo_order_id,
+    brevo_products,
+    model_category,
+    model_order,
+    model_products,
+)
 from framework import protocol as p
 from framework.errors import ConnectorError
 from framework.files import private_file
@@ -55,6 +63,12 @@ ERRORS = {
     "403": "Brevo refused {path} (HTTP 403): the API key's account lacks the permission; "
            "check the key's restrictions (Settings > Security > Authorised IPs) and plan",
 }
+#: The commerce model's streams (as a source names them) and the kind of record each holds.
+MODEL_STREAMS = {"commerce_customers": "customer", "commerce_orders": "order",
+                 "commerce_products": "product", "commerce_categories": "category",
+                 "commerce_stock_levels": "stock_level", "commerce_stores": "store",
+                 "commerce_carts": "cart"}
+MODEL_STREAM_OF = {kind: stream for stream, kind in MODEL_STREAMS.items()}
 NOT_SENT_YET = frozenset({"inventory_locations", "channels"})
 ABANDONED = "store/cart/abandoned"
 CONVERTED = "store/cart/converted"
@@ -142,7 +156,6 @@ class BrevoWriter(Writer):
             self.dead_letters.close()
             self.dead_letters = open(os.devnull, "ab")  # noqa: SIM115 (closed in close())
         self.mapper = ContactMapper(config.get("customer_mapping") or DEFAULT_MAPPING,
-                                    self.ledger.group_name, self.ledger.attribute_name,
                                     self.ledger.store_country)
         lists = config.get("lists") or {}
         self.all_customers: int = lists["all_customers"]
@@ -156,12 +169,16 @@ class BrevoWriter(Writer):
         self.contacts = ContactImporter(self.api["contacts"], self.api["other"],
                                         self._contact_refused, self.batch_size)
         self.orders = OrderSender(self.api["orders"], self.api["other"],
-                                  lambda order, why: self.reject("orders", why, order))
+                                  lambda order, why: self.reject(
+                                      "orders", why, order, counted_as=MODEL_STREAM_OF["order"]))
         self.catalog = CatalogSender(self.api["products"], self.api["other"], self.ledger,
-                                     self.reject)
+                                     self._item_refused)
         self.events = EventOutbox(self.ledger, self.api["events"], self.api["other"],
                                   self._event_refused)
         self.pending_orders: dict[tuple[str, int], tuple[dict[str, Any], str | None]] = {}
+        self.pending_model_orders: dict[tuple[str, str], tuple[dict[str, Any], str | None]] = {}
+        self.pending_model_products: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pending_model_categories: dict[tuple[str, str], dict[str, Any]] = {}
         self.pending_products: dict[tuple[str, int], dict[str, Any]] = {}
         self.pending_categories: dict[tuple[str, int], dict[str, Any]] = {}
         self.cart_list_add: set[str] = set()
@@ -173,6 +190,9 @@ class BrevoWriter(Writer):
         self.gone_products: list[tuple[str, int]] = []
         self.back_in_stock = 0
         self.flush_every_s = float(config.get("flush_seconds") or 30)
+        # The event property naming the record's account (the spec's default keeps the
+        # name earlier versions sent; a config without defaults applied gets "account").
+        self.account_property = str(config.get("account_property") or "account")
 
     def _bind_account(self) -> None:
         """The ledger belongs to one Brevo account (``GET /v3/account``'s organization_id:
@@ -206,6 +226,201 @@ class BrevoWriter(Writer):
     # --- records --------------------------------------------------------------------------
 
     def record(self, stream: str, data: dict[str, Any]) -> bool:
+        kind = MODEL_STREAMS.get(stream)
+        if kind is not None:
+            return self.model_record(kind, stream, data)
+        return self.api_record(stream, data)
+
+    def model_record(self, kind: str, stream: str, data: dict[str, Any]) -> bool:
+        """A record of the commerce model (specs/schemas/commerce/v1): keyed by ``account``
+        and ``id`` (text), dated by ``updated_at`` (ISO 8601 UTC), gone when ``deleted``."""
+        account = str(data.get("account", ""))
+        if data.get("deleted"):
+            if kind in ("customer", "order", "product"):
+                self._model_deleted(kind, account, data)
+            elif kind == "cart":
+                self._model_cart(account, stream, {**data, "state": "gone"})
+            return True
+        if kind == "customer":
+            return self._model_customer(account, stream, data)
+        if kind == "order":
+            self._model_order(account, data)
+        elif kind == "product":
+            self.pending_model_products[(account, data["id"])] = data
+        elif kind == "category":
+            self.pending_model_categories[(account, data["id"])] = data
+        elif kind == "stock_level":
+            self._model_stock(account, data)
+        elif kind == "store":
+            self.ledger.put_account(account, data.get("country_code"), data.get("url"))
+        elif kind == "cart":
+            self._model_cart(account, stream, data)
+        return True
+
+    def _model_customer(self, account: str, stream: str, data: dict[str, Any]) -> bool:
+        email = self.mapper.email(data)
+        if email is None:
+            self.reject(stream, f"invalid email {data.get('email')!r}", data)
+            return False
+        if self.dry_run and self.ledger.customer_email(account, data["id"]) is None:
+            self.new_contacts += 1
+        self.ledger.put_customer(account, data["id"], email)
+        # Orders read before their customer counted for the order's email: not any more
+        # (streams arrive in any order, so the totals must not depend on it).
+        self.touched.update(self.ledger.rehome_orders(account, data["id"], email))
+        consent = ((data.get("consent") or {}).get("abandoned_cart") or {}).get("state")
+        self.ledger.put_consent(email, {"subscribed": True, "not_subscribed": False}
+                                .get(str(consent)))
+        self.pending_contacts[email] = data
+        self._event_of_change("customer", account, email, data, {})
+        self.touched.add(email)
+        return True
+
+    def _model_order(self, account: str, data: dict[str, Any]) -> None:
+        email = self.ledger.buyer_email(account, data.get("customer_id"), data.get("email"))
+        spent = float(data.get("total") or 0) - float(data.get("refunded") or 0)
+        moved_from = self.ledger.count_order(account, data["id"], email,
+                                             data.get("counts_as_purchase") is not False,
+                                             spent, data.get("customer_id") or None)
+        self.touched.update(e for e in (email, moved_from) if e)
+        self._model_order_events(account, data, email)
+        self.pending_model_orders[(account, data["id"])] = (data, email)
+
+    def _model_stock(self, account: str, data: dict[str, Any]) -> None:
+        level = data.get("available") or 0
+        variant = str(data.get("variant_id") or data["id"])
+        before = self.ledger.stock(account, variant)
+        if before is not None and before <= 0 < level:
+            # Brevo fires its back-in-stock alerts when the product's stock rises above 0.
+            self.back_in_stock += 1
+            log.info("variant %s of product %s is back in stock (%s -> %s)", variant,
+                     data.get("product_id"), before, level)
+        self.ledger.set_stock(account, variant, level)
+
+    def _model_deleted(self, kind: str, account: str, data: dict[str, Any]) -> None:
+        """A record gone from the store (a tombstone, or an archived order)."""
+        stream = kind + "s"
+        self.deleted[stream] = self.deleted.get(stream, 0) + 1
+        if kind == "customer":
+            # The contact stays in Brevo (it holds the shopper's marketing consent and
+            # history); it leaves the customer lists.
+            email = self.ledger.customer_email(account, data["id"])
+            if email:
+                self.gone_customers.add(email)
+                self.pending_contacts.pop(email, None)
+        elif kind == "order":
+            email = self.ledger.drop_order(account, data["id"])
+            if email:
+                self.touched.add(email)  # its totals no longer count the order
+        else:
+            self.pending_model_products.pop((account, data["id"]), None)
+            self.gone_products.append((account, data["id"]))
+
+    def _event_of_change(self, kind: str, account: str, email: str, data: dict[str, Any],
+                         extra: dict[str, Any]) -> None:
+        """``customer_created`` for a customer who signed up after the first run,
+        ``customer_updated`` for a later change; nothing for what the first sync finds."""
+        modified = data.get("updated_at") or ""
+        before = self.ledger.customer_version(account, data["id"], modified)
+        if before == modified:
+            return
+        if before is None:
+            if (data.get("created_at") or modified) < self.connected_at:
+                return
+            name = "customer_created"
+        else:
+            name = "customer_updated"
+        event = {"event_name": name, "identifiers": {"email_id": email},
+                 "event_date": modified,
+                 "event_properties": {"customer_id": data["id"], self.account_property: account,
+                                      **extra}}
+        self.events.queue(f"{account}:{kind}:{data['id']}:{modified}:{name}", event)
+
+    def _model_order_events(self, account: str, order: dict[str, Any],
+                            email: str | None) -> None:
+        """Lifecycle events of an order change. None for what the first sync finds (backfill
+        never fires automations); one per change, keyed by the order's updated_at, so a
+        change seen twice (webhook and poll, a rerun after a crash) is sent once."""
+        modified = order.get("updated_at") or ""
+        platform = order.get("platform_status") or {}
+        status = str(platform.get("name") or platform.get("id") or order.get("status"))
+        before = self.ledger.order_version(account, order["id"])
+        self.ledger.put_order_version(account, order["id"], modified, status)
+        if email is None or (before is not None and before[0] == modified):
+            return
+        names: list[tuple[str, dict[str, Any]]] = []
+        if before is None:
+            if (order.get("created_at") or modified) >= self.connected_at:
+                names.append(("order_placed", {}))
+        else:
+            names.append(("order_updated", {}))
+            if before[1] != status:
+                names.append(("order_status_changed", {"previous_status": before[1],
+                                                       "new_status": status}))
+        for name, extra in names:
+            event = {"event_name": name, "identifiers": {"email_id": email},
+                     "event_date": modified,
+                     "event_properties": {"order_id": brevo_order_id(account, order["id"]),
+                                          self.account_property: account, "status": status,
+                                          "amount": order.get("total"),
+                                          "currency": order.get("currency"), **extra}}
+            self.events.queue(f"{account}:{order['id']}:{modified}:{name}", event)
+
+    def _model_cart(self, account: str, stream: str, cart: dict[str, Any]) -> None:
+        """A cart of a shopper who has an email and consents to abandoned-cart emails:
+        ``cart_created`` (a cart not seen before) / ``cart_updated`` events while active;
+        abandoned, into the abandoned-cart list with a ``cart_abandoned`` event (items,
+        amount, recovery link). A recovered or gone cart leaves the list."""
+        cart_id, state = str(cart["id"]), cart.get("state")
+        modified = cart.get("updated_at") or ""
+        before = self.ledger.cart_version(account, cart_id, modified)
+        if state not in ("active", "abandoned"):
+            email = self.ledger.drop_abandoned(account, cart_id)
+            if email:
+                self.cart_list_remove.add(email)
+                self.cart_list_add.discard(email)
+            return
+        customer = cart.get("customer_id")
+        email = self.ledger.customer_email(account, customer) if customer else None
+        email = email or (cart.get("email") or "").strip().lower() or None
+        if email is None or not self.ledger.cart_consent(email):
+            # A guest, or a customer who has not accepted abandoned-cart emails: nothing,
+            # but counted (runner status), so that an empty list has its reason.
+            self.skipped_carts += 1
+            self.ledger.skip_cart(account, cart_id, "no_consent" if customer else "guest")
+            return
+        self.ledger.unskip_cart(account, cart_id)
+        if state == "abandoned":
+            self.ledger.put_abandoned(account, cart_id, email)
+            self.cart_list_add.add(email)
+            self.cart_list_remove.discard(email)
+            name = "cart_abandoned"
+        elif before is None:
+            name = "cart_created"  # the model's "active" is both; a cart not seen before
+        elif before != modified:
+            name = "cart_updated"
+        else:
+            return  # the same change again (webhook and poll, a rerun): its event went
+        items = [{k: i.get(k) for k in ("product_id", "variant_id", "sku", "name", "quantity",
+                                         "price", "url", "image_url")}
+                 for i in cart.get("items") or []]
+        properties = {"cart_id": cart_id, self.account_property: account,
+                      "amount": cart.get("total"), "currency": cart.get("currency"),
+                      "items": items}
+        if cart.get("recovery_url"):
+            properties["recovery_url"] = cart["recovery_url"]
+            properties["cart_url"] = cart.get("cart_url")
+        elif state == "abandoned" and cart.get("cart_url"):
+            # No recovery link (the token may not mint one): the store's cart page, where
+            # the customer, once logged in, finds the cart.
+            properties["cart_url"] = cart["cart_url"]
+        event = {"event_name": name, "identifiers": {"email_id": email},
+                 "event_properties": properties}
+        if modified:
+            event["event_date"] = modified
+        self.events.queue(f"{account}:cart:{cart_id}:{modified}:{name}", event)
+
+    def api_record(self, stream: str, data: dict[str, Any]) -> bool:
         store = str(data.get("store_hash", ""))
         if data.get("is_deleted") and stream in ("customers", "orders", "products"):
             self._deleted(stream, store, data)
@@ -385,7 +600,12 @@ class BrevoWriter(Writer):
         self.events.queue(f"{store}:cart:{cart_id}:{modified}:{name}", event)
 
     def _contact_refused(self, row: dict[str, Any], reason: str) -> None:
-        self.reject("customers", reason, row)
+        self.reject("customers", reason, row, counted_as=MODEL_STREAM_OF["customer"])
+
+    def _item_refused(self, kind: str, reason: str, item: dict[str, Any]) -> None:
+        """A product or category Brevo refused, counted against the model stream of its kind."""
+        self.reject(kind, reason, item, counted_as=MODEL_STREAM_OF[
+            "category" if kind == "categories" else "product"])
 
     def _event_refused(self, key: str, event: dict[str, Any], reason: str) -> None:
         self.reject("events", reason, event, counted_as=_stream_of_event(key))
@@ -407,9 +627,11 @@ class BrevoWriter(Writer):
         if self.pending_contacts or self.touched:
             self._flush_contacts()
         self._send_orders()
+        self._send_model_orders()
         self._send_cart_lists()
         self.events.send()
         self._send_catalog()
+        self._send_model_catalog()
         self._send_deletions()
         self.ledger.commit()
         left_out = self.mapper.phones_left_out
@@ -440,10 +662,16 @@ class BrevoWriter(Writer):
                 lapsed.append(email)  # no order counts any more: out of the buyers list
         for email, attributes in rows.items():
             orders, spent = totals.get(email) or self.ledger.totals(email)
-            if "orders_count" in computed:
-                attributes[computed["orders_count"]] = orders
-            if "total_spent" in computed:
-                attributes[computed["total_spent"]] = spent
+            record = self.pending_contacts.get(email) or {}
+            # The platform's own figures when it keeps them, else those of the orders seen.
+            if record.get("order_count") is not None:
+                orders = record["order_count"]
+            if record.get("amount_spent") is not None:
+                spent = record["amount_spent"]
+            if "order_count" in computed:
+                attributes[computed["order_count"]] = orders
+            if "amount_spent" in computed:
+                attributes[computed["amount_spent"]] = spent
         buyers = {e for e in rows if (totals.get(e) or self.ledger.totals(e))[0] > 0}
         groups = [([self.all_customers], sorted(set(rows) - buyers))]
         if self.buyers is not None:
@@ -481,6 +709,54 @@ class BrevoWriter(Writer):
 
         self.orders.send(payloads(), len(live))
         self.pending_orders.clear()
+
+    def _send_model_orders(self) -> None:
+        """Model orders to Brevo's e-commerce orders, as ``_send_orders``: those older than
+        the first sync marked ``historical``, the live ones first, payloads built as sent."""
+        def created(order: dict[str, Any]) -> str:
+            return str(order.get("created_at") or order.get("updated_at") or "")
+
+        live = [key for key, (order, _) in self.pending_model_orders.items()
+                if not (created(order) and created(order) < self.connected_at)]
+        live_set = set(live)
+        first = live + [key for key in self.pending_model_orders if key not in live_set]
+
+        def payloads() -> Iterator[tuple[dict[str, Any], bool]]:
+            for key in first:
+                order, email = self.pending_model_orders[key]
+                try:
+                    payload = model_order(order, email)
+                except ValueError as exc:
+                    self.reject(MODEL_STREAM_OF["order"], str(exc), order)
+                    continue
+                yield payload, key not in live_set
+
+        self.orders.send(payloads(), len(live))
+        self.pending_model_orders.clear()
+
+    def _send_model_catalog(self) -> None:
+        """Categories, then products and their variants (``parentId``), then stock changes:
+        what Brevo's product blocks and back-in-stock alerts read. The model's URLs are
+        absolute: nothing waits for the store's record."""
+        self.catalog.upsert("categories", [model_category(row) for row in
+                                           self.pending_model_categories.values()])
+        items: list[dict[str, Any]] = []
+        for (account, _), product in self.pending_model_products.items():
+            for item, variant_id in model_products(product, self.ledger.stock):
+                items.append(item)
+                self.ledger.put_item_name(item["id"], item["name"])
+                if variant_id is not None:
+                    self.ledger.put_item(account, variant_id, item["id"])
+                    if "stock" in item:
+                        self.ledger.mark_stock_sent(account, variant_id, item["stock"])
+        self.catalog.upsert("products", items)
+        stale = self.ledger.stale_stock()
+        self.catalog.upsert("products", [self.catalog.named({"id": brevo_id, "stock": level})
+                                         for _, _, brevo_id, level in stale])
+        for account, variant_id, _, level in stale:
+            self.ledger.mark_stock_sent(account, variant_id, level)
+        self.pending_model_categories.clear()
+        self.pending_model_products.clear()
 
     def _historical(self, order: dict[str, Any]) -> bool:
         created = order.get("date_created") or order.get("date_modified")
@@ -602,7 +878,8 @@ class BrevoWriter(Writer):
 
     def pending(self) -> int:
         return max(len(self.pending_contacts), len(self.pending_orders),
-                   len(self.pending_products))
+                   len(self.pending_products), len(self.pending_model_orders),
+                   len(self.pending_model_products), len(self.pending_model_categories))
 
     def full(self) -> bool:
         return len(self.pending_contacts) >= self.batch_size  # memory stays flat
@@ -624,7 +901,7 @@ class BrevoWriter(Writer):
 def _stream_of_event(key: str) -> str:
     """The input stream an event's ledger key was made of (see ``_event``'s callers)."""
     kind = key.split(":")[1] if key.count(":") >= 2 else ""
-    return {"customer": "customers", "cart": "carts"}.get(kind, "orders")
+    return MODEL_STREAM_OF.get(kind, MODEL_STREAM_OF["order"])
 
 
 def dry_run_summary(writer: BrevoWriter) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from framework.files import open_sqlite
+from framework.formats import iso_utc
 
 log = logging.getLogger("tajo.brevo")
 
@@ -62,7 +63,13 @@ CREATE TABLE IF NOT EXISTS abandoned_carts (store TEXT, cart_id TEXT, email TEXT
                                             PRIMARY KEY (store, cart_id));
 CREATE TABLE IF NOT EXISTS skipped_carts (store TEXT, cart_id TEXT, reason TEXT,
                                           PRIMARY KEY (store, cart_id));
+CREATE TABLE IF NOT EXISTS carts_seen (store TEXT, cart_id TEXT, updated_at TEXT,
+                                       PRIMARY KEY (store, cart_id));
 """
+#: What the keys mean: 2 = the commerce model's (ids as text, dates in ISO 8601 UTC in the
+#: versions and the event keys ``{account}:{id}:{updated_at}:{name}``). A ledger without a
+#: version was written by the destination that read the platform's own records.
+SCHEMA_VERSION = "2"
 
 
 class AccountMismatch(Exception):
@@ -76,6 +83,61 @@ def _prepare(db: sqlite3.Connection) -> None:
     if "customer_id" not in columns:  # a ledger made before orders knew their customer
         db.execute("ALTER TABLE orders ADD COLUMN customer_id INTEGER")
     db.execute("CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (store, customer_id)")
+    version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if version is None:
+        migrate_to_model(db)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        db.commit()
+
+
+def _iso(value: str) -> str:
+    try:
+        return iso_utc(value) if value else value
+    except (ValueError, TypeError, IndexError):
+        return value  # not a date this ledger can read: left as it was
+
+
+def model_event_key(key: str) -> str:
+    """An event key of the first ledger (``{store}:{id}:{date}:{name}``, ``{store}:customer:
+    {id}:{date}:{name}``, ``{store}:cart:{id}:{date}:{name}``) with its date in ISO 8601 UTC,
+    as the model's ``updated_at`` writes it. The date may hold colons: it is what lies between
+    the id and the last colon."""
+    store, _, rest = key.partition(":")
+    head, _, name = rest.rpartition(":")
+    kind = ""
+    if head.startswith(("customer:", "cart:")):
+        kind, _, head = head.partition(":")
+        kind += ":"
+    record_id, _, date = head.partition(":")
+    if not name or not record_id:
+        return key
+    return f"{store}:{kind}{record_id}:{_iso(date)}:{name}"
+
+
+def migrate_to_model(db: sqlite3.Connection) -> None:
+    """Turn a ledger written from the platform's own records into the model's: the version
+    dates and the event keys in ISO 8601 UTC (so that a change seen before is not an event
+    again), and the carts events were sent for marked seen (an active cart seen before is
+    ``cart_updated``, as its webhook said)."""
+    for table in ("order_versions", "customer_versions"):
+        rows = db.execute(f"SELECT store, id, date_modified FROM {table}").fetchall()
+        db.executemany(f"UPDATE {table} SET date_modified = ? WHERE store = ? AND id = ?",
+                       [(_iso(d or ""), s, i) for s, i, d in rows])
+    for table in ("events_sent", "events_in_doubt"):
+        rows = db.execute(f"SELECT key FROM {table}").fetchall()
+        db.executemany(f"UPDATE OR IGNORE {table} SET key = ? WHERE key = ?",
+                       [(model_event_key(k), k) for (k,) in rows])
+    rows = db.execute("SELECT key FROM events_outbox").fetchall()
+    db.executemany("UPDATE OR IGNORE events_outbox SET key = ? WHERE key = ?",
+                   [(model_event_key(k), k) for (k,) in rows])
+    carts: dict[tuple[str, str], str] = {}
+    for (key,) in db.execute("SELECT key FROM events_sent WHERE key LIKE '%:cart:%' "
+                             "ORDER BY key"):
+        store, _, rest = key.partition(":")
+        _, cart_id, date = rest.rpartition(":")[0].split(":", 2)
+        carts[(store, cart_id)] = max(carts.get((store, cart_id), ""), date)
+    db.executemany("INSERT OR REPLACE INTO carts_seen VALUES (?, ?, ?)",
+                   [(*cart, date) for cart, date in sorted(carts.items())])
 
 
 class Ledger:
@@ -260,8 +322,12 @@ class Ledger:
                                     "GROUP BY reason").fetchall())
 
     def put_store(self, store: str, row: dict[str, Any]) -> None:
+        self.put_account(store, row.get("country_code"), row.get("secure_url"))
+
+    def put_account(self, store: str, country_code: str | None, url: str | None) -> None:
+        """The store's country (the region of national phone numbers) and web address."""
         before = self.store_url(store)
-        after = (row.get("secure_url") or "").rstrip("/") or None
+        after = (url or "").rstrip("/") or None
         if before and after != before:
             # Brevo keeps the URLs it was sent; only products read again get the new one.
             log.warning("store %s moved from %s to %s: products in Brevo keep the old address "
@@ -269,7 +335,7 @@ class Ledger:
                         "(without its saved state)",
                         store, before, after)
         self.db.execute("INSERT OR REPLACE INTO stores VALUES (?, ?, ?)",
-                        (store, row.get("country_code"), row.get("secure_url")))
+                        (store, country_code, url))
 
     def has_store(self, store: str) -> bool:
         """Whether the store's own record has arrived (in this run or before)."""
@@ -338,6 +404,22 @@ class Ledger:
                             (email, store, customer_id))
         return [e for e in before if e]
 
+    def buyer_email(self, store: str, customer_id: Any, email: str | None) -> str | None:
+        """Whom an order belongs to: its customer's email, else (a guest) the order's."""
+        if customer_id:
+            found = self.customer_email(store, customer_id)
+            if found:
+                return found
+        return (email or "").strip().lower() or None
+
+    def cart_version(self, store: str, cart_id: str, updated_at: str) -> str | None:
+        """The cart's ``updated_at`` as last seen (None: never seen), recording the new one."""
+        row = self.db.execute("SELECT updated_at FROM carts_seen WHERE store = ? AND "
+                              "cart_id = ?", (store, cart_id)).fetchone()
+        self.db.execute("INSERT OR REPLACE INTO carts_seen VALUES (?, ?, ?)",
+                        (store, cart_id, updated_at))
+        return (row[0] or "") if row else None
+
     def order_email(self, store: str, order: dict[str, Any]) -> str | None:
         """Whom an order belongs to: its customer's email, else (a guest) the billing email."""
         if order.get("customer_id"):
@@ -349,16 +431,22 @@ class Ledger:
         return (billing.get("email") or "").strip().lower() or None
 
     def put_order(self, store: str, order: dict[str, Any], email: str | None) -> str | None:
-        """Record an order for ``email``; returns the email it counted for before when that
-        was another one (the order moved between customers: both totals change)."""
         counted = order.get("status_id") not in NOT_COUNTED
         spent = float(order.get("total_inc_tax") or 0) - float(order.get("refunded_amount") or 0)
+        return self.count_order(store, order["id"], email, counted, spent,
+                                order.get("customer_id") or None)
+
+    def count_order(self, store: str, order_id: Any, email: str | None, counted: bool,
+                    spent: float, customer_id: Any) -> str | None:
+        """Record an order for ``email`` (``spent``: its total less refunds); returns the
+        email it counted for before when that was another one (the order moved between
+        customers: both totals change)."""
         previous = self.db.execute("SELECT email FROM orders WHERE store = ? AND id = ?",
-                                   (store, order["id"])).fetchone()
+                                   (store, order_id)).fetchone()
         self.db.execute("INSERT OR REPLACE INTO orders (store, id, email, counted, spent, "
                         "customer_id) VALUES (?, ?, ?, ?, ?, ?)",
-                        (store, order["id"], email, int(counted), spent if counted else 0.0,
-                         order.get("customer_id") or None))
+                        (store, order_id, email, int(counted), spent if counted else 0.0,
+                         customer_id))
         return previous[0] if previous and previous[0] and previous[0] != email else None
 
     def drop_order(self, store: str, order_id: int) -> str | None:
