@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 import orjson
@@ -117,6 +118,29 @@ def serve(app: Any, host: str, port: int, ready: dict[str, Any]) -> None:
     line = {"url": f"http://{shown_host}:{bound_port}", **ready}
     sys.stdout.write(orjson.dumps(line).decode() + "\n")
     sys.stdout.flush()
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_keep_alive=30)
+    config = uvicorn.Config(_dated(app), log_level="warning", access_log=False,
+                            lifespan="off", timeout_keep_alive=30, date_header=False)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _dated(app: Any) -> Any:
+    """The app with a ``Date`` header read off the clock for each answer.
+
+    uvicorn's own refreshes once a second on its event loop's tick, later under load: an
+    answer could be dated a second or more before the records it lists were changed. Clients
+    take the server's ``Date`` as the horizon of a read (a real API's is its clock), so a
+    stale one made a read leave out records changed just before it started.
+    """
+    async def dated(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_dated(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                now = formatdate(time.time(), usegmt=True).encode()
+                message["headers"] = [*message.get("headers", []), (b"date", now)]
+            await send(message)
+
+        await app(scope, receive, send_dated)
+    return dated

@@ -124,3 +124,20 @@ def test_an_answer_echoing_a_secret_is_redacted_before_it_is_cut(size: int) -> N
             assert not any(secret[:n] in got for n in range(8, len(secret) + 1)), (at, got)
     finally:
         REDACT.clear()
+
+
+def test_the_sandbox_dates_each_answer_by_its_clock(make_sandbox) -> None:
+    """A read's horizon is the server's ``Date``: a real API's is its clock. uvicorn's own
+    header is refreshed once a second on its loop's tick, so an answer could be dated before
+    records it lists were changed, and a read left them out (seen under load in CI)."""
+    from email.utils import parsedate_to_datetime
+
+    box = make_sandbox("--customers", "5")
+    url = f"{box.url}/stores/{box.store_hash}/v3/customers"
+    for _ in range(30):
+        before = int(time.time())
+        response = requests.get(url, headers={"X-Auth-Token": box.access_token}, timeout=10)
+        dates = response.raw.headers.getlist("Date")
+        assert len(dates) == 1
+        assert parsedate_to_datetime(dates[0]).timestamp() >= before
+        time.sleep(0.05)
