@@ -168,3 +168,24 @@ def run_cli(*args: str, stdin: bytes | None = None, env: dict[str, str] | None =
 def messages(stdout: bytes) -> list[dict[str, Any]]:
     """Parse stdout as Airbyte messages (every line must be one)."""
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+# The fast loop, `pytest -m "not e2e"`, runs what runs in this process (specs, configs, the
+# engine against in-process fakes, protocol, mapping, the destination's parts, the webhook
+# receiver as an ASGI app). These modules start sandboxes, servers or the CLI as subprocesses
+# in most of their tests, so all their tests are e2e; a test elsewhere marks itself.
+E2E_MODULES = {
+    "test_airbyte_standard", "test_bad_input", "test_bench", "test_brevo_destination",
+    "test_brevo_model_only", "test_brevo_reference", "test_brevo_sandbox", "test_chaos",
+    "test_child_streams", "test_commerce_model", "test_consistency", "test_docker",
+    "test_e2e_read", "test_http", "test_ledger_migration", "test_lint", "test_page_process",
+    "test_product_page_setup", "test_pyairbyte", "test_receiver_limits", "test_runner",
+    "test_scaffold", "test_secrets", "test_standard", "test_streams", "test_sync",
+    "test_webhooks_live",
+}
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__ in E2E_MODULES:
+            item.add_marker(pytest.mark.e2e)
