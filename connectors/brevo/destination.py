@@ -1,4 +1,5 @@
-"""The Brevo destination: keeps a Brevo account in step with the records it reads on stdin.
+"""The Brevo destination: keeps a Brevo account in step with the commerce model's records
+(specs/schemas/commerce/v1) it reads on stdin; it knows no platform.
 
 One path: records -> contacts (mapped, validated) and ledger updates -> at each STATE, imports to
 Brevo, polled until Brevo has completed them -> the STATE is echoed. A record that cannot be
@@ -6,13 +7,13 @@ sent goes to the dead-letter file with its reason and is counted in ``rejectedRe
 the sync goes on.
 
 What this version sends: customers as contacts (``customer_mapping``, phones in international
-form, group names, form fields and attributes by name, ``ORDER_COUNT`` and ``TOTAL_SPENT``
-computed from the orders) in the ``all_customers`` and ``buyers`` lists; orders as Brevo
+form, group names, custom fields by name, ``ORDER_COUNT`` and ``TOTAL_SPENT``, the platform's
+or computed from the orders) in the ``all_customers`` and ``buyers`` lists; orders as Brevo
 e-commerce orders with their lines and coupons, and lifecycle events (``order_placed``,
 ``order_updated``, ``order_status_changed``, ``customer_created``, ``customer_updated``,
-``cart_abandoned``); products, variants (``parentId``) and categories to
-the catalog, with URLs on the store's domain, images, prices, SKUs and stock from the inventory
-stream (across locations), so that product blocks and back-in-stock alerts work.
+``cart_created``, ``cart_updated``, ``cart_abandoned``); products, variants (``parentId``) and
+categories to the catalog, with their URLs, images, prices, SKUs and stock levels, so that
+product blocks and back-in-stock alerts work.
 
 Marketing safety: imports never set or clear a blacklist (``emailBlacklist`` and
 ``smsBlacklist`` stay false, which Brevo reads as "leave as is"), so a contact unsubscribed in
@@ -37,10 +38,7 @@ from connectors.brevo.lists import change_members
 from connectors.brevo.mapping import DEFAULT_MAPPING, ContactMapper
 from connectors.brevo.orders import OrderSender
 from connectors.brevo.payloads import (
-    brevo_category,
-    brevo_order,
     brevo_order_id,
-    brevo_products,
     model_category,
     model_order,
     model_products,
@@ -69,14 +67,6 @@ MODEL_STREAMS = {"commerce_customers": "customer", "commerce_orders": "order",
                  "commerce_stock_levels": "stock_level", "commerce_stores": "store",
                  "commerce_carts": "cart"}
 MODEL_STREAM_OF = {kind: stream for stream, kind in MODEL_STREAMS.items()}
-NOT_SENT_YET = frozenset({"inventory_locations", "channels"})
-ABANDONED = "store/cart/abandoned"
-CONVERTED = "store/cart/converted"
-CART_EVENTS = {"store/cart/created": "cart_created", "store/cart/updated": "cart_updated",
-               ABANDONED: "cart_abandoned"}
-CART_GONE = frozenset({CONVERTED, "store/cart/deleted"})
-ORDER_FIELDS = ("id", "date_created", "date_modified", "status", "status_id", "total_inc_tax",
-                "billing_address", "payment_method", "currency_code", "customer_id")
 # (ledger, api_url, key) -> the account (organization_id, name) GET /v3/account named, asked
 # once per process
 _BOUND: dict[tuple[str, str, str], tuple[str, str]] = {}
@@ -175,19 +165,16 @@ class BrevoWriter(Writer):
                                      self._item_refused)
         self.events = EventOutbox(self.ledger, self.api["events"], self.api["other"],
                                   self._event_refused)
-        self.pending_orders: dict[tuple[str, int], tuple[dict[str, Any], str | None]] = {}
-        self.pending_model_orders: dict[tuple[str, str], tuple[dict[str, Any], str | None]] = {}
-        self.pending_model_products: dict[tuple[str, str], dict[str, Any]] = {}
-        self.pending_model_categories: dict[tuple[str, str], dict[str, Any]] = {}
-        self.pending_products: dict[tuple[str, int], dict[str, Any]] = {}
-        self.pending_categories: dict[tuple[str, int], dict[str, Any]] = {}
+        self.pending_orders: dict[tuple[str, str], tuple[dict[str, Any], str | None]] = {}
+        self.pending_products: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pending_categories: dict[tuple[str, str], dict[str, Any]] = {}
         self.cart_list_add: set[str] = set()
         self.cart_list_remove: set[str] = set()
         self.abandoned_list: int | None = lists.get("abandoned_cart")
         self.skipped_carts = 0
         self.deleted: dict[str, int] = {}
         self.gone_customers: set[str] = set()
-        self.gone_products: list[tuple[str, int]] = []
+        self.gone_products: list[tuple[str, str]] = []
         self.back_in_stock = 0
         self.flush_every_s = float(config.get("flush_seconds") or 30)
         # The event property naming the record's account (the spec's default keeps the
@@ -229,7 +216,13 @@ class BrevoWriter(Writer):
         kind = MODEL_STREAMS.get(stream)
         if kind is not None:
             return self.model_record(kind, stream, data)
-        return self.api_record(stream, data)
+        if stream not in self.noted:
+            self.noted.add(stream)
+            log.warning("stream %s is not one of the commerce model's (%s): its records are "
+                        "not sent to Brevo; ask the source for the model's streams (runner "
+                        "sync does; for a pipe, see the README's Brevo destination)", stream,
+                        ", ".join(MODEL_STREAMS))
+        return True
 
     def model_record(self, kind: str, stream: str, data: dict[str, Any]) -> bool:
         """A record of the commerce model (specs/schemas/commerce/v1): keyed by ``account``
@@ -246,9 +239,9 @@ class BrevoWriter(Writer):
         if kind == "order":
             self._model_order(account, data)
         elif kind == "product":
-            self.pending_model_products[(account, data["id"])] = data
+            self.pending_products[(account, data["id"])] = data
         elif kind == "category":
-            self.pending_model_categories[(account, data["id"])] = data
+            self.pending_categories[(account, data["id"])] = data
         elif kind == "stock_level":
             self._model_stock(account, data)
         elif kind == "store":
@@ -284,7 +277,7 @@ class BrevoWriter(Writer):
                                              spent, data.get("customer_id") or None)
         self.touched.update(e for e in (email, moved_from) if e)
         self._model_order_events(account, data, email)
-        self.pending_model_orders[(account, data["id"])] = (data, email)
+        self.pending_orders[(account, data["id"])] = (data, email)
 
     def _model_stock(self, account: str, data: dict[str, Any]) -> None:
         level = data.get("available") or 0
@@ -313,7 +306,7 @@ class BrevoWriter(Writer):
             if email:
                 self.touched.add(email)  # its totals no longer count the order
         else:
-            self.pending_model_products.pop((account, data["id"]), None)
+            self.pending_products.pop((account, data["id"]), None)
             self.gone_products.append((account, data["id"]))
 
     def _event_of_change(self, kind: str, account: str, email: str, data: dict[str, Any],
@@ -420,185 +413,6 @@ class BrevoWriter(Writer):
             event["event_date"] = modified
         self.events.queue(f"{account}:cart:{cart_id}:{modified}:{name}", event)
 
-    def api_record(self, stream: str, data: dict[str, Any]) -> bool:
-        store = str(data.get("store_hash", ""))
-        if data.get("is_deleted") and stream in ("customers", "orders", "products"):
-            self._deleted(stream, store, data)
-        elif stream == "store":
-            self.ledger.put_store(store, data)
-        elif stream == "customer_groups":
-            self.ledger.put_group(store, data)
-        elif stream == "customer_attributes":
-            self.ledger.put_attribute(store, data)
-        elif stream == "customers":
-            email = self.mapper.email(data)
-            if email is None:
-                self.reject(stream, f"invalid email {data.get('email')!r}", data)
-                return False
-            if self.dry_run and self.ledger.customer_email(store, data["id"]) is None:
-                self.new_contacts += 1
-            self.ledger.put_customer(store, data["id"], email)
-            # Orders read before their customer counted for the billing email: not any more
-            # (streams arrive in any order, so the totals must not depend on it).
-            self.touched.update(self.ledger.rehome_orders(store, data["id"], email))
-            self.ledger.put_consent(email, data.get("accepts_product_review_abandoned_cart_emails"))
-            self.pending_contacts[email] = data  # mapped when sent, once group names etc. are known
-            self._customer_events(store, email, data)
-            self.touched.add(email)
-        elif stream == "orders":
-            email = self.ledger.order_email(store, data)
-            moved_from = self.ledger.put_order(store, data, email)
-            self.touched.update(e for e in (email, moved_from) if e)
-            self._order_events(store, data, email)
-            # Only what the Brevo order is made of waits for the flush: an order record
-            # carries its consignments and line items (kept in the ledger already), several
-            # times the size, and 5,000 of them wait at once.
-            slim = {k: data[k] for k in ORDER_FIELDS if k in data}
-            self.pending_orders[(store, data["id"])] = (slim, email)
-        elif stream == "order_products":
-            self.ledger.put_line(store, data)
-        elif stream == "order_coupons":
-            self.ledger.put_coupon(store, data)
-        elif stream == "products":
-            self.pending_products[(store, data["id"])] = data
-        elif stream == "carts":
-            self._cart(store, data)
-        elif stream == "categories":
-            self.pending_categories[(store, data["category_id"])] = data
-        elif stream == "inventory":
-            level = sum(loc.get("available_to_sell") or 0 for loc in data.get("locations") or []
-                        if loc.get("location_enabled", True))
-            before = self.ledger.stock(store, data["variant_id"])
-            if before is not None and before <= 0 < level:
-                # Brevo fires its back-in-stock alerts when the product's stock rises above 0.
-                self.back_in_stock += 1
-                log.info("variant %s of product %s is back in stock (%s -> %s)",
-                         data["variant_id"], (data.get("identity") or {}).get("product_id"),
-                         before, level)
-            self.ledger.set_stock(store, data["variant_id"], level)
-        if stream in NOT_SENT_YET and stream not in self.noted:
-            self.noted.add(stream)
-            log.info("stream %s: not sent to Brevo by this version of the destination", stream)
-        return True
-
-    def _deleted(self, stream: str, store: str, data: dict[str, Any]) -> None:
-        """A record that is gone from the store (a tombstone, or an archived order)."""
-        self.deleted[stream] = self.deleted.get(stream, 0) + 1
-        if stream == "customers":
-            # The contact stays in Brevo (it holds the shopper's marketing consent and
-            # history); it leaves the customer lists.
-            email = self.ledger.customer_email(store, data["id"])
-            if email:
-                self.gone_customers.add(email)
-                self.pending_contacts.pop(email, None)
-        elif stream == "orders":
-            email = self.ledger.drop_order(store, data["id"])
-            if email:
-                self.touched.add(email)  # its totals no longer count the order
-        else:
-            self.pending_products.pop((store, data["id"]), None)
-            self.gone_products.append((store, data["id"]))
-
-    def _customer_events(self, store: str, email: str, customer: dict[str, Any]) -> None:
-        """``customer_created`` for a customer who signed up after the first run,
-        ``customer_updated`` for a later change; nothing for what the first sync finds."""
-        modified = customer.get("date_modified") or ""
-        before = self.ledger.customer_version(store, customer["id"], modified)
-        if before == modified:
-            return
-        if before is None:
-            if (customer.get("date_created") or modified) < self.connected_at:
-                return
-            name = "customer_created"
-        else:
-            name = "customer_updated"
-        event = {"event_name": name, "identifiers": {"email_id": email},
-                 "event_date": modified,
-                 "event_properties": {"customer_id": customer["id"], "store_hash": store}}
-        self.events.queue(f"{store}:customer:{customer['id']}:{modified}:{name}", event)
-
-    def _order_events(self, store: str, order: dict[str, Any], email: str | None) -> None:
-        """Lifecycle events of an order change. None for what the first sync finds (backfill
-        never fires automations); one per change, keyed by the order's date_modified, so a
-        change seen twice (webhook and poll, a rerun after a crash) is sent once."""
-        modified = order.get("date_modified") or ""
-        status = str(order.get("status") or order.get("status_id"))
-        before = self.ledger.order_version(store, order["id"])
-        self.ledger.put_order_version(store, order["id"], modified, status)
-        if email is None or (before is not None and before[0] == modified):
-            return
-        names: list[tuple[str, dict[str, Any]]] = []
-        if before is None:
-            if (order.get("date_created") or modified) >= self.connected_at:
-                names.append(("order_placed", {}))
-        else:
-            names.append(("order_updated", {}))
-            if before[1] != status:
-                names.append(("order_status_changed", {"previous_status": before[1],
-                                                       "new_status": status}))
-        for name, extra in names:
-            event = {"event_name": name, "identifiers": {"email_id": email},
-                     "event_date": modified,
-                     "event_properties": {"order_id": brevo_order_id(store, order["id"]),
-                                          "store_hash": store, "status": status,
-                                          "amount": order.get("total_inc_tax"),
-                                          "currency": order.get("currency_code"), **extra}}
-            self.events.queue(f"{store}:{order['id']}:{modified}:{name}", event)
-
-    def _cart(self, store: str, cart: dict[str, Any]) -> None:
-        """A cart of a shopper who has an email and consents to abandoned-cart emails:
-        ``cart_created`` / ``cart_updated`` events as it changes; abandoned, into the
-        abandoned-cart list with a ``cart_abandoned`` event (items, amount, recovery link).
-        A converted, deleted or vanished cart leaves the list."""
-        cart_id, scope = str(cart["id"]), cart.get("webhook_scope")
-        if cart.get("is_deleted") or scope in CART_GONE:
-            email = self.ledger.drop_abandoned(store, cart_id)
-            if email:
-                self.cart_list_remove.add(email)
-                self.cart_list_add.discard(email)
-            return
-        name = CART_EVENTS.get(str(scope))
-        if name is None:
-            return
-        email = (self.ledger.customer_email(store, cart["customer_id"])
-                 if cart.get("customer_id") else None)
-        email = email or (cart.get("email") or "").strip().lower() or None
-        if email is None or not self.ledger.cart_consent(email):
-            # A guest, or a customer who has not accepted abandoned-cart emails: nothing,
-            # but counted (runner status), so that an empty list has its reason.
-            self.skipped_carts += 1
-            reason = "guest" if not cart.get("customer_id") else "no_consent"
-            self.ledger.skip_cart(store, cart_id, reason)
-            return
-        self.ledger.unskip_cart(store, cart_id)
-        if scope == ABANDONED:
-            self.ledger.put_abandoned(store, cart_id, email)
-            self.cart_list_add.add(email)
-            self.cart_list_remove.discard(email)
-        lines = cart.get("line_items") or {}
-        items = [{"product_id": i.get("product_id"), "variant_id": i.get("variant_id"),
-                  "sku": i.get("sku"), "name": i.get("name"), "quantity": i.get("quantity"),
-                  "price": i.get("sale_price"), "url": i.get("url"),
-                  "image_url": i.get("image_url")}
-                 for kind in ("physical_items", "digital_items") for i in lines.get(kind) or []]
-        links = cart.get("redirect_urls") or {}
-        modified = cart.get("updated_time") or ""
-        properties = {"cart_id": cart_id, "store_hash": store, "amount": cart.get("cart_amount"),
-                      "currency": (cart.get("currency") or {}).get("code"), "items": items}
-        if links.get("checkout_url"):
-            properties["recovery_url"] = links["checkout_url"]
-            properties["cart_url"] = links.get("cart_url")
-        elif scope == ABANDONED and (site := self.ledger.store_url(store)):
-            # No recovery link (the token may not mint one: store_cart read-only): the
-            # store's cart page, where the customer, once logged in, finds the cart
-            # (BigCommerce keeps a customer's cart with the account; guests get no event).
-            properties["cart_url"] = f"{site}/cart.php"
-        event = {"event_name": name, "identifiers": {"email_id": email},
-                 "event_properties": properties}
-        if modified:
-            event["event_date"] = modified
-        self.events.queue(f"{store}:cart:{cart_id}:{modified}:{name}", event)
-
     def _contact_refused(self, row: dict[str, Any], reason: str) -> None:
         self.reject("customers", reason, row, counted_as=MODEL_STREAM_OF["customer"])
 
@@ -627,11 +441,9 @@ class BrevoWriter(Writer):
         if self.pending_contacts or self.touched:
             self._flush_contacts()
         self._send_orders()
-        self._send_model_orders()
         self._send_cart_lists()
         self.events.send()
         self._send_catalog()
-        self._send_model_catalog()
         self._send_deletions()
         self.ledger.commit()
         left_out = self.mapper.phones_left_out
@@ -693,37 +505,19 @@ class BrevoWriter(Writer):
 
     def _send_orders(self) -> None:
         """Orders to Brevo's e-commerce orders; those older than the first sync are marked
-        ``historical`` (they trigger no automation). Payloads (with their lines from the
-        ledger) are built as they are sent: all 5,000 at once were the sync's largest
-        allocation."""
-        live = {key for key, (order, _) in self.pending_orders.items()
-                if not self._historical(order)}
-        first = [key for key in self.pending_orders if key in live]  # live first, in order
-        first += [key for key in self.pending_orders if key not in live]
-
-        def payloads() -> Iterator[tuple[dict[str, Any], bool]]:
-            for key in first:
-                payload = self._order_payload(key)
-                if payload is not None:
-                    yield payload, key not in live
-
-        self.orders.send(payloads(), len(live))
-        self.pending_orders.clear()
-
-    def _send_model_orders(self) -> None:
-        """Model orders to Brevo's e-commerce orders, as ``_send_orders``: those older than
-        the first sync marked ``historical``, the live ones first, payloads built as sent."""
+        ``historical`` (they trigger no automation), the live ones go first. Payloads are built
+        as they are sent: all 5,000 at once were the sync's largest allocation."""
         def created(order: dict[str, Any]) -> str:
             return str(order.get("created_at") or order.get("updated_at") or "")
 
-        live = [key for key, (order, _) in self.pending_model_orders.items()
+        live = [key for key, (order, _) in self.pending_orders.items()
                 if not (created(order) and created(order) < self.connected_at)]
         live_set = set(live)
-        first = live + [key for key in self.pending_model_orders if key not in live_set]
+        first = live + [key for key in self.pending_orders if key not in live_set]
 
         def payloads() -> Iterator[tuple[dict[str, Any], bool]]:
             for key in first:
-                order, email = self.pending_model_orders[key]
+                order, email = self.pending_orders[key]
                 try:
                     payload = model_order(order, email)
                 except ValueError as exc:
@@ -732,16 +526,16 @@ class BrevoWriter(Writer):
                 yield payload, key not in live_set
 
         self.orders.send(payloads(), len(live))
-        self.pending_model_orders.clear()
+        self.pending_orders.clear()
 
-    def _send_model_catalog(self) -> None:
+    def _send_catalog(self) -> None:
         """Categories, then products and their variants (``parentId``), then stock changes:
         what Brevo's product blocks and back-in-stock alerts read. The model's URLs are
         absolute: nothing waits for the store's record."""
         self.catalog.upsert("categories", [model_category(row) for row in
-                                           self.pending_model_categories.values()])
+                                           self.pending_categories.values()])
         items: list[dict[str, Any]] = []
-        for (account, _), product in self.pending_model_products.items():
+        for (account, _), product in self.pending_products.items():
             for item, variant_id in model_products(product, self.ledger.stock):
                 items.append(item)
                 self.ledger.put_item_name(item["id"], item["name"])
@@ -753,27 +547,10 @@ class BrevoWriter(Writer):
         stale = self.ledger.stale_stock()
         self.catalog.upsert("products", [self.catalog.named({"id": brevo_id, "stock": level})
                                          for _, _, brevo_id, level in stale])
-        for account, variant_id, _, level in stale:
-            self.ledger.mark_stock_sent(account, variant_id, level)
-        self.pending_model_categories.clear()
-        self.pending_model_products.clear()
-
-    def _historical(self, order: dict[str, Any]) -> bool:
-        created = order.get("date_created") or order.get("date_modified")
-        return bool(created and created < self.connected_at)
-
-    def _order_payload(self, key: tuple[str, int]) -> dict[str, Any] | None:
-        """The order as Brevo takes it; None when it cannot be one (dead-lettered)."""
-        (store, order_id), (order, email) = key, self.pending_orders[key]
-        try:
-            payload = brevo_order(store, order, self.ledger.lines(store, order_id), email)
-        except ValueError as exc:
-            self.reject("orders", str(exc), order)
-            return None
-        coupons = self.ledger.coupons(store, order_id)
-        if coupons:
-            payload["coupons"] = coupons
-        return payload
+        for account, variant, _, level in stale:
+            self.ledger.mark_stock_sent(account, variant, level)
+        self.pending_categories.clear()
+        self.pending_products.clear()
 
     def _members(self, list_id: int, emails: list[str], action: str) -> None:
         change_members(self.api["contacts"], list_id, emails, action)
@@ -788,52 +565,6 @@ class BrevoWriter(Writer):
         self.cart_list_add.clear()
         self.cart_list_remove.clear()
         self.skipped_carts = 0
-
-    def _send_catalog(self) -> None:
-        """Categories, then products and their variants (``parentId``), then stock changes:
-        what Brevo's product blocks and back-in-stock alerts read."""
-        awaited = self._stores_awaited()
-        categories = [brevo_category(store, row, self.ledger.store_url(store))
-                      for (store, _), row in self.pending_categories.items()
-                      if store not in awaited]
-        self.catalog.upsert("categories", categories)
-        items: list[dict[str, Any]] = []
-        for (store, _), product in self.pending_products.items():
-            if store in awaited:
-                continue
-            for item, variant_id in brevo_products(store, product, self.ledger.store_url(store),
-                                                   self.ledger.stock):
-                items.append(item)
-                self.ledger.put_item_name(item["id"], item["name"])
-                if variant_id is not None:
-                    self.ledger.put_item(store, variant_id, item["id"])
-                    if "stock" in item:
-                        self.ledger.mark_stock_sent(store, variant_id, item["stock"])
-        self.catalog.upsert("products", items)
-        stale = self.ledger.stale_stock()
-        self.catalog.upsert("products", [self.catalog.named({"id": brevo_id, "stock": level})
-                                  for _, _, brevo_id, level in stale])
-        for store, variant_id, _, level in stale:
-            self.ledger.mark_stock_sent(store, variant_id, level)
-        # What waits for its store's record stays pending (and its stream's state held).
-        self.pending_categories = {k: v for k, v in self.pending_categories.items()
-                                   if k[0] in awaited}
-        self.pending_products = {k: v for k, v in self.pending_products.items()
-                                 if k[0] in awaited}
-
-    def _stores_awaited(self) -> set[str]:
-        """Stores whose catalog waits for the ``store`` record: product and category URLs
-        are made of the store's web address, and Brevo keeps what it was sent (an unchanged
-        product is not read, so not sent, again). Streams arrive in any order."""
-        if "store" not in self.catalog_streams:
-            return set()
-        stores = {s for s, _ in self.pending_products} | {s for s, _ in self.pending_categories}
-        return {s for s in stores if not self.ledger.has_store(s)}
-
-    def streams_waiting(self) -> set[str]:
-        """The streams with records held back until their store's record arrives."""
-        return ({"products"} if self.pending_products else set()) | (
-            {"categories"} if self.pending_categories else set())
 
     def _send_deletions(self) -> None:
         """Customers gone from the store leave the customer lists (their contacts stay);
@@ -859,44 +590,14 @@ class BrevoWriter(Writer):
         self.deleted.clear()
         self.back_in_stock = 0
 
-    def _names_missing(self) -> bool:
-        """Whether a pending customer refers to a group or attribute whose name the catalog
-        will bring but has not yet (streams arrive in any order)."""
-        groups = "customer_groups" in self.catalog_streams
-        attributes = "customer_attributes" in self.catalog_streams
-        for record in self.pending_contacts.values():
-            store = str(record.get("store_hash", ""))
-            group = record.get("customer_group_id")
-            if groups and group and self.ledger.group_name(store, group) is None:
-                return True
-            if attributes and any(self.ledger.attribute_name(store, a.get("attribute_id"))
-                                  is None for a in record.get("attributes") or []):
-                return True
-        return False
-
     # --- the run --------------------------------------------------------------------------
 
     def pending(self) -> int:
         return max(len(self.pending_contacts), len(self.pending_orders),
-                   len(self.pending_products), len(self.pending_model_orders),
-                   len(self.pending_model_products), len(self.pending_model_categories))
+                   len(self.pending_products), len(self.pending_categories))
 
     def full(self) -> bool:
         return len(self.pending_contacts) >= self.batch_size  # memory stays flat
-
-    def may_wait(self) -> bool:
-        """The group or attribute names the pending contacts need are still on their way
-        (up to twice a batch of contacts waits for them)."""
-        return len(self.pending_contacts) < 2 * self.batch_size and self._names_missing()
-
-    def not_saved(self, streams: set[str]) -> None:
-        # Not sent, and their streams' states not saved: the next run reads them again.
-        log.warning("%d products and %d categories were not sent: their store's record "
-                    "(its web address, which their URLs are made of) did not arrive in "
-                    "this run; the %s state is not saved, so the next run reads them again",
-                    len(self.pending_products), len(self.pending_categories),
-                    " and ".join(sorted(streams)))
-
 
 def _stream_of_event(key: str) -> str:
     """The input stream an event's ledger key was made of (see ``_event``'s callers)."""

@@ -1,12 +1,13 @@
 """The destination's own memory (SQLite): what Brevo needs that one record does not carry.
 
-Customer group and attribute names, each customer's email, and the orders that make
-``orders_count`` and ``total_spent``; plus what was last sent for each contact, so that a changed
-count is sent again and an unchanged one is not. Kept across runs in the state directory.
+Each customer's email, the orders that make ``order_count`` and ``amount_spent`` (when the
+platform does not keep them), the versions of records seen (events), carts, stock levels and
+catalog ids; plus what was last sent for each contact, so that a changed count is sent again and
+an unchanged one is not. Kept across runs in the state directory. The column ``store`` holds the
+model's ``account``.
 
-Counting rule: an order counts once, by its (store, id), however often it is updated; orders
-whose status is Incomplete, Cancelled, Declined or Refunded do not count, and a partial refund
-is taken off the amount spent.
+Counting rule: an order counts once, by its (account, id), however often it is updated; an order
+that is not ``counts_as_purchase`` does not count, and ``refunded`` is taken off its ``total``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,7 @@ from framework.formats import iso_utc
 
 log = logging.getLogger("tajo.brevo")
 
-NOT_COUNTED = frozenset({0, 4, 5, 6})  # Incomplete, Refunded, Cancelled, Declined
-
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS customer_groups (store TEXT, id INTEGER, name TEXT,
-                                            PRIMARY KEY (store, id));
-CREATE TABLE IF NOT EXISTS customer_attributes (store TEXT, id INTEGER, name TEXT,
-                                                PRIMARY KEY (store, id));
 CREATE TABLE IF NOT EXISTS customers (store TEXT, id INTEGER, email TEXT,
                                       PRIMARY KEY (store, id));
 CREATE INDEX IF NOT EXISTS customers_by_email ON customers (email);
@@ -38,26 +33,20 @@ CREATE TABLE IF NOT EXISTS orders (store TEXT, id INTEGER, email TEXT, counted I
                                    spent REAL, customer_id INTEGER, PRIMARY KEY (store, id));
 CREATE INDEX IF NOT EXISTS orders_by_email ON orders (email);
 CREATE TABLE IF NOT EXISTS sent_totals (email TEXT PRIMARY KEY, orders INTEGER, spent REAL);
-CREATE TABLE IF NOT EXISTS stores (store TEXT PRIMARY KEY, country_code TEXT,
-                                   secure_url TEXT);
+CREATE TABLE IF NOT EXISTS accounts (store TEXT PRIMARY KEY, country_code TEXT, url TEXT);
 CREATE TABLE IF NOT EXISTS catalog_items (store TEXT, variant_id INTEGER, brevo_id TEXT,
                                           stock REAL, sent_stock REAL,
                                           PRIMARY KEY (store, variant_id));
 CREATE TABLE IF NOT EXISTS catalog_names (brevo_id TEXT PRIMARY KEY, name TEXT);
 CREATE TABLE IF NOT EXISTS sms_owners (sms TEXT PRIMARY KEY, email TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS order_versions (store TEXT, id INTEGER, date_modified TEXT,
-                                           status TEXT, PRIMARY KEY (store, id));
-CREATE TABLE IF NOT EXISTS order_lines (store TEXT, order_id INTEGER, id INTEGER, product_id TEXT,
-                                        variant_id TEXT, quantity REAL, price REAL,
-                                        PRIMARY KEY (store, order_id, id));
+CREATE TABLE IF NOT EXISTS orders_seen (store TEXT, id INTEGER, updated_at TEXT, status TEXT,
+                                        PRIMARY KEY (store, id));
 CREATE TABLE IF NOT EXISTS events_sent (key TEXT PRIMARY KEY, at TEXT);
 CREATE TABLE IF NOT EXISTS events_in_doubt (key TEXT PRIMARY KEY, event TEXT);
 CREATE TABLE IF NOT EXISTS events_outbox (seq INTEGER PRIMARY KEY, key TEXT UNIQUE, event TEXT);
-CREATE TABLE IF NOT EXISTS customer_versions (store TEXT, id INTEGER, date_modified TEXT,
-                                              PRIMARY KEY (store, id));
-CREATE TABLE IF NOT EXISTS order_coupons (store TEXT, order_id INTEGER, code TEXT,
-                                          PRIMARY KEY (store, order_id, code));
+CREATE TABLE IF NOT EXISTS customers_seen (store TEXT, id INTEGER, updated_at TEXT,
+                                           PRIMARY KEY (store, id));
 CREATE TABLE IF NOT EXISTS consents (email TEXT PRIMARY KEY, cart_emails INTEGER);
 CREATE TABLE IF NOT EXISTS abandoned_carts (store TEXT, cart_id TEXT, email TEXT,
                                             PRIMARY KEY (store, cart_id));
@@ -83,6 +72,7 @@ def _prepare(db: sqlite3.Connection) -> None:
     if "customer_id" not in columns:  # a ledger made before orders knew their customer
         db.execute("ALTER TABLE orders ADD COLUMN customer_id INTEGER")
     db.execute("CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (store, customer_id)")
+    move_old_tables(db)  # a ledger of any earlier version, the switch's first included
     version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if version is None:
         migrate_to_model(db)
@@ -114,15 +104,31 @@ def model_event_key(key: str) -> str:
     return f"{store}:{kind}{record_id}:{_iso(date)}:{name}"
 
 
+def move_old_tables(db: sqlite3.Connection) -> None:
+    """The versions and the store addresses of an earlier ledger into today's tables (copied
+    by position: the old tables' columns were named after the platform's fields), their dates
+    in ISO 8601 UTC; the old tables dropped."""
+    old = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "order_versions" in old:
+        rows = db.execute("SELECT * FROM order_versions").fetchall()
+        db.executemany("INSERT OR IGNORE INTO orders_seen VALUES (?, ?, ?, ?)",
+                       [(s, i, _iso(d or ""), status) for s, i, d, status in rows])
+        db.execute("DROP TABLE order_versions")
+    if "customer_versions" in old:
+        rows = db.execute("SELECT * FROM customer_versions").fetchall()
+        db.executemany("INSERT OR IGNORE INTO customers_seen VALUES (?, ?, ?)",
+                       [(s, i, _iso(d or "")) for s, i, d in rows])
+        db.execute("DROP TABLE customer_versions")
+    if "stores" in old:
+        db.execute("INSERT OR IGNORE INTO accounts SELECT * FROM stores")
+        db.execute("DROP TABLE stores")
+
+
 def migrate_to_model(db: sqlite3.Connection) -> None:
-    """Turn a ledger written from the platform's own records into the model's: the version
-    dates and the event keys in ISO 8601 UTC (so that a change seen before is not an event
-    again), and the carts events were sent for marked seen (an active cart seen before is
+    """Turn a ledger written from the platform's own records into the model's: the event keys
+    with their dates in ISO 8601 UTC (so that a change seen before is not an event again), and
+    the carts events were sent for marked seen (an active cart seen before is
     ``cart_updated``, as its webhook said)."""
-    for table in ("order_versions", "customer_versions"):
-        rows = db.execute(f"SELECT store, id, date_modified FROM {table}").fetchall()
-        db.executemany(f"UPDATE {table} SET date_modified = ? WHERE store = ? AND id = ?",
-                       [(_iso(d or ""), s, i) for s, i, d in rows])
     for table in ("events_sent", "events_in_doubt"):
         rows = db.execute(f"SELECT key FROM {table}").fetchall()
         db.executemany(f"UPDATE OR IGNORE {table} SET key = ? WHERE key = ?",
@@ -158,24 +164,6 @@ class Ledger:
         self.db.commit()
         self.db.close()
 
-    def put_group(self, store: str, row: dict[str, Any]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO customer_groups VALUES (?, ?, ?)",
-                        (store, row["id"], row.get("name")))
-
-    def put_attribute(self, store: str, row: dict[str, Any]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO customer_attributes VALUES (?, ?, ?)",
-                        (store, row["id"], row.get("name")))
-
-    def group_name(self, store: str, group_id: int) -> str | None:
-        row = self.db.execute("SELECT name FROM customer_groups WHERE store = ? AND id = ?",
-                              (store, group_id)).fetchone()
-        return row[0] if row else None
-
-    def attribute_name(self, store: str, attribute_id: int) -> str | None:
-        row = self.db.execute("SELECT name FROM customer_attributes WHERE store = ? AND id = ?",
-                              (store, attribute_id)).fetchone()
-        return row[0] if row else None
-
     def connected_at(self, now: str) -> str:
         """When this destination first wrote to Brevo (set on the first call)."""
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('connected_at', ?)", (now,))
@@ -197,45 +185,23 @@ class Ledger:
                 "state_dir at a directory of its own for this account, or delete the ledger "
                 "to start this account over (everything is sent to it again as new)")
 
-    def order_version(self, store: str, order_id: int) -> tuple[str, str] | None:
-        """(date_modified, status) of the order as last seen, or None when never seen."""
-        row = self.db.execute("SELECT date_modified, status FROM order_versions WHERE "
+    def order_version(self, store: str, order_id: str) -> tuple[str, str] | None:
+        """(updated_at, status) of the order as last seen, or None when never seen."""
+        row = self.db.execute("SELECT updated_at, status FROM orders_seen WHERE "
                               "store = ? AND id = ?", (store, order_id)).fetchone()
         return (row[0], row[1]) if row else None
 
-    def put_order_version(self, store: str, order_id: int, modified: str, status: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO order_versions VALUES (?, ?, ?, ?)",
+    def put_order_version(self, store: str, order_id: str, modified: str, status: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO orders_seen VALUES (?, ?, ?, ?)",
                         (store, order_id, modified, status))
 
-    def put_line(self, store: str, line: dict[str, Any]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO order_lines VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (store, line["order_id"], line["id"], str(line.get("product_id")),
-                         str(line.get("variant_id")), float(line.get("quantity") or 0),
-                         float(line.get("price_inc_tax") or line.get("base_price") or 0)))
-
-    def lines(self, store: str, order_id: int) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT product_id, variant_id, quantity, price FROM order_lines "
-                               "WHERE store = ? AND order_id = ? ORDER BY id", (store, order_id))
-        return [{"productId": r[0], "variantId": r[1], "quantity": r[2], "price": r[3]}
-                for r in rows]
-
-    def customer_version(self, store: str, customer_id: int, modified: str) -> str | None:
-        """The customer's date_modified as last seen (None: never), recording the new one."""
-        row = self.db.execute("SELECT date_modified FROM customer_versions WHERE store = ? "
+    def customer_version(self, store: str, customer_id: str, modified: str) -> str | None:
+        """The customer's updated_at as last seen (None: never), recording the new one."""
+        row = self.db.execute("SELECT updated_at FROM customers_seen WHERE store = ? "
                               "AND id = ?", (store, customer_id)).fetchone()
-        self.db.execute("INSERT OR REPLACE INTO customer_versions VALUES (?, ?, ?)",
+        self.db.execute("INSERT OR REPLACE INTO customers_seen VALUES (?, ?, ?)",
                         (store, customer_id, modified))
         return row[0] if row else None
-
-    def put_coupon(self, store: str, coupon: dict[str, Any]) -> None:
-        if coupon.get("code"):
-            self.db.execute("INSERT OR IGNORE INTO order_coupons VALUES (?, ?, ?)",
-                            (store, coupon["order_id"], coupon["code"]))
-
-    def coupons(self, store: str, order_id: int) -> list[str]:
-        return [row[0] for row in self.db.execute(
-            "SELECT code FROM order_coupons WHERE store = ? AND order_id = ? ORDER BY code",
-            (store, order_id))]
 
     def claim_event(self, key: str, at: str) -> bool:
         """Record that an event is being sent; False when it already was (no duplicate)."""
@@ -285,7 +251,7 @@ class Ledger:
                               (email,)).fetchone()
         return bool(row and row[0])
 
-    def customer_email(self, store: str, customer_id: int) -> str | None:
+    def customer_email(self, store: str, customer_id: str) -> str | None:
         row = self.db.execute("SELECT email FROM customers WHERE store = ? AND id = ?",
                               (store, customer_id)).fetchone()
         return row[0] if row else None
@@ -321,9 +287,6 @@ class Ledger:
         return dict(self.db.execute("SELECT reason, COUNT(*) FROM skipped_carts "
                                     "GROUP BY reason").fetchall())
 
-    def put_store(self, store: str, row: dict[str, Any]) -> None:
-        self.put_account(store, row.get("country_code"), row.get("secure_url"))
-
     def put_account(self, store: str, country_code: str | None, url: str | None) -> None:
         """The store's country (the region of national phone numbers) and web address."""
         before = self.store_url(store)
@@ -334,20 +297,15 @@ class Ledger:
                         "until they change or the products stream is read from the start "
                         "(without its saved state)",
                         store, before, after)
-        self.db.execute("INSERT OR REPLACE INTO stores VALUES (?, ?, ?)",
+        self.db.execute("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?)",
                         (store, country_code, url))
 
-    def has_store(self, store: str) -> bool:
-        """Whether the store's own record has arrived (in this run or before)."""
-        return self.db.execute("SELECT 1 FROM stores WHERE store = ?",
-                               (store,)).fetchone() is not None
-
     def store_url(self, store: str) -> str | None:
-        row = self.db.execute("SELECT secure_url FROM stores WHERE store = ?",
+        row = self.db.execute("SELECT url FROM accounts WHERE store = ?",
                               (store,)).fetchone()
         return row[0].rstrip("/") if row and row[0] else None
 
-    def put_item(self, store: str, variant_id: int, brevo_id: str) -> None:
+    def put_item(self, store: str, variant_id: str, brevo_id: str) -> None:
         """Which Brevo product holds a variant's stock (the product itself when it has one
         variant, the variant's own product otherwise)."""
         self.db.execute("INSERT INTO catalog_items VALUES (?, ?, ?, NULL, NULL) ON CONFLICT "
@@ -364,36 +322,36 @@ class Ledger:
                               (brevo_id,)).fetchone()
         return row[0] if row else None
 
-    def set_stock(self, store: str, variant_id: int, level: float) -> None:
+    def set_stock(self, store: str, variant_id: str, level: float) -> None:
         self.db.execute("INSERT INTO catalog_items VALUES (?, ?, NULL, ?, NULL) "
                         "ON CONFLICT (store, variant_id) DO UPDATE SET stock = excluded.stock",
                         (store, variant_id, level))
 
-    def stock(self, store: str, variant_id: int) -> float | None:
+    def stock(self, store: str, variant_id: str) -> float | None:
         row = self.db.execute("SELECT stock FROM catalog_items WHERE store = ? AND "
                               "variant_id = ?", (store, variant_id)).fetchone()
         return row[0] if row else None
 
-    def stale_stock(self) -> list[tuple[str, int, str, float]]:
+    def stale_stock(self) -> list[tuple[str, str, str, float]]:
         """(store, variant, Brevo id, stock) where the stock differs from what Brevo has."""
         return list(self.db.execute(
             "SELECT store, variant_id, brevo_id, stock FROM catalog_items WHERE brevo_id IS NOT "
             "NULL AND stock IS NOT NULL AND (sent_stock IS NULL OR sent_stock != stock)"))
 
-    def mark_stock_sent(self, store: str, variant_id: int, level: float) -> None:
+    def mark_stock_sent(self, store: str, variant_id: str, level: float) -> None:
         self.db.execute("UPDATE catalog_items SET sent_stock = ? WHERE store = ? AND "
                         "variant_id = ?", (level, store, variant_id))
 
     def store_country(self, store: str) -> str | None:
-        row = self.db.execute("SELECT country_code FROM stores WHERE store = ?",
+        row = self.db.execute("SELECT country_code FROM accounts WHERE store = ?",
                               (store,)).fetchone()
         return row[0] if row else None
 
-    def put_customer(self, store: str, customer_id: int, email: str) -> None:
+    def put_customer(self, store: str, customer_id: str, email: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?)",
                         (store, customer_id, email))
 
-    def rehome_orders(self, store: str, customer_id: int, email: str) -> list[str]:
+    def rehome_orders(self, store: str, customer_id: str, email: str) -> list[str]:
         """A customer's orders seen before the customer (counted for the billing email then)
         count for the customer's email now; returns the emails whose totals change."""
         before = [row[0] for row in self.db.execute(
@@ -420,22 +378,6 @@ class Ledger:
                         (store, cart_id, updated_at))
         return (row[0] or "") if row else None
 
-    def order_email(self, store: str, order: dict[str, Any]) -> str | None:
-        """Whom an order belongs to: its customer's email, else (a guest) the billing email."""
-        if order.get("customer_id"):
-            row = self.db.execute("SELECT email FROM customers WHERE store = ? AND id = ?",
-                                  (store, order["customer_id"])).fetchone()
-            if row:
-                return row[0]
-        billing = order.get("billing_address") or {}
-        return (billing.get("email") or "").strip().lower() or None
-
-    def put_order(self, store: str, order: dict[str, Any], email: str | None) -> str | None:
-        counted = order.get("status_id") not in NOT_COUNTED
-        spent = float(order.get("total_inc_tax") or 0) - float(order.get("refunded_amount") or 0)
-        return self.count_order(store, order["id"], email, counted, spent,
-                                order.get("customer_id") or None)
-
     def count_order(self, store: str, order_id: Any, email: str | None, counted: bool,
                     spent: float, customer_id: Any) -> str | None:
         """Record an order for ``email`` (``spent``: its total less refunds); returns the
@@ -449,7 +391,7 @@ class Ledger:
                          customer_id))
         return previous[0] if previous and previous[0] and previous[0] != email else None
 
-    def drop_order(self, store: str, order_id: int) -> str | None:
+    def drop_order(self, store: str, order_id: str) -> str | None:
         """An order gone from the store no longer counts; returns whose totals change."""
         row = self.db.execute("SELECT email FROM orders WHERE store = ? AND id = ?",
                               (store, order_id)).fetchone()
@@ -457,7 +399,7 @@ class Ledger:
                         (store, order_id))
         return row[0] if row else None
 
-    def product_items(self, store: str, product_id: int) -> list[str]:
+    def product_items(self, store: str, product_id: str) -> list[str]:
         """The Brevo catalog ids that hold a product and its variants."""
         parent = f"{store}-{product_id}"
         return [row[0] for row in self.db.execute(

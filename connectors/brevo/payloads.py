@@ -1,4 +1,5 @@
-"""Store records in the shapes Brevo's e-commerce endpoints take: orders, categories, products."""
+"""The commerce model's records in the shapes Brevo's e-commerce endpoints take: orders,
+categories, products."""
 
 from __future__ import annotations
 
@@ -9,34 +10,6 @@ from typing import Any
 def brevo_order_id(store: str, order_id: int) -> str:
     """Brevo order ids are unique per account: several stores feed one, so the store leads."""
     return f"{store}-{order_id}"
-
-
-def brevo_order(store: str, order: dict[str, Any], lines: list[dict[str, Any]],
-                email: str | None) -> dict[str, Any]:
-    """An order as ``/v3/orders/status`` takes it: only the fields of the SDK's ``Order``
-    model (the contact is linked by ``identifiers``; the old top-level ``email`` is not in
-    it). Raises ValueError when the order lacks what Brevo requires (its dates)."""
-    created = order.get("date_created") or order.get("date_modified")
-    if not created:
-        raise ValueError("the order has no date_created nor date_modified, which Brevo "
-                         "requires (createdAt, updatedAt)")
-    billing = order.get("billing_address") or {}
-    address = {"address": billing.get("street_1"), "city": billing.get("city"),
-               "countryCode": billing.get("country_iso2"), "phone": billing.get("phone"),
-               "postCode": billing.get("zip"), "region": billing.get("state"),
-               "paymentMethod": order.get("payment_method")}
-    payload: dict[str, Any] = {
-        "id": brevo_order_id(store, order["id"]), "createdAt": created,
-        "updatedAt": order.get("date_modified") or created,
-        "status": str(order.get("status") or order.get("status_id")),
-        "amount": round(float(order.get("total_inc_tax") or 0), 2), "storeId": store,
-        "products": [order_line(line) for line in lines],
-        # null is not a string: a field the store left empty is left out.
-        "billing": {k: str(v) for k, v in address.items() if v not in (None, "")},
-    }
-    if email:
-        payload["identifiers"] = {"email_id": email}
-    return payload
 
 
 def order_line(line: dict[str, Any]) -> dict[str, Any]:
@@ -51,62 +24,6 @@ def order_line(line: dict[str, Any]) -> dict[str, Any]:
     else:
         item["quantityFloat"] = quantity
     return item
-
-
-def brevo_category(store: str, row: dict[str, Any], base_url: str | None) -> dict[str, Any]:
-    """A category as ``/v3/categories/batch`` takes it."""
-    path = (row.get("url") or {}).get("path")
-    item = {"id": f"{store}-{row['category_id']}", "name": row.get("name") or "",
-            "isDeleted": False}
-    if base_url and path:
-        item["url"] = base_url + path
-    return item
-
-
-def brevo_products(store: str, product: dict[str, Any], base_url: str | None,
-                   stock: Callable[[str, int], float | None]
-                   ) -> Iterator[tuple[dict[str, Any], int | None]]:
-    """A product (and, when it has several, its variants with ``parentId``) as
-    ``/v3/products/batch`` takes them, each with the variant whose stock it carries."""
-    parent = f"{store}-{product['id']}"
-    images = product.get("images") or []
-    thumbnail = next((i for i in images if i.get("is_thumbnail")), images[0] if images else None)
-    url = (product.get("custom_url") or {}).get("url")
-    base: dict[str, Any] = {
-        "name": product.get("name") or "", "sku": product.get("sku"),
-        "price": product.get("calculated_price") or product.get("price"),
-        "categories": [f"{store}-{c}" for c in product.get("categories") or []],
-        "isDeleted": not product.get("is_visible", True)}
-    if base_url and url:
-        base["url"] = base_url + url
-    if thumbnail and thumbnail.get("url_standard"):
-        base["imageUrl"] = thumbnail["url_standard"]
-    variants = product.get("variants") or []
-
-    def level(variant: dict[str, Any]) -> float | None:
-        known = stock(store, variant["id"])
-        return known if known is not None else variant.get("inventory_level")
-
-    if len(variants) <= 1:
-        item = {"id": parent, **base}
-        variant_id = variants[0]["id"] if variants else None
-        if variants and level(variants[0]) is not None:
-            item["stock"] = level(variants[0])
-        yield item, variant_id
-        return
-    yield {"id": parent, **base,
-           "stock": sum(level(v) or 0 for v in variants)}, None
-    for variant in variants:
-        labels = " / ".join(o.get("label", "") for o in variant.get("option_values") or [])
-        item = {**base, "id": f"{parent}-{variant['id']}", "parentId": parent,
-                "name": f"{base['name']} ({labels})" if labels else base["name"],
-                "sku": variant.get("sku") or base["sku"],
-                "price": variant.get("calculated_price") or base["price"]}
-        if variant.get("image_url"):
-            item["imageUrl"] = variant["image_url"]
-        if level(variant) is not None:
-            item["stock"] = level(variant)
-        yield item, variant["id"]
 
 
 # --- the commerce model (specs/schemas/commerce/v1) -----------------------------------------
