@@ -231,8 +231,8 @@ def test_orders_backfill_quietly_then_each_change_fires_one_event(
     pipeline(source, destination, "--state", str(saved))
     events = brevo.state()["events"]
     created = [e for e in events if e["event_name"] == "customer_created"]
-    assert sorted(e["event_properties"]["customer_id"] for e in created) == sorted(
-        str(i) for i in signed_up)
+    # A numeric id goes as a number, as before the destination read the model (text ids).
+    assert sorted(e["event_properties"]["customer_id"] for e in created) == sorted(signed_up)
     placed = [e for e in events if e["event_name"] == "order_placed"]
     updated = [e for e in events if e["event_name"] == "order_updated"]
     assert sorted(e["event_properties"]["order_id"] for e in placed) == sorted(

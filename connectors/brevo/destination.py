@@ -325,7 +325,8 @@ class BrevoWriter(Writer):
             name = "customer_updated"
         event = {"event_name": name, "identifiers": {"email_id": email},
                  "event_date": modified,
-                 "event_properties": {"customer_id": data["id"], self.account_property: account,
+                 "event_properties": {"customer_id": _as_sent(data["id"]),
+                                      self.account_property: account,
                                       **extra}}
         self.events.queue(f"{account}:{kind}:{data['id']}:{modified}:{name}", event)
 
@@ -627,3 +628,10 @@ def write(config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
         log.info("%s", summary)
         yield p.dump(p.AirbyteMessage(type="LOG", log=p.AirbyteLogMessage(
             level="INFO", message=summary)))
+
+
+def _as_sent(record_id: Any) -> int | str:
+    """A record's id as an event property: ids are text in the commerce model, but one made of
+    digits goes as a number, as this destination has always sent it (automations compare it)."""
+    text = str(record_id)
+    return int(text) if text.isdigit() and len(text) < 19 else text
