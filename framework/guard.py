@@ -31,8 +31,6 @@ import asyncio
 import ipaddress
 import logging
 import resource
-import socket
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +40,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from framework.errors import listen_error
+from framework.sandbox import listen
 
 log = logging.getLogger("tajo.receiver")
 
@@ -268,19 +266,7 @@ def serve(app: Any, host: str, port: int, ready: dict[str, Any], limits: Limits,
         log.warning("only %d connections fit under the file descriptor limit (ulimit -n); "
                     "serving at most that many", connections)
         limits_in_force = Limits(**{**limits.__dict__, "max_connections": connections})
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:  # a port in use, an unknown host: one line, exit 2
-        sock.close()
-        raise listen_error(host, port, exc) from None
-    sock.listen(2048)
-    shown_host = f"[{host}]" if ":" in host else host
-    line = {"url": f"http://{shown_host}:{sock.getsockname()[1]}", **ready}
-    sys.stdout.write(orjson.dumps(line).decode() + "\n")
-    sys.stdout.flush()
+    sock = listen(host, port, ready)
     protocol = guarded_protocol(limits_in_force, refusals)
     config = uvicorn.Config(app, http=protocol, log_level="warning", access_log=False,
                             lifespan="off", proxy_headers=False,

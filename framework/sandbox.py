@@ -100,8 +100,9 @@ async def delay(latency_ms: int) -> None:
         await asyncio.sleep(latency_ms / 1000)
 
 
-def serve(app: Any, host: str, port: int, ready: dict[str, Any]) -> None:
-    """Bind, print ``ready`` (plus the URL) as one JSON line, then serve until stopped."""
+def listen(host: str, port: int, ready: dict[str, Any]) -> socket.socket:
+    """Bind a listening socket, then print ``ready`` (plus the URL) as one JSON line: what a
+    sandbox and the webhook receiver say when they can be reached."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on each connection; without it every
     # response waits ~40 ms for a delayed ACK (Nagle).
@@ -113,11 +114,16 @@ def serve(app: Any, host: str, port: int, ready: dict[str, Any]) -> None:
         sock.close()
         raise listen_error(host, port, exc) from None
     sock.listen(2048)
-    bound_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
-    line = {"url": f"http://{shown_host}:{bound_port}", **ready}
+    line = {"url": f"http://{shown_host}:{sock.getsockname()[1]}", **ready}
     sys.stdout.write(orjson.dumps(line).decode() + "\n")
     sys.stdout.flush()
+    return sock
+
+
+def serve(app: Any, host: str, port: int, ready: dict[str, Any]) -> None:
+    """Bind, print ``ready`` (plus the URL) as one JSON line, then serve until stopped."""
+    sock = listen(host, port, ready)
     config = uvicorn.Config(_dated(app), log_level="warning", access_log=False,
                             lifespan="off", timeout_keep_alive=30, date_header=False)
     uvicorn.Server(config).run(sockets=[sock])

@@ -241,19 +241,12 @@ class HttpSource(Source):
         return p.AirbyteCatalog(streams=[self.airbyte_stream(s) for s in self.loaded.model.streams])
 
     def configured_catalog(self, everything: bool = False) -> p.ConfiguredAirbyteCatalog:
-        """Every stream (but the optional ones, unless ``everything``), incremental where it
-        can be, deduplicated by primary key."""
-        streams = []
-        for stream in self.discover().streams:
-            if self.loaded.streams[stream.name].optional and not everything:
-                continue
-            incremental = "incremental" in stream.supported_sync_modes
-            streams.append(p.ConfiguredAirbyteStream(
-                stream=stream, sync_mode="incremental" if incremental else "full_refresh",
-                destination_sync_mode="append_dedup",
-                cursor_field=stream.default_cursor_field,
-                primary_key=stream.source_defined_primary_key))
-        return p.ConfiguredAirbyteCatalog(streams=streams)
+        """The base catalog, less the optional streams unless ``everything``."""
+        catalog = super().configured_catalog(everything)
+        if not everything:
+            catalog.streams = [c for c in catalog.streams
+                               if not self.loaded.streams[c.stream.name].optional]
+        return catalog
 
     # --- reading --------------------------------------------------------------------------
 
