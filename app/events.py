@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from framework.errors import ConfigError
-from framework.webhooks import declared, subscriptions, table_of
+from framework.webhooks.subscriptions import declared, subscriptions, table_of
 
 #: BigCommerce scope -> the Brevo event it is sent as.
 EVENTS = {
@@ -38,8 +38,9 @@ EVENTS = {
 
 
 def subscribed(source: Any, config: dict[str, Any]) -> list[str]:
-    """The scopes the config's webhooks table subscribes to (``framework.webhooks``), each
-    row's ``destination`` checked against the event its scope is sent as."""
+    """The scopes the config's webhooks table subscribes to
+    (``framework.webhooks.subscriptions``), each row's ``destination`` checked against the event
+    its scope is sent as."""
     scopes = subscriptions(source, config)
     spec = declared(source)
     for index, row in enumerate(table_of(source, config)):

@@ -22,11 +22,11 @@ from typing import Any
 
 import orjson
 
-from framework import protocol as p
-from framework.connector import Destination, Source
 from framework.errors import REDACT, ConnectorError
-from framework.spool import Spool
-from framework.statestore import StateStore
+from framework.plugins.connector import Destination, Source
+from framework.protocol import messages as p
+from framework.protocol.statestore import StateStore
+from framework.webhooks.spool import Spool
 
 log = logging.getLogger("tajo.forward")
 
@@ -167,7 +167,8 @@ class Forwarder:
                 self.woken.clear()
                 last = self._spool_end()
                 if poll or last != seen:
-                    # Events are read once they are settle_s old (framework.source._spool_mark);
+                    # Events are read once they are settle_s old
+                    # (framework.engine.source._spool_mark);
                     # waiting here lets this cycle take them.
                     self.stopping.wait(getattr(self.source, "settle_s", 0.0) + 0.05)
                     try:

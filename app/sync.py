@@ -30,8 +30,13 @@ import orjson
 
 from app.events import subscribed
 from app.forward import Forwarder, model_catalog, sync_once
-from framework import protocol as p
-from framework.config import (
+from framework.declarative.formats import format_utc
+from framework.engine.source import HttpSource
+from framework.errors import REDACT, ConfigError, ConnectorError
+from framework.files import private_file
+from framework.plugins.connector import Destination, connectors, get
+from framework.protocol import messages as p
+from framework.protocol.config import (
     apply_defaults,
     lift_choices,
     load_file,
@@ -39,14 +44,9 @@ from framework.config import (
     substitute_env,
     validate_config,
 )
-from framework.connector import Destination, connectors, get
-from framework.errors import REDACT, ConfigError, ConnectorError
-from framework.files import private_file
-from framework.formats import format_utc
-from framework.source import HttpSource
-from framework.spool import Spool
-from framework.statestore import StateStore
-from framework.webhooks import api_of, declared
+from framework.protocol.statestore import StateStore
+from framework.webhooks.spool import Spool
+from framework.webhooks.subscriptions import api_of, declared
 
 log = logging.getLogger("tajo.sync")
 

@@ -16,11 +16,11 @@ import click
 import orjson
 
 from app import sync
-from framework import commands
+from framework.declarative.formats import format_utc
 from framework.errors import REDACT, ConnectorError
-from framework.formats import format_utc
-from framework.protocol import AirbyteConnectionStatus
-from framework.webhooks import LIMIT_FIX, declared
+from framework.plugins import commands
+from framework.protocol.messages import AirbyteConnectionStatus
+from framework.webhooks.subscriptions import LIMIT_FIX, declared
 
 SANDBOX_LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
 

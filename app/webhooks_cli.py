@@ -12,13 +12,20 @@ import orjson
 
 from app import sync
 from app.events import subscribed
-from framework import commands
-from framework import connector as registry
+from framework.engine.source import HttpSource
 from framework.errors import ConfigError, ConnectorError
-from framework.guard import Limits, RefusalLog, parse_proxy, serve
-from framework.receiver import MAX_BODY, STALE_AFTER_S, SpoolWriter, Verifier, build_app
-from framework.source import HttpSource
-from framework.webhooks import api_of, check_destination, declared, register, secrets_of, shown
+from framework.plugins import commands
+from framework.plugins import connector as registry
+from framework.webhooks.guard import Limits, RefusalLog, parse_proxy, serve
+from framework.webhooks.receiver import MAX_BODY, STALE_AFTER_S, SpoolWriter, Verifier, build_app
+from framework.webhooks.subscriptions import (
+    api_of,
+    check_destination,
+    declared,
+    register,
+    secrets_of,
+    shown,
+)
 
 CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
                       help="The sync config (tajo.yaml: the spool and, when webhook_secret is "

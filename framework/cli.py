@@ -16,10 +16,10 @@ from pathlib import Path
 import click
 import orjson
 
-from framework import commands
-from framework import connector as registry
-from framework.connector import Destination, Source
 from framework.errors import REDACT, ConnectorError
+from framework.plugins import commands
+from framework.plugins import connector as registry
+from framework.plugins.connector import Destination, Source
 
 CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
                       help="Connector config, JSON or YAML; ${ENV_VAR} is replaced.")
@@ -185,7 +185,7 @@ def sandbox() -> None:
 def new_connector_command(name: str, where: str) -> None:
     """Create a source plugin folder (spec, schema, sandbox, standard tests) that passes the
     standard connector suite as it is."""
-    from framework.scaffold import scaffold  # lazy: see LazyGroup
+    from framework.devkit.scaffold import scaffold  # lazy: see LazyGroup
 
     try:
         root = scaffold(name, Path(where))

@@ -37,8 +37,8 @@ Answer = tuple[int, Any]
 
 
 class FakeBrevo:
-    """``send`` as ``framework.http.HttpClient`` has it. ``answers[(method, path)]`` is a list
-    of answers (or exceptions to raise, or callables of the body) used in turn; a route
+    """``send`` as ``framework.engine.http.HttpClient`` has it. ``answers[(method, path)]`` is a
+    list of answers (or exceptions to raise, or callables of the body) used in turn; a route
     without a scripted answer gets ``default``."""
 
     def __init__(self) -> None:

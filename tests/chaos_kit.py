@@ -312,7 +312,7 @@ def faults_scenario(store: Store, clean: Account, faulty: Account, work: Path,
                     scale: int = 1) -> dict[str, Any]:
     """A full and an incremental sync under faults on both sides, each against a clean one
     into another account: what differs, what was doubled, what was injected."""
-    from framework.faults import FAULT_KINDS
+    from framework.devkit.faults import FAULT_KINDS
 
     profile = PROFILE if profile is None else profile
     clean_config = sync_config(store, clean, work / f"clean-{seed}")

@@ -32,7 +32,7 @@ from airbyte_cdk.test.standard_tests._job_runner import run_test_job
 from airbyte_cdk.test.standard_tests._spec_lint import assert_spec_is_valid, get_single_spec
 from airbyte_standard import SandboxScenario, ScriptDestination, ScriptSource, script_path
 
-from framework.spool import Spool
+from framework.webhooks.spool import Spool
 
 pytest_plugins = ["airbyte_cdk.test.standard_tests.pytest_hooks"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import LISTS, RUNNER, BrevoBox, Sandbox, start_sandbox
 
-from framework.commands import MAX_LINE
+from framework.plugins.commands import MAX_LINE
 
 pytestmark = pytest.mark.e2e
 
@@ -326,7 +326,7 @@ def test_the_corpus_has_forty_cases_and_more() -> None:
 
 def test_a_state_file_from_a_killed_run_resumes(tmp_path: Path) -> None:
     """The appended output of runs that failed (an ERROR trace) or were killed mid-line."""
-    from framework.catalog import load_state
+    from framework.protocol.catalog import load_state
 
     trace = {"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": 1.0, "error": {
         "message": "x", "failure_type": "system_error"}}}

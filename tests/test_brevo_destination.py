@@ -17,7 +17,7 @@ from conftest import RUNNER, BrevoBox, messages, run_cli
 from app.forward import model_catalog
 from connectors.bigcommerce import connector as bigcommerce
 from connectors.brevo.mapping import international_phone
-from framework import protocol as p
+from framework.protocol import messages as p
 
 
 def pipeline(source: Path, destination: Path, *extra: str) -> tuple[list[Any], list[Any]]:
@@ -325,7 +325,7 @@ def test_custom_fields_group_names_and_a_custom_mapping(brevo: BrevoBox, tmp_pat
 @pytest.mark.e2e
 def test_abandoned_carts_follow_consent_and_leave_the_list_when_converted(
         make_sandbox, write_json, brevo: BrevoBox, destination: Path, tmp_path: Path) -> None:
-    from framework.spool import Spool
+    from framework.webhooks.spool import Spool
     store = make_sandbox("--customers", "40", "--orders", "10", "--products", "10",
                          "--plan", "enterprise", "--seed", "81")
     spool_path = tmp_path / "spool.db"

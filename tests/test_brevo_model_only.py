@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import BrevoBox, run_cli
 
-from framework import protocol as p
+from framework.protocol import messages as p
 
 ROOT = Path(__file__).resolve().parents[1]
 BREVO = sorted((ROOT / "connectors" / "brevo").rglob("*.py"))

@@ -18,7 +18,7 @@ from chaos_kit import (
     pipeline_crash_scenario,
 )
 
-from framework.faults import FAULT_KINDS
+from framework.devkit.faults import FAULT_KINDS
 
 pytestmark = pytest.mark.e2e
 

@@ -25,9 +25,9 @@ from jsonschema import Draft7Validator
 
 from connectors.bigcommerce import COMMERCE, COMMERCE_FUNCTIONS, connector
 from connectors.sqlite import connector as sqlite
-from framework import protocol as p
-from framework.mapping import Mapping, MappingError
-from framework.spool import Spool
+from framework.declarative.mapping import Mapping, MappingError
+from framework.protocol import messages as p
+from framework.webhooks.spool import Spool
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "specs" / "schemas" / "commerce" / "v1"

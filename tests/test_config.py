@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from connectors.bigcommerce import connector
-from framework.config import load_config
 from framework.errors import ConfigError
+from framework.protocol.config import load_config
 
 SCHEMA = connector.loaded.model.connectionSpecification
 SECRET = "tok_SuperSecret_9f8e7d"
@@ -167,7 +167,7 @@ def test_unknown_keys_can_be_warnings(tmp_path: Path) -> None:
 def test_published_specs_do_not_forbid_unknown_keys(name: str) -> None:
     """Airbyte refuses ``additionalProperties: false`` in a spec: a config saved by a newer
     version must load in an older one. Typos are caught by ``unknown_fields`` instead."""
-    from framework import connector as registry
+    from framework.plugins import connector as registry
 
     def forbidding(node: Any, at: str = "$") -> list[str]:
         if isinstance(node, dict):
@@ -189,7 +189,7 @@ ODD = 'odd"to\\ken<&é-5c1a9f'
 
 def _sync_schema() -> dict[str, Any]:
     from app import sync
-    from framework.connector import get
+    from framework.plugins.connector import get
 
     destination = get("brevo", "destination")
     return sync.sync_schema(sync.sources(), destination)  # type: ignore[arg-type]
@@ -279,7 +279,7 @@ def test_a_sync_config_of_the_wrong_shape_does_not_print_its_secrets(
 
 
 def _sync_schema_secrets() -> list[str]:
-    from framework.config import secret_fields
+    from framework.protocol.config import secret_fields
     return secret_fields(_sync_schema())
 
 
@@ -328,7 +328,7 @@ def test_customer_data_files_are_private(tmp_path: Path) -> None:
     import stat
 
     from framework.files import open_sqlite, private_file
-    from framework.statestore import StateStore
+    from framework.protocol.statestore import StateStore
 
     def mode(path: Path) -> int:
         return stat.S_IMODE(path.stat().st_mode)
@@ -361,7 +361,7 @@ def test_customer_data_files_are_private(tmp_path: Path) -> None:
 
 def test_a_damaged_database_or_a_directory_is_a_one_line_error(tmp_path: Path) -> None:
     from framework.files import open_sqlite
-    from framework.statestore import StateStore
+    from framework.protocol.statestore import StateStore
 
     damaged = tmp_path / "state.db"
     damaged.write_bytes(b"not a database " * 300)
@@ -379,7 +379,7 @@ def test_a_damaged_database_or_a_directory_is_a_one_line_error(tmp_path: Path) -
 
 def test_run_errors_are_stored_redacted(tmp_path: Path) -> None:
     from framework.errors import REDACT
-    from framework.statestore import StateStore
+    from framework.protocol.statestore import StateStore
 
     REDACT.add(["stored-secret-4e5f6a"])
     store = StateStore(tmp_path / "s.db")

@@ -9,13 +9,13 @@ from typing import Any
 import orjson
 import pytest
 
-from framework import protocol as p
-from framework.catalog import load_state
+from framework.declarative.formats import CURSOR_FORMATS, apply_plan, compile_plan, iso_utc
+from framework.declarative.paginators import Cursor, Keyset, PageNumber
+from framework.engine.http import Stats
+from framework.engine.source import HttpSource
 from framework.errors import ConfigError, ConnectorError
-from framework.formats import CURSOR_FORMATS, apply_plan, compile_plan, iso_utc
-from framework.http import Stats
-from framework.paginators import Cursor, Keyset, PageNumber
-from framework.source import HttpSource
+from framework.protocol import messages as p
+from framework.protocol.catalog import load_state
 
 SPEC = {
     "name": "fake", "kind": "source",

@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from connectors.bigcommerce import connector
+from framework.engine.http import HttpClient
 from framework.errors import ConnectorError
-from framework.http import HttpClient
 
 RATE = connector.loaded.model.client.rate_limit
 ERRORS = connector.loaded.model.client.errors
@@ -111,8 +111,8 @@ def test_connection_refused_is_retried_then_reported() -> None:
 def test_an_answer_echoing_a_secret_is_redacted_before_it_is_cut(size: int) -> None:
     """An answer cut for an error message used to be cut first: a secret straddling the cut
     was left half-spelled, which the redactor no longer recognizes."""
+    from framework.engine.http import _snippet
     from framework.errors import REDACT
-    from framework.http import _snippet
 
     secret = "echoed-secret-5b1c9e0d7a"
     REDACT.add([secret])

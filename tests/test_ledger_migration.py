@@ -17,7 +17,7 @@ from conftest import BrevoBox, run_cli
 
 from app.sync import model_mapping
 from connectors.brevo.ledger import SCHEMA_VERSION, model_event_key
-from framework import protocol as p
+from framework.protocol import messages as p
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -1,4 +1,5 @@
-"""Pages parsed in helper processes (``framework.page_process``) against the reader threads."""
+"""Pages parsed in helper processes (``framework.engine.page_process``) against the reader
+threads."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import orjson
 import pytest
 from conftest import RUNNER, messages, run_cli
 
-from framework import page_process
+from framework.declarative.formats import compile_plan
+from framework.engine import page_process
 from framework.errors import ConnectorError
-from framework.formats import compile_plan
 
 
 def final_states(output: list[dict]) -> dict[str, dict]:
@@ -94,7 +95,7 @@ def test_no_helpers_on_one_cpu_or_when_turned_off() -> None:
     probe = ("import os, sys\n"
              "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}) if sys.argv[1] == '1' "
              "else None\n"
-             "from framework import page_process\n"
+             "from framework.engine import page_process\n"
              "helpers = page_process.start({1: None})\n"
              "print(0 if helpers is None else len(helpers._all))\n"
              "helpers and helpers.close()\n")

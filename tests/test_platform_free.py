@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from test_engine import ITEMS_SCHEMA, FakeClient
 
-from framework.formats import format_utc
-from framework.paginators import PAGINATORS, Paginator, register_paginator
-from framework.source import HttpSource
-from framework.spec import AUTH_TYPES, Authenticator, SpecError, register_auth
+from framework.declarative.formats import format_utc
+from framework.declarative.paginators import PAGINATORS, Paginator, register_paginator
+from framework.declarative.spec import AUTH_TYPES, Authenticator, SpecError, register_auth
+from framework.engine.source import HttpSource
 
 SHOPS_SPEC = {
     "name": "shops", "kind": "source",
@@ -153,11 +153,11 @@ def test_registered_names_are_the_valid_choices(registered: None, tmp_path: Path
 
 
 def test_registering_something_else_or_a_taken_name_is_refused() -> None:
-    with pytest.raises(TypeError, match=r"is not a subclass of framework\.paginators\.Paginator"):
+    with pytest.raises(TypeError, match=r"not a subclass of .*paginators\.Paginator"):
         register_paginator("odd", dict)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="paginator 'cursor' is registered already"):
         register_paginator("cursor", Offset)
-    with pytest.raises(TypeError, match=r"is not a subclass of framework\.spec\.Authenticator"):
+    with pytest.raises(TypeError, match=r"not a subclass of .*spec\.Authenticator"):
         register_auth("odd", dict)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="auth type 'header' is registered already"):
         register_auth("header", Bearer)
@@ -221,13 +221,13 @@ def test_the_bigcommerce_plugin_and_spec_name_no_brevo_event() -> None:
 
 
 def test_one_date_format() -> None:
-    """``framework.formats.format_utc`` is the one writer of ISO 8601 UTC dates."""
+    """``framework.declarative.formats.format_utc`` is the one writer of ISO 8601 UTC dates."""
     copies = []
     for folder in ("framework", "app", "connectors/bigcommerce"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             if "%Y-%m-%dT%H:%M:%SZ" in path.read_text():
                 copies.append(path.relative_to(ROOT).as_posix())
-    assert copies == ["framework/formats.py"]
+    assert copies == ["framework/declarative/formats.py"]
 
 
 @pytest.mark.parametrize(("when", "expected"), [
@@ -244,7 +244,7 @@ def test_format_utc(when: Any, expected: str) -> None:
 
 def test_a_read_without_a_catalog_reads_the_sources_own(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from framework import commands
+    from framework.plugins import commands
 
     source = source_of(tmp_path, SHOPS_SPEC)  # no BigCommerce stream: the old default failed
     client = FakeClient([{"data": [{"id": 1, "when": "2024-01-02T00:00:00Z"}]}])
@@ -260,8 +260,44 @@ def test_the_packaged_catalog_is_the_default_a_pipe_of_the_built_ins_uses() -> N
     """catalog.json (for an Airbyte connection) is what `runner read bigcommerce` and
     `runner write` read and write without --catalog."""
     from connectors.bigcommerce import connector as bigcommerce
-    from framework.catalog import load_catalog, sources_catalog
+    from framework.protocol.catalog import load_catalog, sources_catalog
 
     packaged = load_catalog(ROOT / "catalog.json")
     assert packaged == bigcommerce.configured_catalog()
     assert packaged == sources_catalog([bigcommerce])
+
+
+#: The framework's layers, bottom to top (README, "Writing a connector plugin"): a module imports
+#: its own layer and those below it, never one above.
+LAYERS = ["errors", "files", "net", "protocol", "declarative", "plugins", "webhooks", "engine",
+          "destinations", "devkit", "cli"]
+SHARED = {"errors": 0, "files": 0, "net": 0}  # one layer at the bottom; files and net use errors
+
+
+def _layer(module: str) -> int:
+    part = module.split(".")[1]
+    return SHARED.get(part, LAYERS.index(part))
+
+
+def test_each_layer_imports_only_the_layers_below_it() -> None:
+    import ast
+
+    upward = []
+    for path in sorted((ROOT / "framework").rglob("*.py")):
+        relative = path.relative_to(ROOT).with_suffix("")
+        if relative.parts[1:] in [(), ("__init__",)]:
+            continue
+        own = _layer(".".join(relative.parts))
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
+                    "framework"):
+                names = ([f"framework.{alias.name}" for alias in node.names]
+                         if node.module == "framework" else [node.module])
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith("framework.")]
+            upward += [f"{relative.as_posix()} imports {name}" for name in names
+                       if _layer(name) > own]
+    assert upward == []
+    assert sorted({p.parent.name for p in (ROOT / "framework").glob("*/__init__.py")}) == sorted(
+        set(LAYERS) - {"errors", "files", "net", "cli"})

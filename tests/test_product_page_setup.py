@@ -20,9 +20,9 @@ from webhook_kit import start_receiver
 
 import connectors.bigcommerce as bigcommerce
 from app import sync
-from framework import commands
 from framework.errors import ConfigError, ConnectorError
-from framework.spool import Spool
+from framework.plugins import commands
+from framework.webhooks.spool import Spool
 
 # The product page's OAuth scopes table: every scope read-only, store_cart included.
 PAGE_SCOPES = ["store_v2_customers_read_only", "store_v2_orders_read_only",

@@ -8,7 +8,7 @@ import pytest
 from airbyte_protocol import models as official
 
 from connectors.bigcommerce import connector as bigcommerce
-from framework import protocol as p
+from framework.protocol import messages as p
 
 
 def emitted_messages() -> dict[str, bytes]:

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from webhook_kit import HEADER, SECRET, Receiver, payload, start_receiver
 
-from framework.guard import Proxies, RefusalLog
+from framework.webhooks.guard import Proxies, RefusalLog
 
 STORE = "abc123"
 

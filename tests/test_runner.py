@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from conftest import RUNNER, messages, run_cli
 
 from connectors.bigcommerce import connector as bigcommerce
-from framework import connector as registry
-from framework import protocol as p
-from framework.catalog import data_path
 from framework.cli import cli
-from framework.connector import Destination
+from framework.plugins import connector as registry
+from framework.plugins.connector import Destination
+from framework.protocol import messages as p
+from framework.protocol.catalog import data_path
 
 
 def test_connectors_lists_builtins_found_through_entry_points() -> None:

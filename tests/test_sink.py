@@ -1,6 +1,7 @@
-"""The destination base (framework/sink.py), in-process: a STATE is echoed only once the records
-before it are committed, with its counts; flushes when a batch is full, when time is up, at the
-end; states of streams whose records were kept back stay held. And the SQLite destination on it."""
+"""The destination base (framework/destinations/sink.py), in-process: a STATE is echoed only once
+the records before it are committed, with its counts; flushes when a batch is full, when time is
+up, at the end; states of streams whose records were kept back stay held. And the SQLite
+destination on it."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import orjson
 import pytest
 
 from connectors.sqlite import connector as sqlite
-from framework import protocol as p
-from framework.sink import Writer, state_stream
+from framework.destinations.sink import Writer, state_stream
+from framework.protocol import messages as p
 
 
 def catalog(*names: str, schema: dict[str, Any] | None = None,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from framework.catalog import data_path
-from framework.spec import SpecError, load_spec
+from framework.declarative.spec import SpecError, load_spec
+from framework.protocol.catalog import data_path
 
 SPECS = Path(data_path("specs"))
 BASE = json.loads((SPECS / "bigcommerce.json").read_text())

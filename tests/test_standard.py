@@ -6,7 +6,7 @@ from pathlib import Path
 
 from connectors.bigcommerce import connector as bigcommerce
 from connectors.sqlite import connector as sqlite
-from framework.testing import destination_tests, source_tests
+from framework.devkit.testing import destination_tests, source_tests
 
 TestBigCommerce = source_tests(
     bigcommerce, sandbox_args=["--customers", "120", "--orders", "300", "--products", "40",

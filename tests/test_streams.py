@@ -16,11 +16,11 @@ from conftest import messages, run_cli
 from jsonschema import Draft7Validator
 
 from connectors.bigcommerce import connector, order_line_items
-from framework import commands
-from framework import protocol as p
+from framework.engine.http import HttpClient
 from framework.errors import ConnectorError
-from framework.http import HttpClient
-from framework.spool import Spool
+from framework.plugins import commands
+from framework.protocol import messages as p
+from framework.webhooks.spool import Spool
 
 SCHEMAS = connector.loaded.schemas
 RATE = connector.loaded.model.client.rate_limit
@@ -257,7 +257,7 @@ def test_persistent_5xx_ends_the_read_with_a_transient_error_trace(
         make_sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     box = make_sandbox("--customers", "5")
     box.admin("POST", "faults", {"status": 503, "count": 10})
-    monkeypatch.setattr("framework.http.random.uniform", lambda low, high: 0.0)
+    monkeypatch.setattr("framework.engine.http.random.uniform", lambda low, high: 0.0)
     catalog = connector.configured_catalog()
     catalog.streams = [s for s in catalog.streams if s.stream.name == "customers"]
     out = io.BytesIO()

@@ -17,11 +17,11 @@ from conftest import Sandbox, messages, run_cli
 from webhook_kit import HEADER, SECRET, Poster, payload, spool_key, start_receiver
 
 from connectors.bigcommerce import connector as bigcommerce
+from framework.engine.reader import _fetch_batch
 from framework.errors import ConfigError
-from framework.reader import _fetch_batch
-from framework.receiver import Refused, SpoolWriter, Verifier, sign
-from framework.spool import MAX_INTEGER_ID, Event, Spool, check_id
-from framework.webhooks import (
+from framework.webhooks.receiver import Refused, SpoolWriter, Verifier, sign
+from framework.webhooks.spool import MAX_INTEGER_ID, Event, Spool, check_id
+from framework.webhooks.subscriptions import (
     check_destination,
     declared,
     plan,

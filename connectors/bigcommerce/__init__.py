@@ -3,7 +3,8 @@
 The only Python here is what JSON cannot say: how an order's line items and coupons come out of
 the orders page (and when they must be fetched separately), an abandoned cart's recovery link
 (and the check of the scope it needs), what a webhooks table misses, and the sandbox. Its
-mapping to the commerce model is data (commerce.json, read by ``framework.mapping``); the
+mapping to the commerce model is data (commerce.json, read by
+``framework.declarative.mapping``); the
 model streams (``commerce_*``, optional) are its records mapped.
 """
 
@@ -18,12 +19,12 @@ from typing import Any
 
 from connectors.bigcommerce.sandbox import sandbox_command
 from connectors.bigcommerce.webhooks import BigCommerceHooks
-from framework.airbyte import airbyte_cli
-from framework.catalog import data_path
+from framework.declarative.mapping import Mapping, Scope
+from framework.engine.http import HttpClient
+from framework.engine.source import HttpSource
 from framework.errors import ConnectorError
-from framework.http import HttpClient
-from framework.mapping import Mapping, Scope
-from framework.source import HttpSource
+from framework.plugins.airbyte import airbyte_cli
+from framework.protocol.catalog import data_path
 
 log = logging.getLogger("tajo.bigcommerce")
 

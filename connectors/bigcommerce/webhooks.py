@@ -1,4 +1,5 @@
-"""BigCommerce's webhook subscriptions API (``/v3/hooks``), for ``framework.webhooks``.
+"""BigCommerce's webhook subscriptions API (``/v3/hooks``), for
+``framework.webhooks.subscriptions``.
 
 A hook is listed, created and updated in the framework's shape already (``id``, ``scope``,
 ``destination``, ``is_active``, ``headers``); only the calls and the error fields
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from framework.webhooks import Subscriptions
+from framework.webhooks.subscriptions import Subscriptions
 
 
 class BigCommerceHooks(Subscriptions):

@@ -10,12 +10,12 @@ from typing import Any
 from connectors.brevo import destination
 from connectors.brevo.ledger import Ledger
 from connectors.brevo.sandbox import sandbox_command
-from framework import protocol as p
-from framework.airbyte import airbyte_cli
-from framework.catalog import data_path
-from framework.connector import Destination
+from framework.engine.http import HttpClient
 from framework.errors import ConnectorError
-from framework.http import HttpClient
+from framework.plugins.airbyte import airbyte_cli
+from framework.plugins.connector import Destination
+from framework.protocol import messages as p
+from framework.protocol.catalog import data_path
 
 LISTS_PAGE = 50  # GET /v3/contacts/lists: limit at most 50
 

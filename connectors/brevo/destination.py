@@ -43,12 +43,12 @@ from connectors.brevo.payloads import (
     model_order,
     model_products,
 )
-from framework import protocol as p
+from framework.declarative.spec import RateLimitHeaders
+from framework.destinations.sink import Writer
+from framework.engine.http import HttpClient
 from framework.errors import ConnectorError
 from framework.files import private_file
-from framework.http import HttpClient
-from framework.sink import Writer
-from framework.spec import RateLimitHeaders
+from framework.protocol import messages as p
 
 log = logging.getLogger("tajo.brevo")
 

@@ -27,7 +27,7 @@ AMBIGUOUS_TRIES = 4  # an event batch whose answer never came: looked up and res
 
 
 class Api(Protocol):
-    """What the outbox needs of an API client (``framework.http.HttpClient``)."""
+    """What the outbox needs of an API client (``framework.engine.http.HttpClient``)."""
 
     def send(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]: ...
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
+from framework.declarative.formats import iso_utc
 from framework.files import open_sqlite
-from framework.formats import iso_utc
 
 log = logging.getLogger("tajo.brevo")
 

@@ -2,7 +2,7 @@
 
 Rows are upserted by the catalog's primary key, so replaying a read is harmless. A STATE message
 is echoed only after the records before it are committed (the protocol's rule, kept by
-``framework.sink.Writer``: here every STATE commits), which makes
+``framework.destinations.sink.Writer``: here every STATE commits), which makes
 ``runner read X | runner write sqlite`` resumable from the states it prints. Records that cannot
 be stored (a primary key field missing) go to the ``_rejected`` table and are counted.
 """
@@ -16,11 +16,11 @@ from typing import Any
 
 import orjson
 
-from framework import protocol as p
-from framework.airbyte import airbyte_cli
-from framework.catalog import data_path
-from framework.connector import Destination
-from framework.sink import Writer
+from framework.destinations.sink import Writer
+from framework.plugins.airbyte import airbyte_cli
+from framework.plugins.connector import Destination
+from framework.protocol import messages as p
+from framework.protocol.catalog import data_path
 
 log = logging.getLogger("tajo.sqlite")
 

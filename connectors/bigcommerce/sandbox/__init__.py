@@ -10,7 +10,7 @@ import secrets
 import click
 
 from connectors.bigcommerce.sandbox.data import PLANS
-from framework.faults import fault_options, with_faults
+from framework.devkit.faults import fault_options, with_faults
 
 
 @click.command("bigcommerce")
@@ -50,7 +50,7 @@ def sandbox_command(host: str, port: int, seed: int, customers: int, orders: int
     from connectors.bigcommerce.sandbox.app import Sandbox, build_app
     from connectors.bigcommerce.sandbox.data import Store
     from connectors.bigcommerce.sandbox.hooks import Hooks
-    from framework.sandbox import serve
+    from framework.devkit.sandbox import serve
 
     served = []
     for n in range(stores):

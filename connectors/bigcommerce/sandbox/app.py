@@ -29,7 +29,7 @@ from connectors.bigcommerce.sandbox import generate as g
 from connectors.bigcommerce.sandbox.data import PLANS, Collection, Store
 from connectors.bigcommerce.sandbox.hooks import Hooks
 from connectors.bigcommerce.sandbox.routes import ROUTES, STATUS_DOCS, ApiError
-from framework.sandbox import Faults, QuotaWindow, RequestStats, delay, json_response
+from framework.devkit.sandbox import Faults, QuotaWindow, RequestStats, delay, json_response
 
 ALL_SCOPES = frozenset({"store_v2_customers", "store_v2_information", "store_v2_orders",
                         "store_v2_products", "store_cart", "store_v2_content"})

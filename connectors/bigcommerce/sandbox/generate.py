@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from framework.formats import format_utc
+from framework.declarative.formats import format_utc
 
 
 def iso(ts: int) -> str:

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 
-from framework.receiver import sign
+from framework.webhooks.receiver import sign
 
 log = logging.getLogger("tajo.sandbox.hooks")
 

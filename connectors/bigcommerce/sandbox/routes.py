@@ -20,7 +20,7 @@ import orjson
 
 from connectors.bigcommerce.sandbox import generate as g
 from connectors.bigcommerce.sandbox.data import Collection, Store
-from framework.formats import parse_datetime
+from framework.declarative.formats import parse_datetime
 
 MAX_LIMIT = 250
 STATUS_DOCS = "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from framework.faults import fault_options, with_faults
+from framework.devkit.faults import fault_options, with_faults
 
 REFERENCE_ENV = "TAJO_BREVO_REFERENCE"  # a file: check traffic against brevo-python's models
 
@@ -33,7 +33,7 @@ def sandbox_command(host: str, port: int, window_ms: int, latency_ms: int,
     """Serve a Brevo account on loopback; prints {"url", "api_key"} once ready."""
     key = api_key or f"xkeysib-{secrets.token_hex(32)}-{secrets.token_hex(8)}"
     from connectors.brevo.sandbox.app import BrevoSandbox, build_app  # with the server
-    from framework.sandbox import serve
+    from framework.devkit.sandbox import serve
 
     sandbox = BrevoSandbox(key, window_ms, latency_ms, import_delay_ms)
     sandbox.account.organization_id = organization_id

@@ -36,7 +36,7 @@ from connectors.brevo.sandbox.store import (
     Account,
     BrevoError,
 )
-from framework.sandbox import QuotaWindow, RequestStats, delay, json_response
+from framework.devkit.sandbox import QuotaWindow, RequestStats, delay, json_response
 
 # Limits of Brevo's general tier (developers.brevo.com/docs/api-limits; the "everything else"
 # bucket from a third-party transcription): (requests, window in seconds).

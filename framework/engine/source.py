@@ -2,7 +2,7 @@
 
 One path for data: HTTP page -> records (selected, normalized, tagged) -> RECORD lines -> a STATE
 line once the page is out. The stream config says everything else: path, params, paginator,
-where the records are, keys, cursor and schema; ``framework.reader`` reads the pages.
+where the records are, keys, cursor and schema; ``framework.engine.reader`` reads the pages.
 
 Reads run in worker threads, at most ``concurrency`` requests at once per account under that
 account's one pacer; this thread writes their pages in arrival order and the per-stream states.
@@ -24,14 +24,12 @@ from typing import Any
 
 import click
 
-from framework import page_process
-from framework import protocol as p
-from framework.connector import Source
-from framework.errors import ConfigError, ConnectorError
-from framework.formats import compile_plan, format_utc, iso_utc
-from framework.http import HttpClient
-from framework.paginators import PAGINATORS
-from framework.reader import (
+from framework.declarative.formats import compile_plan, format_utc, iso_utc
+from framework.declarative.paginators import PAGINATORS
+from framework.declarative.spec import Settings, Stream
+from framework.engine import page_process
+from framework.engine.http import HttpClient
+from framework.engine.reader import (
     Hook,
     Page,
     Slice,
@@ -41,9 +39,11 @@ from framework.reader import (
     read_slice,
     time_slices,
 )
-from framework.spec import Settings, Stream
-from framework.spool import Spool
-from framework.webhooks import Subscriptions
+from framework.errors import ConfigError, ConnectorError
+from framework.plugins.connector import Source
+from framework.protocol import messages as p
+from framework.webhooks.spool import Spool
+from framework.webhooks.subscriptions import Subscriptions
 
 log = logging.getLogger("tajo.source")
 
@@ -68,7 +68,8 @@ class HttpSource(Source):
         hooks: named functions for what JSON cannot say (e.g. extracting an order's lines).
         checks: setup checks by the stream they are for (run when that stream is synced).
         advice: what a webhooks table misses for the streams synced.
-        subscriptions: the platform's webhook subscriptions API (``framework.webhooks``).
+        subscriptions: the platform's webhook subscriptions API
+            (``framework.webhooks.subscriptions``).
     """
 
     def __init__(self, spec_file: str | Path, *, sandbox: click.Command | None = None,

@@ -44,7 +44,7 @@ INIT = '''\
 
 from pathlib import Path
 
-from framework.source import HttpSource
+from framework.engine.source import HttpSource
 
 from tajo_{name}.sandbox import sandbox_command
 
@@ -65,8 +65,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
-from framework.formats import format_utc
-from framework.sandbox import json_response, serve
+from framework.declarative.formats import format_utc
+from framework.devkit.sandbox import json_response, serve
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -114,7 +114,7 @@ def sandbox_command(host: str, port: int, count: int) -> None:
 TESTS = '''\
 """The standard connector suite, generated for this connector."""
 
-from framework.testing import source_tests
+from framework.devkit.testing import source_tests
 
 from tajo_{name} import connector
 

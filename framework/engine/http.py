@@ -23,8 +23,8 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from framework.declarative.spec import RateLimitHeaders
 from framework.errors import REDACT, ConnectorError
-from framework.spec import RateLimitHeaders
 
 log = logging.getLogger("tajo.http")
 
@@ -223,7 +223,7 @@ class HttpClient:
     def get_raw(self, path: str, params: dict[str, Any] | None = None,
                 scope: str | None = None) -> bytes:
         """GET ``path`` and return its JSON body unparsed (``b""`` for no content), for a
-        caller that parses it when it is ready to (``framework.reader`` parses at most a
+        caller that parses it when it is ready to (``framework.engine.reader`` parses at most a
         few pages at a time). A body that is not JSON is retried like in :meth:`get`; one
         that says it is JSON is the caller's to judge.
 

@@ -21,11 +21,11 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from framework import protocol as p
-from framework.catalog import load_catalog, load_state, sources_catalog
-from framework.connector import Connector, Destination, Source, connectors
+from framework.declarative.spec import SpecError
 from framework.errors import REDACT, ConfigError, ConnectorError, RedactingFilter
-from framework.spec import SpecError
+from framework.plugins.connector import Connector, Destination, Source, connectors
+from framework.protocol import messages as p
+from framework.protocol.catalog import load_catalog, load_state, sources_catalog
 
 log = logging.getLogger("tajo")
 

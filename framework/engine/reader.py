@@ -7,7 +7,7 @@ threads read at once, each with its own keyset paginator, all under the account'
 A paged snapshot with a known page count fans out by page instead.
 
 Workers only read and serialize; they report :class:`Page` events to the coordinating thread
-(``framework.source``), which writes them in order and moves the state forward only over
+(``framework.engine.source``), which writes them in order and moves the state forward only over
 slices that are complete, so a STATE never covers a record that has not been written.
 """
 
@@ -22,14 +22,14 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from framework import protocol as p
+from framework.declarative.formats import CURSOR_FORMATS, apply_plan, format_utc, parse_datetime
+from framework.declarative.paginators import PAGINATORS, Keyset, PageNumber, dig
+from framework.declarative.spec import Settings, Stream
+from framework.engine.http import HttpClient
+from framework.engine.page_process import PageProcess, Parsed, body_and_records, prepare
 from framework.errors import ConnectorError
-from framework.formats import CURSOR_FORMATS, apply_plan, format_utc, parse_datetime
-from framework.http import HttpClient
-from framework.page_process import PageProcess, Parsed, body_and_records, prepare
-from framework.paginators import PAGINATORS, Keyset, PageNumber, dig
-from framework.spec import Settings, Stream
-from framework.spool import Spool, check_id, short
+from framework.protocol import messages as p
+from framework.webhooks.spool import Spool, check_id, short
 
 log = logging.getLogger("tajo.reader")
 
@@ -80,11 +80,11 @@ class Unit:
     #: Upper bound of the slices: the server's time when they were cut. Whatever changes
     #: while they are read moves past it and is read by the next run.
     horizon: str | None = None
-    #: The process that parses this unit's pages (``framework.page_process``), and the key
+    #: The process that parses this unit's pages (``framework.engine.page_process``), and the key
     #: of the unit's recipe there; ``None``: parsed in the reader thread.
     helper: PageProcess | None = None
     helper_key: int = 0
-    #: The settings of the account's config (``framework.spec.ConfigNames``).
+    #: The settings of the account's config (``framework.declarative.spec.ConfigNames``).
     settings: Settings = field(default_factory=Settings)
 
     @property

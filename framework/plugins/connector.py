@@ -23,10 +23,10 @@ from typing import Any, ClassVar
 
 import click
 
-from framework import protocol as p
-from framework.config import load_config
+from framework.declarative.spec import LoadedSpec, load_spec
 from framework.errors import ConfigError, ConnectorError
-from framework.spec import LoadedSpec, load_spec
+from framework.protocol import messages as p
+from framework.protocol.config import load_config
 
 ENTRY_POINT_GROUP = "tajo.connectors"
 RESTRICT_ENV = "TAJO_CONNECTORS"

@@ -6,7 +6,7 @@ the spec marks ``airbyte_secret``.
 Unknown keys: Airbyte forbids ``additionalProperties: false`` in a published spec (a config saved
 by a newer version must still load in an older one), so the specs do not say it, and a typo is
 caught here instead (:func:`unknown_fields`): an error in ``runner``, a warning in the Airbyte
-CLI (``framework/airbyte.py``), each naming the key and the valid ones.
+CLI (``framework/plugins/airbyte.py``), each naming the key and the valid ones.
 
 Secrets (the fields a spec marks ``airbyte_secret``): surrounding whitespace is stripped (a
 file-mounted Kubernetes secret ends with a newline, which no API accepts in a header), and a

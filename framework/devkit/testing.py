@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from framework import protocol as p
-from framework.connector import Destination, Source
+from framework.plugins.connector import Destination, Source
+from framework.protocol import messages as p
 
 
 def _runner() -> str:

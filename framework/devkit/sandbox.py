@@ -8,8 +8,6 @@ it is stopped, so a test or a shell script can start it as a subprocess and read
 from __future__ import annotations
 
 import asyncio
-import socket
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ import orjson
 import uvicorn
 from starlette.responses import Response
 
-from framework.errors import listen_error
+from framework.net import listen
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -98,27 +96,6 @@ async def delay(latency_ms: int) -> None:
     """Simulated network and server time for one response."""
     if latency_ms > 0:
         await asyncio.sleep(latency_ms / 1000)
-
-
-def listen(host: str, port: int, ready: dict[str, Any]) -> socket.socket:
-    """Bind a listening socket, then print ``ready`` (plus the URL) as one JSON line: what a
-    sandbox and the webhook receiver say when they can be reached."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on each connection; without it every
-    # response waits ~40 ms for a delayed ACK (Nagle).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:  # a port in use, an unknown host: one line, exit 2
-        sock.close()
-        raise listen_error(host, port, exc) from None
-    sock.listen(2048)
-    shown_host = f"[{host}]" if ":" in host else host
-    line = {"url": f"http://{shown_host}:{sock.getsockname()[1]}", **ready}
-    sys.stdout.write(orjson.dumps(line).decode() + "\n")
-    sys.stdout.flush()
-    return sock
 
 
 def serve(app: Any, host: str, port: int, ready: dict[str, Any]) -> None:

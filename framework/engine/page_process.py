@@ -29,10 +29,10 @@ from typing import Any
 
 import orjson
 
+from framework.declarative.formats import Plan
+from framework.declarative.paginators import dig
 from framework.errors import ConnectorError
-from framework.formats import Plan
-from framework.paginators import dig
-from framework.protocol import now_ms, record_envelope
+from framework.protocol.messages import now_ms, record_envelope
 
 #: The skeleton's field holding a digest of the record's line: two versions of a record with
 #: one cursor value must not look alike to the paginator (see ``Keyset``).
@@ -64,7 +64,7 @@ def body_and_records(data: bytes, where: str, records_path: str | None) -> tuple
 
 @dataclass(frozen=True)
 class Recipe:
-    """What a reader thread would do with a page of one unit (see ``framework.reader``)."""
+    """What a reader thread would do with a page of one unit (see ``framework.engine.reader``)."""
 
     stream: str
     where: str  # the request, for error messages

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from framework import protocol as p
-from framework.config import load_file
 from framework.errors import ConfigError
+from framework.protocol import messages as p
+from framework.protocol.config import load_file
 
 log = logging.getLogger("tajo")
 #: Messages a run prints besides its states (skipped in a state file made of its output).
@@ -29,7 +29,7 @@ def data_path(name: str) -> Path:
     packaged = Path(str(resources.files("framework"))) / "_data" / name
     if packaged.exists():
         return packaged
-    return Path(__file__).resolve().parent.parent / name
+    return Path(__file__).resolve().parents[2] / name
 
 
 def load_catalog(path: str | Path) -> p.ConfiguredAirbyteCatalog:

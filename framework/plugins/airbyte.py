@@ -8,7 +8,7 @@
 
 A config key the spec does not declare is ignored with a warning (a LOG message and a line on
 stderr) naming it: the platform may hand over a config saved by a newer version of the connector.
-``runner`` refuses the same key (see ``framework/commands.py``).
+``runner`` refuses the same key (see ``framework/plugins/commands.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import click
 
-from framework import commands
-from framework.connector import Connector, Destination, Source
+from framework.plugins import commands
+from framework.plugins.connector import Connector, Destination, Source
 
 
 def airbyte_cli(connector: Connector) -> Callable[[], None]:

@@ -1,10 +1,10 @@
-"""The expressions of a mapping file (``framework.mapping``), compiled to functions.
+"""The expressions of a mapping file (``framework.declarative.mapping``), compiled to functions.
 
 A field's value is an *expression*, in one of these forms:
 
 - ``"a.b[0].c"``: the value at a path of the record (``None`` where it stops); ``"a[].b"``
   collects ``b`` of every item of ``a``; ``"a[f].b"`` is ``b`` of the first item of ``a``
-  whose ``f`` is true; ``"@store.url"`` reads a *context* (``framework.mapping``).
+  whose ``f`` is true; ``"@store.url"`` reads a *context* (``framework.declarative.mapping``).
 - ``{"path": p, "none_if": [0], "table": t, "pick": f, "default": v}``: the path's value
   (``None`` when it is one of ``none_if``, the platform's ways of saying none), looked up in a
   table (``tables``, whose ``default`` stands for every other value; or a context indexed by
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from framework.formats import iso_utc
+from framework.declarative.formats import iso_utc
 
 OPERATORS = {
     "path": {"table", "pick", "default", "none_if"},

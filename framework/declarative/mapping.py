@@ -15,7 +15,7 @@ A mapping file::
                          "fields": {"id": "id", "status": {"path": "state.code",
                                                            "table": "status"}}}}}
 
-A field's value is an *expression* (``framework.mapping_expressions`` lists its forms: a
+A field's value is an *expression* (``framework.declarative.mapping_expressions`` lists its forms: a
 path, a table lookup, a template, a list mapped item by item, a sum, a plugin function).
 
 A *context* is what several records share and the API gives apart (the store's address, the
@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from framework.mapping_expressions import (
+from framework.declarative.mapping_expressions import (
     Compiler,
     Expr,
     Function,
@@ -245,6 +245,6 @@ def _fetch_context(spec: dict[str, Any], fetch: Callable[..., Any]) -> Any:
 
 
 def _schemas_folder(model: str) -> Path:
-    from framework.catalog import data_path  # the catalog module reads files, as this does
+    from framework.protocol.catalog import data_path  # the catalog module reads files, as this does
 
     return data_path(f"specs/schemas/{model}")

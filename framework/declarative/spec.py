@@ -25,9 +25,9 @@ from pydantic import (
     model_validator,
 )
 
-from framework.config import config_fields as loaded_config_fields
-from framework.formats import CURSOR_FORMATS
-from framework.paginators import PAGINATORS
+from framework.declarative.formats import CURSOR_FORMATS
+from framework.declarative.paginators import PAGINATORS
+from framework.protocol.config import config_fields as loaded_config_fields
 
 
 class SpecError(Exception):
@@ -87,7 +87,7 @@ def register_auth(name: str, cls: type[Authenticator]) -> None:
     """
     if not (isinstance(cls, type) and issubclass(cls, Authenticator)):
         raise TypeError(f"auth type {name!r}: {cls!r} is not a subclass of "
-                        "framework.spec.Authenticator")
+                        "framework.declarative.spec.Authenticator")
     if AUTH_TYPES.get(name, cls) is not cls:
         raise ValueError(f"auth type {name!r} is registered already "
                          f"({AUTH_TYPES[name].__qualname__}); choose another name")
@@ -170,7 +170,8 @@ class Parent(_Strict):
     stream: str
     hook: str
     #: The child's records are whole as the hook makes them (e.g. records of a shared model,
-    #: ``framework.mapping``): the engine adds neither the account fields nor the parent's
+    #: ``framework.declarative.mapping``): the engine adds neither the account fields nor the
+    #: parent's
     #: cursor to them. Their cursor (the catalog's, and their state's key) is ``cursor_field``,
     #: a field the hook sets, when the parent has one.
     whole: bool = False
@@ -188,7 +189,8 @@ class Channels(_Strict):
     field: str | None = None
 
 
-#: What a valid resource id is (``framework.spool.check_id``): ``integer`` (1 to 2**31 - 1, a
+#: What a valid resource id is (``framework.webhooks.spool.check_id``): ``integer``
+#: (1 to 2**31 - 1, a
 #: JSON number or ASCII digits), ``uuid`` (8-4-4-4-12 hex digits) or ``text`` (1 to 100 of
 #: letters, digits and ``._:-``, for a connector that declares nothing stricter).
 IdType = Literal["integer", "uuid", "text"]
@@ -270,7 +272,7 @@ class Webhooks(_Strict):
     #: Deliveries may also be signed the Standard Webhooks way with the app's client secret.
     signatures: Literal["standard_webhooks"] | None = None
     #: Seconds a spooled event waits before it is read: a platform whose dates are whole
-    #: seconds needs 1 (see ``framework.source._spool_mark``); 0 for finer dates.
+    #: seconds needs 1 (see ``framework.engine.source._spool_mark``); 0 for finer dates.
     settle_s: float = Field(default=0.0, ge=0, le=60)
     #: Scope names that are not the platform's (e.g. a seed config's ``inventory/updated``)
     #: and the real scopes they stand for.

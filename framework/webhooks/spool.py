@@ -60,7 +60,7 @@ _TEXT = re.compile(r"[A-Za-z0-9._:-]{1,100}")  # no comma: ids travel in comma-s
 
 def check_id(value: object, id_type: str) -> str:
     """A resource id as the spool stores it (a string), if ``value`` is a valid one of
-    ``id_type`` (``integer``, ``uuid`` or ``text``; see ``framework.spec.IdType``).
+    ``id_type`` (``integer``, ``uuid`` or ``text``; see ``framework.declarative.spec.IdType``).
 
     Raises:
         ValueError: what is wrong with it, in a few words that never echo a long value.

@@ -11,7 +11,7 @@ by trying it:
 - time before the headers: uvicorn starts no timer before the first request (a connection that
   sends nothing, or a byte a minute, is held forever). ``header_timeout`` runs from the
   connection (or the next request's first byte) to the end of the headers: 408, then close;
-- time for the body: the app (``framework.receiver``) stops reading after ``body_timeout``
+- time for the body: the app (``framework.webhooks.receiver``) stops reading after ``body_timeout``
   (408, connection closed); keep-alive idle time is uvicorn's ``timeout_keep_alive``;
 - connections: uvicorn's ``limit_concurrency`` answers 503 to requests, but only once headers
   are in, and every open connection holds a file descriptor (1,100 idle ones exhausted the
@@ -40,7 +40,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from framework.sandbox import listen
+from framework.net import listen
 
 log = logging.getLogger("tajo.receiver")
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from framework.declarative.spec import Webhooks
 from framework.errors import ConfigError, ConnectorError
-from framework.spec import Webhooks
 
 log = logging.getLogger("tajo.webhooks")
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import orjson
 
-from framework import protocol as p
-from framework.records import checks_of
+from framework.protocol import messages as p
+from framework.protocol.records import checks_of
 
 
 def state_stream(message: dict[str, Any]) -> str | None:

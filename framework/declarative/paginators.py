@@ -186,7 +186,7 @@ def register_paginator(name: str, cls: type[Paginator]) -> None:
     """
     if not (isinstance(cls, type) and issubclass(cls, Paginator)):
         raise TypeError(f"paginator {name!r}: {cls!r} is not a subclass of "
-                        "framework.paginators.Paginator")
+                        "framework.declarative.paginators.Paginator")
     if PAGINATORS.get(name, cls) is not cls:
         raise ValueError(f"paginator {name!r} is registered already "
                          f"({PAGINATORS[name].__qualname__}); choose another name")

@@ -45,10 +45,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from framework.guard import Limits, Proxies, RefusalLog
-from framework.paginators import dig
-from framework.spec import Webhooks
-from framework.spool import Event, Spool, check_id
+from framework.declarative.paginators import dig
+from framework.declarative.spec import Webhooks
+from framework.webhooks.guard import Limits, Proxies, RefusalLog
+from framework.webhooks.spool import Event, Spool, check_id
 
 log = logging.getLogger("tajo.receiver")
 
@@ -296,7 +296,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 def build_app(verifier: Verifier, writer: SpoolWriter, path: str, max_body: int = MAX_BODY,
               limits: Limits | None = None, refusals: RefusalLog | None = None) -> Starlette:
-    """The receiver's ASGI app (``framework.guard`` serves it within ``limits``)."""
+    """The receiver's ASGI app (``framework.webhooks.guard`` serves it within ``limits``)."""
     limits = limits or Limits()
     refusals = refusals or RefusalLog(limits.refusal_log_lines, limits.refusal_log_interval)
     proxies = Proxies(limits.trusted_proxies)

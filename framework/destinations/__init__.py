@@ -1,0 +1,1 @@
+"""Destinations: the write loop every destination shares: batches, flushes, STATE after commit."""

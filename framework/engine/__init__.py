@@ -1,0 +1,1 @@
+"""The HTTP engine: the paced client, pages read in slices, the declarative source."""

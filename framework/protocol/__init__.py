@@ -1,0 +1,1 @@
+"""The Airbyte protocol: messages, records against schemas, catalogs, configs, state."""
