@@ -12,9 +12,14 @@ from framework import cli as base
 
 
 class AppGroup(base.LazyGroup):
-    LAZY = {"sync": "app.sync_cli:sync_command",
-            "status": "app.sync_cli:status_command",
-            "webhooks": "app.webhooks_cli:webhooks"}
+    LAZY = {"sync": ("app.sync_cli:sync_command",
+                     "Sync every enabled store into Brevo, resuming from the state kept in "
+                     "state_dir."),
+            "status": ("app.sync_cli:status_command",
+                       "Connected? Last sync per stream, what Brevo holds, spool depth, errors, "
+                       "dead letters."),
+            "webhooks": ("app.webhooks_cli:webhooks",
+                         "Subscribe to a store's webhooks, list them, and receive them.")}
 
 
 @click.command("check")

@@ -12,14 +12,17 @@ import importlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 
 from framework.errors import REDACT, ConnectorError
-from framework.plugins import commands
-from framework.plugins import connector as registry
-from framework.plugins.connector import Destination, Source
+
+# The verbs and the plugin registry (pydantic models, jsonschema, the specs) are imported by the
+# commands that use them, not here: ``runner --help`` and a typo answer in a tenth of a second.
+if TYPE_CHECKING:
+    from framework.plugins.connector import Connector
 
 CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
                       help="Connector config, JSON or YAML; ${ENV_VAR} is replaced.")
@@ -30,10 +33,14 @@ CATALOG = click.option("--catalog", "catalog_path", type=click.Path(dir_okay=Fal
 
 
 def _finish(messages: Iterator[bytes]) -> None:
+    from framework.plugins import commands
+
     sys.exit(commands.run(messages))
 
 
-def _get(name: str, kind: str | None = None) -> registry.Connector:
+def _get(name: str, kind: str | None = None) -> Connector:
+    from framework.plugins import connector as registry
+
     try:
         return registry.get(name, kind)
     except ConnectorError as exc:
@@ -41,18 +48,33 @@ def _get(name: str, kind: str | None = None) -> registry.Connector:
 
 
 class LazyGroup(click.Group):
-    """A group whose heavier commands (``LAZY``: name -> ``module:attribute``, e.g. a sync or
-    a webhook server with its ASGI stack) are imported when called: ``runner read`` in a
-    pipeline starts without them."""
+    """A group whose heavier commands (``LAZY``: name -> (``module:attribute``, short help),
+    e.g. a sync or a webhook server with its ASGI stack) are imported when called: ``runner
+    read`` in a pipeline starts without them, and ``runner --help`` lists them by their short
+    help without importing any (a test checks each one against its command's own)."""
 
-    LAZY: dict[str, str] = {}
+    LAZY: dict[str, tuple[str, str]] = {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            limit = formatter.width - 6 - len(name)
+            if name in self.LAZY:
+                rows.append((name, click.utils.make_default_short_help(self.LAZY[name][1], limit)))
+                continue
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.LAZY:
-            module, attr = self.LAZY[cmd_name].split(":")
+            module, attr = self.LAZY[cmd_name][0].split(":")
             command: click.Command = getattr(importlib.import_module(module), attr)
             return command
         return super().get_command(ctx, cmd_name)
@@ -64,6 +86,8 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, json_logs: bool) -> None:
     """Move data between stores and marketing tools with Airbyte-protocol connectors."""
+    from framework.plugins import commands
+
     commands.setup_logging(verbose, json_logs)
     ctx.obj = {"json_logs": json_logs}
 
@@ -72,6 +96,8 @@ def cli(ctx: click.Context, verbose: bool, json_logs: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per connector.")
 def list_connectors(as_json: bool) -> None:
     """List the installed connectors (built-in and plugins)."""
+    from framework.plugins import connector as registry
+
     try:
         found = registry.connectors()
     except ConnectorError as exc:
@@ -90,6 +116,8 @@ def list_connectors(as_json: bool) -> None:
 @click.argument("name")
 def spec_command(name: str) -> None:
     """Print the connector's SPEC message."""
+    from framework.plugins import commands
+
     _finish(commands.spec(_get(name)))
 
 
@@ -103,6 +131,8 @@ def check_command(name: str, config_path: str) -> None:
 
 def check_connector(name: str, config_path: str) -> None:
     """``runner check NAME``: the CONNECTION_STATUS message; exit 1 when it failed."""
+    from framework.plugins import commands
+
     conn = _get(name)
     output: list[bytes] = []
 
@@ -127,6 +157,9 @@ def check_connector(name: str, config_path: str) -> None:
 def discover_command(name: str, config_path: str | None, configured: bool,
                      everything: bool) -> None:
     """Print the streams the source offers."""
+    from framework.plugins import commands
+    from framework.plugins.connector import Source
+
     conn = _get(name, "source")
     assert isinstance(conn, Source)
     if configured:
@@ -146,6 +179,9 @@ def discover_command(name: str, config_path: str | None, configured: bool,
 def read_command(name: str, config_path: str, catalog_path: str | None,
                  state_path: str | None) -> None:
     """Read records from a source; Airbyte messages on stdout."""
+    from framework.plugins import commands
+    from framework.plugins.connector import Source
+
     conn = _get(name, "source")
     assert isinstance(conn, Source)
     _finish(commands.read(conn, config_path, catalog_path, state_path))
@@ -157,6 +193,9 @@ def read_command(name: str, config_path: str, catalog_path: str | None,
 @CATALOG
 def write_command(name: str, config_path: str, catalog_path: str | None) -> None:
     """Write Airbyte messages from stdin to a destination; committed states on stdout."""
+    from framework.plugins import commands
+    from framework.plugins.connector import Destination
+
     conn = _get(name, "destination")
     assert isinstance(conn, Destination)
     _finish(commands.write(conn, config_path, catalog_path, sys.stdin.buffer))
@@ -166,9 +205,13 @@ class SandboxGroup(click.Group):
     """``runner sandbox NAME``: the sandboxes that connectors ship, found through the plugins."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        from framework.plugins import connector as registry
+
         return sorted(n for n, c in registry.connectors().items() if c.sandbox)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from framework.plugins import connector as registry
+
         conn = registry.connectors().get(cmd_name)
         return conn.sandbox if conn else None
 
@@ -205,5 +248,7 @@ def main(group: click.Group = cli) -> None:
         click.echo(f"error: {REDACT(exc.message)}", err=True)
         sys.exit(2 if exc.failure_type == "config_error" else 1)
     except Exception as exc:
+        from framework.plugins import commands
+
         commands.report_bug(exc)
         sys.exit(1)

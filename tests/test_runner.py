@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 from conftest import RUNNER, messages, run_cli
@@ -154,3 +155,23 @@ def test_read_pipe_write_sqlite_then_resume_from_the_destination_states(
 def test_sandbox_group_lists_connector_sandboxes() -> None:
     result = CliRunner().invoke(cli, ["sandbox", "--help"])
     assert "bigcommerce" in result.output
+
+
+def test_help_imports_no_command_and_lists_the_lazy_ones_by_their_own_help() -> None:
+    """``runner --help`` answers without the verbs, the plugins, pydantic or requests (it took
+    half a second with them); the short help it shows for a lazy command is that command's."""
+    import sys
+
+    probe = ("import sys\nfrom app.cli import cli\ntry:\n    cli(['--help'], prog_name='runner')\n"
+             "except SystemExit:\n    pass\nheavy = ('framework.plugins', 'framework.engine', "
+             "'app.sync', 'app.webhooks_cli', 'pydantic', 'jsonschema', 'requests')\n"
+             "print(sorted(m for m in sys.modules if m.startswith(heavy)), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stderr.strip() == "[]"
+    assert "Sync every enabled store into Brevo" in result.stdout
+    from app.cli import cli as app_cli
+
+    for name, (_, short) in app_cli.LAZY.items():
+        command = app_cli.get_command(click.Context(app_cli), name)
+        assert command is not None and command.get_short_help_str(1000) == short

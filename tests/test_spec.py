@@ -123,3 +123,24 @@ def test_spec_that_is_not_json(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", sorted(SPECS.glob("*.json")), ids=lambda p: p.name)
 def test_every_shipped_spec_loads(path: Path) -> None:
     assert load_spec(path).name == path.stem
+
+
+def test_a_bad_record_schema_is_refused_where_it_is_used(tmp_path: Path) -> None:
+    """Record schemas are checked against the metaschema when first looked up (``runner spec``
+    need not check twenty): a bad one is the same one-line error at the discover that uses it."""
+    from framework.engine.source import HttpSource
+
+    (tmp_path / "schemas").mkdir()
+    for name in ("bigcommerce", "commerce"):
+        (tmp_path / "schemas" / name).symlink_to(SPECS / "schemas" / name)
+    spec = variant(lambda s: stream(s).update(schema="bad.json"))
+    good = json.loads((SPECS / "schemas" / "bigcommerce" / "customers.json").read_text())
+    good["properties"]["id"] = {"type": "thing"}
+    (tmp_path / "bad.json").write_text(json.dumps(good))
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    source = HttpSource(path)
+    assert source.spec().connectionSpecification["type"] == "object"
+    with pytest.raises(SpecError, match=r"bad.json: not a valid JSON Schema: 'thing' is not"):
+        source.discover({})
+    assert load_spec(path).schemas["orders"]["type"] == "object"  # the others are fine
