@@ -9,6 +9,7 @@ from typing import Any
 
 from connectors.brevo import destination
 from connectors.brevo.ledger import Ledger
+from connectors.brevo.mapping import check_mapping
 from connectors.brevo.sandbox import sandbox_command
 from framework.engine.http import HttpClient
 from framework.errors import ConnectorError
@@ -30,7 +31,12 @@ class BrevoDestination(Destination):
     """Keeps a Brevo account in step with the records it reads."""
 
     def check(self, config: dict[str, Any]) -> p.AirbyteConnectionStatus:
-        """The key works and every configured list exists."""
+        """The mapping names fields of the model, the key works and every configured list
+        exists."""
+        try:
+            check_mapping(config.get("customer_mapping") or {})
+        except ConnectorError as exc:
+            return p.AirbyteConnectionStatus(status="FAILED", message=exc.message)
         client = HttpClient(config["api_url"].rstrip("/"), {"api-key": config["api_key"]},
                             rate_limit=destination.RATE_LIMIT, errors=destination.ERRORS)
         try:

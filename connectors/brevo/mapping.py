@@ -21,6 +21,9 @@ from typing import Any
 
 import phonenumbers
 
+from framework.errors import ConfigError
+from framework.protocol.catalog import data_path
+
 #: The seed document's mapping, used when the config gives none.
 DEFAULT_MAPPING: dict[str, str] = {
     "email": "email", "first_name": "FIRSTNAME", "last_name": "LASTNAME", "phone": "SMS",
@@ -34,6 +37,7 @@ COMPUTED = {"order_count", "amount_spent"}
 TYPES = {"order_count": "float", "amount_spent": "float", "created_at": "date"}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+_PATH = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+|\[\d+\])*")
 
 
 def path_value(record: dict[str, Any], path: str) -> Any:
@@ -60,11 +64,40 @@ def international_phone(raw: str, region: str | None) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _customer_schema() -> dict[str, Any]:
+    import json
+
+    path = data_path("specs") / "schemas" / "commerce" / "v1" / "customer.json"
+    schema: dict[str, Any] = json.loads(path.read_text())
+    return schema
+
+
+def check_mapping(mapping: dict[str, str]) -> None:
+    """Every key is a path of the model's customer (or a custom field by name): a key that
+    names nothing would fill its attribute with nothing, silently, on every contact."""
+    schema = _customer_schema()
+    for key in mapping:
+        if key.startswith("custom_fields.") and key.removeprefix("custom_fields."):
+            continue
+        node: Any = schema
+        for name, index in _STEP.findall(key):
+            node = (node.get("items") if index else (node.get("properties") or {}).get(name))
+            if not isinstance(node, dict):
+                break
+        if not isinstance(node, dict) or not _PATH.fullmatch(key):
+            fields = ", ".join(sorted(schema["properties"]))
+            raise ConfigError(
+                f"customer_mapping: {key!r} is not a field of the commerce model's customer "
+                f"(fields: {fields}; addresses[0].city and the like for an address, "
+                "custom_fields.<name> for a form field or attribute); fix or remove the key")
+
+
 class ContactMapper:
     """Turns customer records into (email, attributes); lookups come from the ledger."""
 
     def __init__(self, mapping: dict[str, str],
                  store_country: Callable[[str], str | None]) -> None:
+        check_mapping(mapping)
         self.mapping = {k: v.upper() for k, v in mapping.items() if k != "email"}
         self.store_country = store_country
         self.phones_left_out: list[str] = []  # "store/id" of customers whose phone was invalid
