@@ -67,6 +67,8 @@ class PageNumber(Paginator):
         page_param: str = "page"
         total_pages_path: str | None = None
 
+    options: Options  # what __init__ validated with the class's own Options
+
     def first(self, params: Params) -> Params:
         return {**super().first(params), self.options.page_param: 1}
 
@@ -86,6 +88,8 @@ class Cursor(Paginator):
     class Options(_Options):
         param: str = "after"
         cursor_path: str
+
+    options: Options
 
     def next(self, params: Params, body: Any, records: list[Record]) -> Params | None:
         cursor = dig(body, self.options.cursor_path)
@@ -114,6 +118,7 @@ class Keyset(Paginator):
     class Options(_Options):
         page_param: str = "page"
 
+    options: Options
     needs_cursor = True
     sorted_by_cursor = True
 

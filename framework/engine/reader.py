@@ -177,6 +177,8 @@ def read_slice(unit: Unit, index: int, hooks: dict[str, Hook], probe: bool,
                  and cursor.max_param is not None)
     can_fan_out = (probe and isinstance(paginator, PageNumber) and not unit.incremental
                    and paginator.options.total_pages_path is not None)
+    # A stream without a path is a child, read with its parent (the spec checks it).
+    assert stream.path is not None
     first = True
     while params is not None and not stopped():
         data = unit.client.get_raw(stream.path.format(**unit.config), params, scope=stream.scope)
@@ -356,6 +358,7 @@ def _live_page(unit: Unit, batch: list[tuple[int, str, str]], one_by_one: str | 
     seen = ({live.cursor_field: format_utc(horizon(unit.client))}
             if live.cursor_field and gone else {})
     for resource_id in gone:
+        assert live.key is not None  # without a key field every id counts as present
         log.info("%s %s is gone; written as deleted", live.resource, resource_id)
         records.append({live.key: _typed_id(resource_id), "is_deleted": True, **seen,
                         **unit.added})
