@@ -84,6 +84,13 @@ INVALID = [
     (lambda s: s["streams"][12]["live"].pop("cursor_field"),
      "at $.streams[12].live.cursor_field: a stream read only from the spool is incremental "
      "(at a spool offset); name the record field its records are ordered by"),
+    # A channels rule without its parameter or field read every channel's records.
+    (lambda s: s["streams"][6]["channels"].pop("param"),
+     "at $.streams[6].channels: mode 'list' needs 'param', the request parameter that takes "
+     "the account's channels"),
+    (lambda s: s["streams"][0]["channels"].pop("field"),
+     "at $.streams[0].channels: mode 'field' needs 'field', the record field naming the "
+     "channel(s) of a record"),
     (lambda s: s["streams"][12]["live"].update(cursor_field="modified"),
      "at $.streams[12].live.cursor_field: 'modified' is not a property of the record schema "
      "schemas/bigcommerce/carts.json"),

@@ -189,6 +189,17 @@ class Channels(_Strict):
     #: webhooks bring (they are fetched by id, not per channel).
     field: str | None = None
 
+    @model_validator(mode="after")
+    def _named(self) -> Channels:
+        # Without it the stream would silently read every channel's records.
+        if self.mode == "field" and self.field is None:
+            raise ValueError("mode 'field' needs 'field', the record field naming the "
+                             "channel(s) of a record")
+        if self.mode != "field" and self.param is None:
+            raise ValueError(f"mode {self.mode!r} needs 'param', the request parameter that "
+                             "takes the account's channels")
+        return self
+
 
 #: What a valid resource id is (``framework.webhooks.spool.check_id``): ``integer``
 #: (1 to 2**31 - 1, a
