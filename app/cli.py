@@ -1,7 +1,8 @@
 """``runner``: the framework's commands (``framework.cli``) and the app's.
 
-The app adds ``sync``, ``status`` and ``webhooks`` (imported when called, so that ``runner read``
-in a pipeline starts without them) and lets ``check`` take a sync config without a NAME.
+The app adds ``sync``, ``status``, ``webhooks`` and ``storefront`` (imported when called, so
+that ``runner read`` in a pipeline starts without them) and lets ``check`` take a sync config
+without a NAME.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ class AppGroup(base.LazyGroup):
                        "Connected? Last sync per stream, what Brevo holds, spool depth, errors, "
                        "dead letters."),
             "webhooks": ("app.webhooks_cli:webhooks",
-                         "Subscribe to a store's webhooks, list them, and receive them.")}
+                         "Subscribe to a store's webhooks, list them, and receive them."),
+            "storefront": ("app.storefront_cli:storefront",
+                           "Install the storefront script (product views, carts, checkouts) "
+                           "on each store.")}
 
 
 @click.command("check")

@@ -68,7 +68,8 @@ INVALID = [
     (lambda s: s["client"].update(base_url="{api_url}/stores/{hash}"),
      "at $.client.base_url: placeholder {hash} is not a config field; valid: access_token, "
      "api_url, channel_ids, client_id, client_secret, concurrency, page_size, read_mode, "
-     "request_timeout, spool_path, start_date, store_hash, stores, webhook_secret, webhooks"),
+     "request_timeout, spool_path, start_date, store_hash, storefront, stores, webhook_secret, "
+     "webhooks"),
     (lambda s: s["connectionSpecification"].update(type="thing"),
      "at $.connectionSpecification: not a valid JSON Schema"),
     (lambda s: s["streams"].append(copy.deepcopy(stream(s))),

@@ -234,6 +234,9 @@ class Live(_Strict):
     cursor_field: str | None = None
     #: What a valid id of ``resource`` is: an event whose id is not one is dead-lettered.
     id_type: IdType = "text"
+    #: Each spooled event is a record (its payload), fetched from nowhere: events a page
+    #: sent, which no API holds (e.g. a product viewed).
+    payload: bool = False
 
 
 class WebhookScope(_Strict):
@@ -289,6 +292,45 @@ class Webhooks(_Strict):
     #: Scope names that are not the platform's (e.g. a seed config's ``inventory/updated``)
     #: and the real scopes they stand for.
     aliases: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class IdentityToken(_Strict):
+    """A signed token that a storefront page gets for its logged-in shopper from the platform
+    (a JWT signed with the app's secret) and sends with its events: the storefront endpoint
+    (``framework.webhooks.storefront``) verifies it and takes the shopper's identity from it.
+    Claims are dotted paths (``customer.id``)."""
+
+    algorithms: list[Literal["HS256", "HS384", "HS512"]] = Field(default=["HS256"],
+                                                                  min_length=1)
+    #: Config fields (an account's own, else the shared one) of the signing secret and of the
+    #: audience the token is made for (the app's client id).
+    secret_field: str
+    audience_field: str | None = None
+    issuer: str | None = None
+    account_claim: str
+    customer_id_claim: str
+    email_claim: str | None = None
+    #: Claims with a fixed value (e.g. what the token is for).
+    claims: dict[str, str | int] = Field(default_factory=dict)
+    #: Seconds a token stays valid after ``iat`` at most, whatever its ``exp`` says.
+    max_age_s: int = Field(default=3600, ge=60)
+
+
+class Origins(_Strict):
+    """Where an account's storefront pages are: fields of a record of its API (e.g. the
+    store's details) holding URLs or host names, each made an origin."""
+
+    get: str = Field(pattern=r"^/")
+    fields: list[str] = Field(min_length=1)
+
+
+class Storefront(_Strict):
+    """The storefront events a platform's pages send (``framework.webhooks.storefront``)."""
+
+    #: The spool resource the events are kept as (a live stream with ``payload`` reads them).
+    resource: str = Field(default="storefront_event", pattern=r"^[a-z_]+$")
+    origins: Origins | None = None
+    identity: IdentityToken | None = None
 
 
 class Stream(_Strict):
@@ -384,6 +426,7 @@ class ConnectorSpecFile(_Strict):
     stream_defaults: dict[str, Any] = Field(default_factory=dict)
     streams: list[Stream] = Field(default_factory=list)
     webhooks: Webhooks | None = None
+    storefront: Storefront | None = None
     #: The switches of a sync config (``sync: {customers: true, ...}``) and the streams each
     #: turns on; streams in no group (e.g. the store's own details) are always read.
     sync_groups: dict[str, list[str]] = Field(default_factory=dict)

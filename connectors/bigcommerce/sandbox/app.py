@@ -29,6 +29,7 @@ from connectors.bigcommerce.sandbox import generate as g
 from connectors.bigcommerce.sandbox.data import PLANS, Collection, Store
 from connectors.bigcommerce.sandbox.hooks import Hooks
 from connectors.bigcommerce.sandbox.routes import ROUTES, STATUS_DOCS, ApiError
+from connectors.bigcommerce.sandbox.scripts import Scripts
 from framework.devkit.sandbox import Faults, QuotaWindow, RequestStats, delay, json_response
 
 ALL_SCOPES = frozenset({"store_v2_customers", "store_v2_information", "store_v2_orders",
@@ -60,6 +61,7 @@ class Sandbox:
         self.stats = RequestStats()
         self.faults = Faults()
         self.hooks = hooks or Hooks(store.store_hash, 1_000_000 + store.seed)
+        self.scripts = Scripts()  # /v3/content/scripts
 
 
 def _has_scope(granted: frozenset[str], scope: str, modify: bool = False) -> bool:
@@ -171,6 +173,14 @@ def _hooks_api(sandbox: Sandbox, request: Request, raw: bytes, granted: frozense
     return {"data": hooks.create(client_id, body), "meta": {}}
 
 
+def _scripts_api(sandbox: Sandbox, request: Request, raw: bytes, granted: frozenset[str],
+                 token: str) -> dict[str, Any] | None:
+    """``/v3/content/scripts`` and ``/v3/content/scripts/{uuid}`` (``sandbox/scripts.py``)."""
+    return sandbox.scripts.handle(request.method, request.path_params.get("uuid"),
+                                  request.query_params, raw, granted,
+                                  sandbox.clients.get(token, "sandbox-app"))
+
+
 def _mutate(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
     """Change a store the way its merchant and shoppers would (and fire its webhooks)."""
     store, emit = sandbox.store, sandbox.hooks.emit
@@ -230,6 +240,11 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
                                   ("/v3/hooks/{hook_id:int}", ["GET", "PUT", "DELETE"])):
             routes.append(Route(prefix + template, _store_endpoint(
                 sandbox, template.replace(":int", ""), "", "v3", _hooks_api,
+                reads_request=True), methods=methods))
+        for template, methods in (("/v3/content/scripts", ["GET", "POST"]),
+                                  ("/v3/content/scripts/{uuid}", ["GET", "PUT", "DELETE"])):
+            routes.append(Route(prefix + template, _store_endpoint(
+                sandbox, template, "store_v2_content", "v3", _scripts_api,
                 reads_request=True), methods=methods))
     by_token = {s.access_token: s for s in sandboxes}
 
