@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -79,7 +79,7 @@ class HttpClient:
 
     def __init__(self, base_url: str, headers: dict[str, str], *,
                  rate_limit: RateLimitHeaders | None = None,
-                 errors: dict[str, str] | None = None, timeout: tuple[float, float] = (10, 60),
+                 errors: Mapping[str, str] | None = None, timeout: tuple[float, float] = (10, 60),
                  max_retries: int = 5, max_throttled: int = 20, backoff_s: float = 0.5,
                  reserve: int = 0, concurrency: int = 1,
                  on_wait: Callable[[float, str], None] | None = None,
@@ -95,7 +95,7 @@ class HttpClient:
         # ~/.netrc on every request (two stat calls a page). Proxy settings still apply.
         self.session.auth = _headers_only
         self.rate_limit = rate_limit
-        self.errors = errors or {}
+        self.errors: Mapping[str, str] = errors or {}
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_throttled = max_throttled

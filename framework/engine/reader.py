@@ -52,6 +52,8 @@ class Slice:
     at_lower: set[tuple[Any, ...]] = field(default_factory=set)
     page: int | None = None
     cursor: str | None = None  # highest cursor written so far
+    #: A live unit's one slice: the spool offset read up to (it starts at the saved one).
+    offset: int = 0
     done: bool = False
 
 
@@ -279,7 +281,7 @@ def read_live(unit: Unit, hooks: dict[str, Hook], stopped: Callable[[], bool]
     spool = Spool(spool_path)
     try:
         last = None
-        pending = spool.ids(unit.account, live.resource, int(unit.slices[0].lower or 0),
+        pending = spool.ids(unit.account, live.resource, unit.slices[0].offset,
                             unit.spool_mark)
         while batch := list(islice(pending, live.batch)):
             if stopped():

@@ -17,7 +17,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,8 @@ class HttpSource(Source):
                 resets.append(p.now_ms() + int(seconds * 1000))
 
         settings = spec.config.read(config)
-        return HttpClient(base_url, headers, rate_limit=spec.rate_limit, errors=spec.errors,
+        return HttpClient(base_url, headers, rate_limit=spec.rate_limit,
+                          errors=dict(spec.errors.items()),  # keyed by status, as text
                           concurrency=settings.concurrency, on_wait=on_wait,
                           timeout=(10, settings.request_timeout))
 
@@ -185,6 +186,7 @@ class HttpSource(Source):
                                                  params=stream.check_params or {},
                                                  scope=stream.scope)
                     if status == 404:
+                        assert self.loaded.model.client is not None  # self.client() made one
                         template = self.loaded.model.client.base_url
                         fields = ", ".join(re.findall(r"{(\w+)}", template))
                         raise ConnectorError(
@@ -278,7 +280,7 @@ class HttpSource(Source):
             for client in clients:
                 client.close()
 
-    def _units(self, account: dict[str, Any], client: HttpClient, modes: dict[str, str],
+    def _units(self, account: dict[str, Any], client: HttpClient, modes: Mapping[str, str],
                state: dict[str, dict[str, Any]]) -> Iterator[Unit]:
         """The units of one account: each requested stream with its requested children.
 
@@ -300,7 +302,9 @@ class HttpSource(Source):
         def saved(name: str, account_key: str) -> dict[str, Any]:
             return _saved(state, name, account_key, self.state_key, noun)
 
-        added = {k: v.format(**account) for k, v in self.loaded.model.client.add_fields.items()}
+        spec = self.loaded.model.client
+        assert spec is not None  # parse_spec guarantees a client for sources with streams
+        added = {k: v.format(**account) for k, v in spec.add_fields.items()}
         for stream in streams:
             if stream.parent is not None:
                 continue
@@ -318,10 +322,10 @@ class HttpSource(Source):
                     yield Unit(stream=stream, children=_children(stream, group),
                                emit=[m.name for m in group], account=key, config=account,
                                settings=settings,
-                               client=client, incremental=True, start=offset,
+                               client=client, incremental=True, start=None,
                                params=dict(stream.params), plans=plans, added=added,
                                keep=self._live_filter(stream, settings.channels),
-                               slices=[Slice(lower=offset)], spool_mark=mark, live=True)
+                               slices=[Slice(offset=offset)], spool_mark=mark, live=True)
                 continue
             if webhooks_mode:  # nothing to learn from webhooks about this stream
                 continue
@@ -365,11 +369,12 @@ class HttpSource(Source):
         rule = stream.channels
         if not channels or rule is None:
             return [("", {}, None)]
+        if rule.mode == "field":
+            return [("", {}, HttpSource._live_filter(stream, account_channels))]
+        assert rule.param is not None  # the spec requires one for "list" and "each"
         if rule.mode == "list":
             return [("", {rule.param: ",".join(map(str, channels))}, None)]
-        if rule.mode == "each":
-            return [(f"#channel={c}", {rule.param: c}, None) for c in channels]
-        return [("", {}, HttpSource._live_filter(stream, account_channels))]
+        return [(f"#channel={c}", {rule.param: c}, None) for c in channels]
 
 
 def _groups(members: list[Stream], starts: list[Any]) -> list[tuple[Any, list[Stream]]]:
@@ -420,7 +425,7 @@ def _cursor_start(name: str, field: str, value: Any) -> str:
 
 
 def _poll_start(stream: Stream, name: str, account_key: str, start_date: str | None,
-                modes: dict[str, str], saved: Saved,
+                modes: Mapping[str, str], saved: Saved,
                 state_field: Callable[[str, str], str]) -> tuple[bool, str | None]:
     """Whether stream ``name`` (the polled ``stream`` or one of its children) is read
     incrementally, and from where: its own cursor, else the account's ``start_date``."""
@@ -436,7 +441,7 @@ def _poll_start(stream: Stream, name: str, account_key: str, start_date: str | N
     return incremental, start
 
 
-def _live_start(name: str, account_key: str, modes: dict[str, str], saved: Saved,
+def _live_start(name: str, account_key: str, modes: Mapping[str, str], saved: Saved,
                 webhooks_mode: bool) -> int:
     """The spool offset a live stream resumes from (0: from the start of the spool).
     Webhooks mode always resumes: it reads what changed since the last run."""
@@ -518,7 +523,7 @@ def _read_error(failures: dict[str, Exception]) -> Exception:
 class _Coordinator:
     """Runs units on worker threads and writes their pages, states and statuses in order."""
 
-    def __init__(self, source: HttpSource, units: list[Unit], modes: dict[str, str],
+    def __init__(self, source: HttpSource, units: list[Unit], modes: Mapping[str, str],
                  state: dict[str, dict[str, Any]], resets: list[int],
                  accounts: list[dict[str, Any]]) -> None:
         self.source = source
@@ -662,7 +667,9 @@ class _Coordinator:
             if name in self.since_state:
                 self.since_state[name] += count
         piece = unit.slices[page.index]
-        piece.cursor = max(filter(None, (piece.cursor, page.cursor, page.offset)), default=None)
+        piece.cursor = max(filter(None, (piece.cursor, page.cursor)), default=None)
+        if page.offset is not None:  # a live page: how far it read the spool
+            piece.offset = max(piece.offset, page.offset)
         piece.done = page.done
         if page.split_at is not None:
             self._split(unit, page.split_at, page.total)
@@ -741,7 +748,7 @@ class _Coordinator:
         cursor = unit.stream.incremental.cursor_field if unit.stream.incremental else None
         moves: list[tuple[str, str, Any]] = []  # (state key, field, value)
         if unit.live:
-            moves.append((unit.account, SPOOL_OFFSET, unit.slices[0].cursor or unit.start))
+            moves.append((unit.account, SPOOL_OFFSET, unit.slices[0].offset))
         else:
             if cursor is not None and PAGINATORS[unit.stream.paginator.type].sorted_by_cursor:
                 moves.append((unit.account, cursor, unit.frontier()))
