@@ -25,6 +25,8 @@ import sys
 import threading
 from dataclasses import dataclass
 from itertools import accumulate
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import orjson
@@ -167,7 +169,7 @@ class PageProcess:
         sys.stdout.flush()  # a child must not write out what the parent had buffered
         sys.stderr.flush()
         self._free: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
-        self._all = []
+        self._all: list[tuple[Connection, BaseProcess]] = []
         for _ in range(count):
             conn, child = context.Pipe()
             others = [c for c, _ in self._all] + [conn]
