@@ -16,7 +16,8 @@ from framework.engine.source import HttpSource
 from framework.errors import ConfigError, ConnectorError
 from framework.plugins import commands
 from framework.plugins import connector as registry
-from framework.webhooks.guard import Limits, RefusalLog, parse_proxy, serve
+from framework.webhooks import storefront
+from framework.webhooks.guard import Limits, Proxies, RefusalLog, parse_proxy, serve
 from framework.webhooks.receiver import MAX_BODY, STALE_AFTER_S, SpoolWriter, Verifier, build_app
 from framework.webhooks.subscriptions import (
     api_of,
@@ -189,10 +190,21 @@ def list_command(config_path: str, source_name: str, as_json: bool) -> None:
 @click.option("--trusted-proxy", "trusted_proxies", multiple=True,
               callback=lambda _ctx, _param, values: _proxies(values),
               help="Address or network of a proxy whose X-Forwarded-For names the client in "
-                   "logs (repeatable; default: none, the peer address is logged).")
+                   "logs and the storefront endpoint's per-address limit (repeatable; "
+                   "default: none, the peer address is used).")
+@click.option("--storefront-max-body", default=storefront.MAX_BODY, show_default=True,
+              type=click.IntRange(1024), help="Largest storefront beacon, in bytes (413 over).")
+@click.option("--storefront-per-ip", default=storefront.Limits.per_ip, show_default=True,
+              type=click.FloatRange(1), help="Storefront beacons a minute from one address "
+                                             "(429 over).")
+@click.option("--storefront-per-visitor", default=storefront.Limits.per_visitor,
+              show_default=True, type=click.FloatRange(1),
+              help="Storefront events a minute for one visitor (429 over).")
 def serve_command(config_path: str, source_name: str, host: str, port: int, max_body: int,
                   forward_config: str | None, destination_name: str, state_dir: str,
-                  keep_days: float, poll_every: float, **limits: Any) -> None:
+                  keep_days: float, poll_every: float, storefront_max_body: int,
+                  storefront_per_ip: float, storefront_per_visitor: float,
+                  **limits: Any) -> None:
     """Receive webhooks on POST /webhooks/SOURCE: verify, spool, acknowledge."""
     bounds = Limits(**limits)
     refusals = RefusalLog(bounds.refusal_log_lines, bounds.refusal_log_interval)
@@ -220,11 +232,22 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
         writer = SpoolWriter(config["spool_path"],
                              on_stored=forwarder.wake if forwarder else None,
                              keep_days=keep_days)
+        beacons = None
+        if source.loaded.model.storefront is not None:
+            origins = (config.get("storefront") or {}).get("origins") or []
+            beacons = storefront.Beacons(
+                source.loaded.model.storefront,
+                storefront.accounts_of(source, config, origins),
+                storefront.Limits(storefront_max_body, storefront_per_ip,
+                                  storefront_per_visitor))
     except ConnectorError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2 if exc.failure_type == "config_error" else 1)
     path = f"/webhooks/{source_name}"
-    app = build_app(verifier, writer, path, max_body, bounds, refusals)
+    more = (storefront.routes(beacons, writer, f"/storefront/{source_name}",
+                              bounds.body_timeout, refusals, Proxies(bounds.trusted_proxies))
+            if beacons is not None else [])
+    app = build_app(verifier, writer, path, max_body, bounds, refusals, more)
     if forwarder:
         forwarder.start()
     try:

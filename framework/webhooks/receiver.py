@@ -295,8 +295,10 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 
 def build_app(verifier: Verifier, writer: SpoolWriter, path: str, max_body: int = MAX_BODY,
-              limits: Limits | None = None, refusals: RefusalLog | None = None) -> Starlette:
-    """The receiver's ASGI app (``framework.webhooks.guard`` serves it within ``limits``)."""
+              limits: Limits | None = None, refusals: RefusalLog | None = None,
+              more_routes: list[Route] | None = None) -> Starlette:
+    """The receiver's ASGI app (``framework.webhooks.guard`` serves it within ``limits``);
+    ``more_routes``: e.g. the storefront endpoint's (``framework.webhooks.storefront``)."""
     limits = limits or Limits()
     refusals = refusals or RefusalLog(limits.refusal_log_lines, limits.refusal_log_interval)
     proxies = Proxies(limits.trusted_proxies)
@@ -355,4 +357,4 @@ def build_app(verifier: Verifier, writer: SpoolWriter, path: str, max_body: int 
         return Response(orjson.dumps({"ok": True, **counts}), media_type="application/json")
 
     return Starlette(routes=[Route(path, receive, methods=["POST"]),
-                             Route("/healthz", health, methods=["GET"])])
+                             Route("/healthz", health, methods=["GET"]), *(more_routes or [])])
