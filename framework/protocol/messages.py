@@ -137,10 +137,13 @@ class AirbyteStreamStatusTraceMessage(_Model):
     reasons: list[dict[str, Any]] | None = None
 
 
+TraceType = Literal["ERROR", "ESTIMATE", "STREAM_STATUS", "ANALYTICS"]
+
+
 class AirbyteTraceMessage(_Model):
     """ERROR, ESTIMATE, STREAM_STATUS or ANALYTICS."""
 
-    type: Literal["ERROR", "ESTIMATE", "STREAM_STATUS", "ANALYTICS"]
+    type: TraceType
     emitted_at: float
     error: AirbyteErrorTraceMessage | None = None
     estimate: AirbyteEstimateTraceMessage | None = None
@@ -289,13 +292,14 @@ def state_message(stream: str, stream_state: dict[str, Any] | None,
 
 def log_message(level: str, text: str) -> AirbyteMessage:
     """A LOG message (any known secret redacted)."""
-    return AirbyteMessage(type="LOG", log=AirbyteLogMessage(level=level, message=REDACT(text)))
+    return AirbyteMessage(type="LOG", log=AirbyteLogMessage(level=LogLevel(level),
+                                                            message=REDACT(text)))
 
 
-def trace_message(kind: str, **payload: Any) -> AirbyteMessage:
+def trace_message(kind: TraceType, **payload: Any) -> AirbyteMessage:
     """A TRACE message of ``kind`` (ERROR, ESTIMATE, STREAM_STATUS) with its payload."""
-    return AirbyteMessage(type="TRACE", trace=AirbyteTraceMessage(
-        type=kind, emitted_at=float(now_ms()), **{kind.lower(): payload}))
+    return AirbyteMessage(type="TRACE", trace=AirbyteTraceMessage.model_validate(
+        {"type": kind, "emitted_at": float(now_ms()), kind.lower(): payload}))
 
 
 def stream_status(stream: str, status: str, reasons: list[dict[str, Any]] | None = None
