@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -312,7 +312,12 @@ def _shown(value: Any, secret: bool) -> str:
 
 def _describe(error: ValidationError, secret: bool) -> str:
     """One clause for one jsonschema error, without the value when it is secret."""
-    kind, expected, schema = error.validator, error.validator_value, error.schema
+    # The keyword's value is any JSON (jsonschema types it "Any | Unset", Unset being only
+    # for errors made by hand); the failing schema is an object but for a boolean schema
+    # (``false``), which fails with no keyword.
+    expected: Any
+    kind, expected = error.validator, error.validator_value
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
     shown = _shown(error.instance, secret)
     if kind == "type":
         return f"must be of type {expected}{shown}"
@@ -367,8 +372,10 @@ def _problem(path: tuple[Any, ...], error: ValidationError, secrets: set[str]) -
         missing = error.message.split("'")[1]
         return f"'{f'{field}.{missing}' if field else missing}' is required"
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties") or {})
-        extra = sorted(set(error.instance) - set(allowed))
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        allowed = sorted(schema.get("properties") or {})
+        instance: Any = error.instance  # the object with the unknown keys
+        extra = sorted(set(instance) - set(allowed))
         where = f" in '{field}'" if field else ""
         return (f"unknown field{'s' if len(extra) > 1 else ''} "
                 f"{', '.join(repr(e) for e in extra)}{where} (valid: {', '.join(allowed)})")
