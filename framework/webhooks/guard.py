@@ -156,7 +156,7 @@ def guarded_protocol(limits: Limits, refusals: RefusalLog) -> type:
             self.tail = b""
             self.head_timer: asyncio.TimerHandle | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             if len(self.connections) > limits.max_connections:
                 _make_room(self)
@@ -270,5 +270,7 @@ def serve(app: Any, host: str, port: int, ready: dict[str, Any], limits: Limits,
     protocol = guarded_protocol(limits_in_force, refusals)
     config = uvicorn.Config(app, http=protocol, log_level="warning", access_log=False,
                             lifespan="off", proxy_headers=False,
-                            timeout_keep_alive=limits.idle_timeout)
+                            # Annotated int, but uvicorn hands it to loop.call_later (seconds,
+                            # a float): --idle-timeout 0.5 works as given.
+                            timeout_keep_alive=limits.idle_timeout)  # type: ignore[arg-type]
     uvicorn.Server(config).run(sockets=[sock])
