@@ -1,10 +1,13 @@
 """``runner new-connector NAME``: a plugin folder that passes the standard suite as it is.
 
 What it writes (``tajo-NAME/``): ``pyproject.toml`` (the entry point), ``tajo_NAME/spec.json``
-(client and one incremental stream, declared as data), ``tajo_NAME/schemas/items.json``,
-``tajo_NAME/sandbox.py`` (a local API to develop and test against), ``tajo_NAME/__init__.py``
-(the connector: three lines), ``tests/test_NAME.py`` (the standard suite) and a README.
-Replace the sandbox's endpoint and the stream with the platform's; the suite keeps you honest.
+(client, one incremental stream of customers and its commerce model stream, declared as data),
+``tajo_NAME/schemas/customers.json``, ``tajo_NAME/commerce.json`` (the mapping of customers to
+the commerce model: a stub with the fields every platform has), ``tajo_NAME/sandbox.py`` (a
+local API to develop and test against), ``tajo_NAME/__init__.py`` (the connector and its
+mapping), ``tests/test_NAME.py`` (the standard suite) and a README. Replace the sandbox's
+endpoint and the stream with the platform's, and map its orders, products and carts too; the
+suite keeps you honest.
 """
 
 from __future__ import annotations
@@ -40,21 +43,27 @@ packages = ["tajo_{name}"]
 """
 
 INIT = '''\
-"""The {title} source: declared in spec.json, run by the framework's engine."""
+"""The {title} source: declared in spec.json, run by the framework's engine; its records as the
+commerce model (specs/schemas/commerce/v1) are declared in commerce.json."""
 
 from pathlib import Path
 
+from framework.declarative.mapping import Mapping
 from framework.engine.source import HttpSource
 
 from tajo_{name}.sandbox import sandbox_command
 
-connector = HttpSource(Path(__file__).parent / "spec.json", sandbox=sandbox_command)
+HERE = Path(__file__).parent
+COMMERCE = Mapping(HERE / "commerce.json")
+connector = HttpSource(HERE / "spec.json", sandbox=sandbox_command,
+                       hooks=COMMERCE.hooks("commerce"))
 '''
 
 SANDBOX = '''\
 """``runner sandbox {name}``: a local {title} API to develop and test against.
 
-Replace ``items`` with the platform's real endpoint, shapes, errors and rate-limit headers.
+Replace ``customers`` with the platform's real endpoints, shapes, errors and rate-limit
+headers.
 """
 
 from __future__ import annotations
@@ -75,14 +84,15 @@ from starlette.routing import Route
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def item(number: int) -> dict[str, Any]:
+def customer(number: int) -> dict[str, Any]:
     updated = START + timedelta(minutes=number)
-    return {{"id": number, "name": f"Item {{number}}",
+    return {{"id": number, "email": f"customer{{number}}@example.com",
+             "first_name": f"First{{number}}", "last_name": "Example",
              "updated_at": format_utc(updated)}}
 
 
 def build_app(api_key: str, count: int) -> Starlette:
-    async def items(request: Request) -> Response:
+    async def customers(request: Request) -> Response:
         if request.headers.get("x-api-key") != api_key:
             return json_response({{"error": "invalid API key"}}, 401)
         try:
@@ -90,7 +100,7 @@ def build_app(api_key: str, count: int) -> Starlette:
             limit = min(max(int(request.query_params.get("limit", 50)), 1), 250)
         except ValueError:
             return json_response({{"error": "page and limit must be integers"}}, 400)
-        rows = [item(n) for n in range(1, count + 1)]
+        rows = [customer(n) for n in range(1, count + 1)]
         since = request.query_params.get("updated_at_min")
         if since:
             rows = [r for r in rows if r["updated_at"] >= since]
@@ -98,17 +108,17 @@ def build_app(api_key: str, count: int) -> Starlette:
         return json_response({{"data": window, "meta": {{
             "total": len(rows), "total_pages": max(1, math.ceil(len(rows) / limit))}}}})
 
-    return Starlette(routes=[Route("/v1/items", items)])
+    return Starlette(routes=[Route("/v1/customers", customers)])
 
 
 @click.command("{name}")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, help="0: any free port.")
-@click.option("--items", "count", default=300, show_default=True)
+@click.option("--customers", "count", default=300, show_default=True)
 def sandbox_command(host: str, port: int, count: int) -> None:
-    """Serve the {title} sandbox; prints {{"url", "api_key"}} once ready."""
+    """Serve the {title} sandbox; prints {{"url", "api_key", "account"}} once ready."""
     api_key = secrets.token_hex(16)
-    serve(build_app(api_key, count), host, port, {{"api_key": api_key}})
+    serve(build_app(api_key, count), host, port, {{"api_key": api_key, "account": "demo"}})
 '''
 
 TESTS = '''\
@@ -119,15 +129,18 @@ from framework.devkit.testing import source_tests
 from tajo_{name} import connector
 
 Test{cls} = source_tests(
-    connector, sandbox_args=["--items", "300"],
-    config=lambda ready: {{"api_url": ready["url"], "api_key": ready["api_key"]}})
+    connector, sandbox_args=["--customers", "300"],
+    config=lambda ready: {{"api_url": ready["url"], "api_key": ready["api_key"],
+                          "account": ready["account"]}})
 '''
 
 README = """\
 # tajo-{name}
 
 A [tajo-connectors](https://github.com/) source for {title}, declared in
-`tajo_{name}/spec.json`, with a local sandbox (`runner sandbox {name}`).
+`tajo_{name}/spec.json`, with its mapping to the commerce model in `tajo_{name}/commerce.json`
+(customers only, so far: add orders, products and carts) and a local sandbox
+(`runner sandbox {name}`).
 
 ```sh
 pip install -e '.[test]'
@@ -145,41 +158,71 @@ def spec(name: str, title: str) -> dict[str, object]:
         "connectionSpecification": {
             "$schema": "http://json-schema.org/draft-07/schema#",
             "title": f"{title} source", "type": "object",
-            "required": ["api_key"],
+            "required": ["api_key", "account"],
             "properties": {
                 "api_key": {"title": "API key", "type": "string", "minLength": 1,
                             "airbyte_secret": True, "order": 0},
+                "account": {"title": "Account", "type": "string", "minLength": 1,
+                            "description": "The shop (store, site) on the platform: it keys "
+                                           "the records and the saved state", "order": 1},
                 "api_url": {"title": "API URL", "type": "string",
-                            "default": "https://api.example.com", "order": 1},
+                            "default": "https://api.example.com", "order": 2},
                 "start_date": {"title": "Start date", "type": "string",
                                "description": "ISO 8601; records updated before it are "
-                                              "skipped on the first run", "order": 2},
+                                              "skipped on the first run", "order": 3},
                 "page_size": {"type": "integer", "minimum": 1, "maximum": 250,
-                              "default": 100, "order": 3}}},
+                              "default": 100, "order": 4}}},
         "client": {
             "base_url": "{api_url}",
             "auth": {"type": "header", "header": "X-Api-Key", "config_field": "api_key"},
             # The key of each stream state's per-account positions (and of a config's list
             # of accounts): {"accounts": {account: {"updated_at": ...}}}.
-            "accounts": "accounts",
+            "accounts": "accounts", "account_field": "account",
+            "add_fields": {"account": "{account}"},
             "errors": {"401": f"{title} rejected the API key (HTTP 401 on {{path}}): create a "
                               "new key and put it in api_key"}},
         "stream_defaults": {"records_path": "data", "total_path": "meta.total",
                             "check_params": {"limit": 1}},
         "streams": [{
-            "name": "items", "path": "/v1/items",
+            "name": "customers", "path": "/v1/customers",
             "paginator": {"type": "page_number",
                           "options": {"total_pages_path": "meta.total_pages"}},
-            "primary_key": ["id"],
+            "primary_key": ["account", "id"],
             "incremental": {"cursor_field": "updated_at", "param": "updated_at_min",
                             "format": "iso8601"},
-            "schema": "schemas/items.json"}]}
+            "schema": "schemas/customers.json"}, {
+            # The customers as the commerce model (commerce.json), read with them in one pass:
+            # what a marketing destination reads. The schema is the model's, by its $id.
+            "name": "commerce_customers",
+            "parent": {"stream": "customers", "hook": "commerce.customer", "whole": True,
+                       "cursor_field": "updated_at"},
+            "primary_key": ["platform", "account", "id"],
+            "schema": "urn:tajo:commerce:v1:customer"}]}
+
+
+def mapping(name: str) -> dict[str, object]:
+    """A stub of the platform's mapping to the commerce model: customers, by the sandbox's
+    field names; consent is unknown until the platform's fields for it are mapped."""
+    unknown = {"const": "unknown"}
+    return {
+        "description": "Records of this platform as the commerce model (specs/schemas/commerce/"
+                       "v1): a path of the API record per model field. Map the platform's "
+                       "consent fields, then add order, product, cart (README: Commerce model).",
+        "model": "commerce/v1", "platform": name, "account": "account",
+        "kinds": {"customer": {"stream": "customers", "fields": {
+            "id": "id", "updated_at": "updated_at", "email": "email",
+            "first_name": "first_name", "last_name": "last_name",
+            "consent.email.state": unknown, "consent.sms.state": unknown,
+            "consent.abandoned_cart.state": unknown}}}}
 
 
 SCHEMA = {
-    "$schema": "http://json-schema.org/draft-07/schema#", "title": "An item", "type": "object",
-    "required": ["id", "updated_at"], "additionalProperties": True,
-    "properties": {"id": {"type": "integer"}, "name": {"type": ["null", "string"]},
+    "$schema": "http://json-schema.org/draft-07/schema#", "title": "A customer", "type": "object",
+    "required": ["account", "id", "updated_at"], "additionalProperties": True,
+    "properties": {"account": {"type": "string"}, "id": {"type": "integer"},
+                   "email": {"type": ["null", "string"]},
+                   "first_name": {"type": ["null", "string"]},
+                   "last_name": {"type": ["null", "string"]},
                    "updated_at": {"type": "string", "format": "date-time"}}}
 
 
@@ -201,7 +244,8 @@ def scaffold(name: str, where: Path) -> Path:
         package / "__init__.py": INIT.format(name=name, title=title),
         package / "sandbox.py": SANDBOX.format(name=name, title=title),
         package / "spec.json": json.dumps(spec(name, title), indent=2) + "\n",
-        package / "schemas" / "items.json": json.dumps(SCHEMA, indent=2) + "\n",
+        package / "schemas" / "customers.json": json.dumps(SCHEMA, indent=2) + "\n",
+        package / "commerce.json": json.dumps(mapping(name), indent=2) + "\n",
         root / "tests" / f"test_{name}.py": TESTS.format(name=name, cls=title.replace(" ", "")),
     }
     for path, text in files.items():
