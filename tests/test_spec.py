@@ -73,7 +73,7 @@ INVALID = [
     (lambda s: s["connectionSpecification"].update(type="thing"),
      "at $.connectionSpecification: not a valid JSON Schema"),
     (lambda s: s["streams"].append(copy.deepcopy(stream(s))),
-     "at $.streams[20].name: duplicate stream name 'customers'"),
+     "at $.streams[22].name: duplicate stream name 'customers'"),
     (lambda s: s["streams"][13]["parent"].update(cursor_field="modified"),
      "at $.streams[13].parent.cursor_field: 'modified' is not a property of the record schema "
      "schemas/commerce/v1/customer.json"),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.bigcommerce.sandbox import sandbox_command
+from connectors.bigcommerce.scripts import content_scope_check
 from connectors.bigcommerce.webhooks import BigCommerceHooks
 from framework.declarative.mapping import Mapping, Scope
 from framework.engine.http import HttpClient
@@ -165,6 +166,29 @@ def webhook_advice(scopes: list[str], streams: set[str]) -> list[str]:
     return []
 
 
+def storefront_identity(event: dict[str, Any], fetch: Callable[..., Any]) -> list[Any]:
+    """A storefront event of a shopper the page could not name (a guest) whose cart holds an
+    email, given at checkout: the email is believed only once the Carts API's cart has it
+    (``GET /v3/carts/{id}``; the page's word alone could name anyone), and then names the
+    shopper, as a logged-in customer's verified token does."""
+    cart = event.get("cart") or {}
+    claimed = str(cart.get("email") or "").strip().lower()
+    if event.get("email") or not claimed or not cart.get("id"):
+        return []
+    try:
+        answer = fetch(f"/v3/carts/{cart['id']}")
+    except ConnectorError as exc:
+        if exc.failure_type != "config_error":  # an outage: the stream is read again later
+            raise
+        return []  # no read access to carts: the guest stays unnamed
+    found = (answer or {}).get("data") or {}
+    if str(found.get("email") or "").strip().lower() == claimed:
+        event["email"] = claimed
+        event["customer_id"] = str(found["customer_id"]) if found.get("customer_id") else None
+        event["identified_by"] = "checkout_email"
+    return []
+
+
 def _order_lines(order: dict[str, Any], scope: Scope) -> list[dict[str, Any]]:
     """The commerce model's order lines: the consignments' line items (fetched when the
     orders page left some out)."""
@@ -189,8 +213,11 @@ connector = HttpSource(data_path("specs/bigcommerce.json"), sandbox=sandbox_comm
                        hooks={"order_line_items": order_line_items,
                               "order_coupons": order_coupons,
                               "cart_recovery": cart_recovery,
+                              "storefront_identity": storefront_identity,
                               **COMMERCE.hooks("commerce")},
-                       checks={"carts": recovery_link_check}, advice=webhook_advice,
+                       checks={"carts": recovery_link_check,
+                               "storefront_events": content_scope_check},
+                       advice=webhook_advice,
                        subscriptions=BigCommerceHooks)
 
 #: ``source-bigcommerce``: the Airbyte CLI (spec, check, discover, read).

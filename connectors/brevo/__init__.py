@@ -11,6 +11,7 @@ from connectors.brevo import destination
 from connectors.brevo.ledger import Ledger
 from connectors.brevo.mapping import check_mapping
 from connectors.brevo.sandbox import sandbox_command
+from connectors.brevo.storefront import storefront_counts
 from framework.engine.http import HttpClient
 from framework.errors import ConnectorError
 from framework.plugins.airbyte import airbyte_cli
@@ -91,6 +92,7 @@ class BrevoDestination(Destination):
         try:
             orders = ledger.orders_sent()
             skipped = ledger.skipped_carts()
+            storefront = storefront_counts(ledger.db)
         finally:
             ledger.close()
         # Carts never sent for lack of consent: guests, and customers who did not accept
@@ -98,7 +100,9 @@ class BrevoDestination(Destination):
         return {"contacts": contacts.get("count"), "products": products.get("count"),
                 "orders": orders, "lists": lists,
                 "carts_skipped": {"guest": skipped.get("guest", 0),
-                                  "no_consent": skipped.get("no_consent", 0)}}
+                                  "no_consent": skipped.get("no_consent", 0)},
+                # The storefront script's events: sent by type, joined, held, dropped.
+                "storefront": storefront}
 
     def write(self, config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
               messages: Iterable[dict[str, Any]]) -> Iterator[bytes]:

@@ -43,6 +43,7 @@ from connectors.brevo.payloads import (
     model_order,
     model_products,
 )
+from connectors.brevo.storefront import StorefrontEvents
 from framework.declarative.spec import RateLimitHeaders
 from framework.destinations.sink import Writer
 from framework.engine.http import HttpClient
@@ -65,7 +66,7 @@ ERRORS = {
 MODEL_STREAMS = {"commerce_customers": "customer", "commerce_orders": "order",
                  "commerce_products": "product", "commerce_categories": "category",
                  "commerce_stock_levels": "stock_level", "commerce_stores": "store",
-                 "commerce_carts": "cart"}
+                 "commerce_carts": "cart", "commerce_storefront_events": "storefront_event"}
 MODEL_STREAM_OF = {kind: stream for stream, kind in MODEL_STREAMS.items()}
 # (ledger, api_url, key) -> the account (organization_id, name) GET /v3/account named, asked
 # once per process
@@ -180,6 +181,9 @@ class BrevoWriter(Writer):
         # The event property naming the record's account (the spec's default keeps the
         # name earlier versions sent; a config without defaults applied gets "account").
         self.account_property = str(config.get("account_property") or "account")
+        self.storefront = StorefrontEvents(self.ledger, self.events,
+                                           config.get("storefront") or {},
+                                           self.account_property)
 
     def _bind_account(self) -> None:
         """The ledger belongs to one Brevo account (``GET /v3/account``'s organization_id:
@@ -248,6 +252,8 @@ class BrevoWriter(Writer):
             self.ledger.put_account(account, data.get("country_code"), data.get("url"))
         elif kind == "cart":
             self._model_cart(account, stream, data)
+        elif kind == "storefront_event":
+            self.storefront.record(account, data)
         return True
 
     def _model_customer(self, account: str, stream: str, data: dict[str, Any]) -> bool:
@@ -276,6 +282,8 @@ class BrevoWriter(Writer):
                                              data.get("counts_as_purchase") is not False,
                                              spent, data.get("customer_id") or None)
         self.touched.update(e for e in (email, moved_from) if e)
+        if email:
+            self.storefront.bought(account, email)  # no longer a browse abandoned
         self._model_order_events(account, data, email)
         self.pending_orders[(account, data["id"])] = (data, email)
 
@@ -443,6 +451,7 @@ class BrevoWriter(Writer):
             self._flush_contacts()
         self._send_orders()
         self._send_cart_lists()
+        self.storefront.due()
         self.events.send()
         self._send_catalog()
         self._send_deletions()

@@ -468,6 +468,12 @@ def _read_json(path: Path, what: str) -> Any:
 def _check_live(stream: Stream, model: ConnectorSpecFile, where: str) -> None:
     live = stream.live
     assert live is not None
+    if live.payload:  # the events themselves: kept as the storefront section names them
+        kept = model.storefront.resource if model.storefront else None
+        if live.resource != kept:
+            raise SpecError(f"{where}.live.resource: {live.resource!r} is not the "
+                            f"storefront's resource ({kept or 'no storefront declared'})")
+        return
     resources = {s.resource for s in model.webhooks.scopes.values()} if model.webhooks else set()
     if live.resource not in resources:
         raise SpecError(f"{where}.live.resource: no webhook scope names {live.resource!r}; "
@@ -584,8 +590,9 @@ def parse_spec(raw: Any, path: Path) -> LoadedSpec:
             if own is not None and own not in properties:
                 raise SpecError(f"{where}.parent.cursor_field: {own!r} is not a property of "
                                 f"the record schema {stream.schema_file}")
-        elif stream.path is None:
-            raise SpecError(f"{where}.path: a stream needs a path (or a parent)")
+        elif stream.path is None and not (stream.live and stream.live.payload):
+            raise SpecError(f"{where}.path: a stream needs a path (or a parent, or "
+                            "live.payload)")
         if stream.live is not None:
             _check_live(stream, model, where)
         if PAGINATORS[stream.paginator.type].needs_cursor and not stream.incremental:

@@ -276,6 +276,9 @@ def read_live(unit: Unit, hooks: dict[str, Hook], stopped: Callable[[], bool]
         yield Page(unit, 0, b"", {name: 0 for name in unit.names}, None, True)
         return
     hook = hooks.get(live.hook) if live.hook else None
+    if live.payload:
+        yield from _payload_pages(unit, spool_path, hooks, hook, stopped)
+        return
     one_by_one = live.path or (stream.path if live.param is None else None)
     params = dict(live.params if live.params is not None else unit.params)
     spool = Spool(spool_path)
@@ -290,6 +293,38 @@ def read_live(unit: Unit, hooks: dict[str, Hook], stopped: Callable[[], bool]
             usable = [row for row in batch if _valid(unit, row, reject)]
             yield _live_page(unit, usable, one_by_one, params, hooks, hook, reject)
             last = batch[-1][0]
+    finally:
+        spool.close()
+    yield Page(unit, 0, b"", {name: 0 for name in unit.names}, None, True, offset=last)
+
+
+def _payload_pages(unit: Unit, spool_path: str, hooks: dict[str, Hook], hook: Hook | None,
+                   stopped: Callable[[], bool]) -> Iterator[Page]:
+    """``live.payload``: each spooled event of the resource is a record, its payload (events
+    a page sent, which no API holds), with ``webhook_scope`` and the account's fields; the
+    live hook, if any, may still call the API (e.g. to check what the page claimed)."""
+    live = unit.stream.live
+    assert live is not None
+    spool = Spool(spool_path)
+    after, last = int(unit.slices[0].lower or 0), None
+    upto = unit.spool_mark if unit.spool_mark is not None else spool.last_offset()
+    fetch = _fetcher(unit, unit.stream.scope)
+    try:
+        while not stopped():
+            batch = spool.payloads(unit.account, live.resource, after, upto, live.batch)
+            if not batch:
+                break
+            records = []
+            for _, _, scope, payload in batch:
+                record = dict(payload)
+                _prepare(unit, record)
+                record["webhook_scope"] = scope
+                if hook is not None:
+                    hook(record, fetch)
+                records.append(record)
+            lines, counts = _serialize(unit, records, hooks)
+            after = last = batch[-1][0]
+            yield Page(unit, 0, lines, counts, None, False, offset=last)
     finally:
         spool.close()
     yield Page(unit, 0, b"", {name: 0 for name in unit.names}, None, True, offset=last)

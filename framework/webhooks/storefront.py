@@ -55,6 +55,9 @@ MAX_BODY = 16 * 1024
 MAX_EVENTS = 20
 EVENT_TYPES = ("product_viewed", "category_viewed", "cart_updated", "checkout_started")
 _ID = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"}
+#: An event's own id: with the visitor's (64 at most) it is the record's id, which stays
+#: within the spool's 100 characters.
+_EVENT_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}
 _TEXT = {"type": ["string", "null"], "maxLength": 300}
 _URL = {"type": ["string", "null"], "maxLength": 2000}
 _MONEY = {"type": ["number", "null"], "minimum": 0, "maximum": 1e9}
@@ -76,7 +79,7 @@ BEACON: dict[str, Any] = {
         "events": {"type": "array", "minItems": 1, "maxItems": MAX_EVENTS, "items": {
             "type": "object", "additionalProperties": False, "required": ["id", "type", "at"],
             "properties": {
-                "id": _ID,
+                "id": _EVENT_ID,
                 "type": {"enum": list(EVENT_TYPES)},
                 "at": {"type": "integer", "minimum": 0},
                 "url": _URL,
@@ -224,7 +227,7 @@ class Beacons:
         """The shopper a verified token names (empty without a token)."""
         spec = self.spec.identity
         if not token:
-            return {"customer_id": None, "email": None}
+            return {"customer_id": None, "email": None, "identified_by": None}
         if spec is None or not account.secret:
             raise Refused(401, "a shopper token was sent, but no secret to verify it is "
                                "configured")
@@ -253,7 +256,7 @@ def _claims(spec: IdentityToken, account: str, claims: dict[str, Any], now: floa
         raise Refused(401, "the shopper token names no customer")
     email = dig(claims, spec.email_claim) if spec.email_claim else None
     return {"customer_id": str(customer),
-            "email": str(email).strip().lower() if email else None}
+            "email": str(email).strip().lower() if email else None, "identified_by": "token"}
 
 
 def accounts_of(source: Any, config: dict[str, Any], extra_origins: list[str]
