@@ -11,6 +11,7 @@ import ast
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,14 @@ import pytest
 import requests
 from conftest import BUILTINS, LISTS, RUNNER, BrevoBox, messages
 
+from framework.devkit.testing import source_tests
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "tests" / "plugins"
 PLUGIN = PLUGINS / "tajo_marketbox"
+sys.path.insert(0, str(PLUGINS))  # in this process too: the standard suite reads in-process
+import tajo_marketbox  # noqa: E402
+
 #: Marketbox's purchase rule, as its mapping (commerce.json) declares it.
 PURCHASES = {"paid", "fulfilled", "partially_refunded"}
 
@@ -40,6 +46,21 @@ def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
                                            "marketbox = tajo_marketbox:connector\n")
     path = os.pathsep.join(filter(None, [str(site), str(PLUGINS), os.environ.get("PYTHONPATH")]))
     return {**os.environ, "PYTHONPATH": path, "TAJO_CONNECTORS": f"{BUILTINS},marketbox"}
+
+
+class TestMarketboxPassesTheStandardSuite(source_tests(
+        tajo_marketbox.connector, sandbox_args=[],
+        config=lambda ready: {"api_url": ready["url"], "api_key": ready["api_key"],
+                              "shop": ready["shop"], "page_size": 5})):
+    """The standard suite every source passes, against ``runner sandbox marketbox``."""
+
+    @pytest.fixture(scope="class", autouse=True)
+    @staticmethod
+    def installed(plugin_env: dict[str, str]) -> Iterator[None]:
+        with pytest.MonkeyPatch.context() as patch:  # the suite's sandbox finds the plugin
+            for name in ("PYTHONPATH", "TAJO_CONNECTORS"):
+                patch.setenv(name, plugin_env[name])
+            yield
 
 
 class Server:
@@ -121,8 +142,8 @@ def pipe(source: str, config: Path, brevo_config: Path, env: dict[str, str],
                            capture_output=True, timeout=180)
     assert read.stdout is not None and read.stderr is not None
     read.stdout.close()
-    assert read.wait(timeout=60) == 0, read.stderr.read().decode()
     assert write.returncode == 0, write.stderr.decode()
+    assert read.wait(timeout=60) == 0, read.stderr.read().decode()
     return messages(write.stdout)
 
 
