@@ -77,9 +77,8 @@ def check_destination(url: str, spec: Webhooks | None = None) -> str:
     if parts.scheme != "https" or not host:
         raise ConfigError(f"--url {url!r}: webhook destinations must be https:// URLs (plain "
                           "http:// only to a loopback address, for the sandbox)")
-    ports = spec.ports if spec is not None else None
-    if ports and (parts.port or 443) not in ports:
-        where = " or ".join(map(str, ports))
+    if spec is not None and spec.ports and (parts.port or 443) not in spec.ports:
+        where = " or ".join(map(str, spec.ports))
         raise ConfigError(f"--url {url!r}: {spec.platform} delivers webhooks to port {where} "
                           f"only; put the receiver behind a TLS proxy on {where}")
     return url
