@@ -229,9 +229,7 @@ def report_bug(exc: Exception) -> tuple[str, str]:
 def _emit_error(out: BinaryIO, message: str, failure: str, stream: str | None,
                 stack: str | None) -> None:
     try:
-        trace = p.error_trace(message, failure, stream=stream)
-        if stack:
-            trace.trace.error.stack_trace = stack
+        trace = p.error_trace(message, failure, stream=stream, stack_trace=stack)
         out.write(p.dump(trace))
         out.flush()
     except (BrokenPipeError, OSError):

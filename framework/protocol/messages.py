@@ -310,12 +310,13 @@ def stream_status(stream: str, status: str, reasons: list[dict[str, Any]] | None
 
 
 def error_trace(message: str, failure_type: str, internal: str | None = None,
-                stream: str | None = None) -> AirbyteMessage:
+                stream: str | None = None, stack_trace: str | None = None) -> AirbyteMessage:
     """An ERROR trace message: ``message`` is for people; any known secret is redacted from
-    it and from ``internal``."""
+    it, from ``internal`` and from ``stack_trace``."""
     return trace_message("ERROR", message=REDACT(message), failure_type=failure_type,
                          internal_message=REDACT(internal) if internal else None,
-                         stream_descriptor={"name": stream} if stream else None)
+                         stream_descriptor={"name": stream} if stream else None,
+                         stack_trace=REDACT(stack_trace) if stack_trace else None)
 
 
 class ProtocolError(ValueError):
