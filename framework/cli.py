@@ -62,8 +62,9 @@ class LazyGroup(click.Group):
         rows = []
         for name in self.list_commands(ctx):
             limit = formatter.width - 6 - len(name)
-            if name in self.LAZY:
-                rows.append((name, click.utils.make_default_short_help(self.LAZY[name][1], limit)))
+            if name in self.LAZY:  # shortened as click shortens a command's own help
+                short = click.Command(name, help=self.LAZY[name][1]).get_short_help_str(limit)
+                rows.append((name, short))
                 continue
             command = super().get_command(ctx, name)
             if command is not None and not command.hidden:

@@ -157,6 +157,20 @@ def test_sandbox_group_lists_connector_sandboxes() -> None:
     assert "bigcommerce" in result.output
 
 
+def test_help_uses_no_deprecated_click_api() -> None:
+    """Click 9 removes ``click.utils.make_default_short_help``, which shortened the lazy
+    commands' help in ``runner --help``."""
+    import warnings
+
+    from app.cli import cli as app_cli
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        result = CliRunner().invoke(app_cli, ["--help"])
+    assert result.exit_code == 0, repr(result.exception)
+    assert "Sync every enabled store into Brevo" in result.output
+
+
 def test_help_imports_no_command_and_lists_the_lazy_ones_by_their_own_help() -> None:
     """``runner --help`` answers without the verbs, the plugins, pydantic or requests (it took
     half a second with them); the short help it shows for a lazy command is that command's."""
