@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 from brevo_reference import brevo_reference  # noqa: F401 (autouse: Brevo's SDK judges traffic)
-from postgres_kit import postgres_server, postgres_url  # noqa: F401 (a throwaway PostgreSQL)
+from postgres_kit import postgres_server, postgres_url, storage  # noqa: F401 (PostgreSQL)
 
 # Only the built-in connectors load from entry points during tests, whatever else is installed.
 BUILTINS = "bigcommerce,brevo,sqlite"

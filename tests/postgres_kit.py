@@ -17,12 +17,11 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 
 
 def binaries() -> Path | None:
@@ -125,3 +124,20 @@ def postgres_server() -> Iterator[Server]:
 def postgres_url(postgres_server: Server) -> str:
     """A fresh database on the session's server."""
     return postgres_server.new_database()
+
+
+#: The storage backends the same tests run on; PostgreSQL's cases start a server, so they
+#: are e2e (``pytest -m "not e2e"`` stays in-process).
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.e2e)]
+
+
+@pytest.fixture(params=BACKENDS)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """A factory of store locations on one backend: ``storage("spool")`` is a SQLite file
+    in tmp_path, or a namespace of a fresh PostgreSQL database."""
+    from framework.storage import located
+
+    if request.param == "sqlite":
+        return lambda name: str(tmp_path / f"{name}.db")
+    url = request.getfixturevalue("postgres_server").new_database()
+    return lambda name: located(url, name)

@@ -269,8 +269,8 @@ def test_the_packaged_catalog_is_the_default_a_pipe_of_the_built_ins_uses() -> N
 
 #: The framework's layers, bottom to top (README, "Writing a connector plugin"): a module imports
 #: its own layer and those below it, never one above.
-LAYERS = ["errors", "files", "net", "protocol", "declarative", "plugins", "webhooks", "engine",
-          "destinations", "devkit", "cli"]
+LAYERS = ["errors", "files", "net", "storage", "protocol", "declarative", "plugins", "webhooks",
+          "engine", "destinations", "devkit", "cli"]
 SHARED = {"errors": 0, "files": 0, "net": 0}  # one layer at the bottom; files and net use errors
 
 
