@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from framework.plugins.connector import Destination, Source
+from framework.engine.source import HttpSource
+from framework.plugins.connector import Destination
 from framework.protocol import messages as p
 
 
@@ -30,10 +31,11 @@ def _runner() -> str:
     return shutil.which("runner") or str(Path(sys.executable).parent / "runner")
 
 
-def source_tests(connector: Source, *, sandbox_args: list[str],
+def source_tests(connector: HttpSource, *, sandbox_args: list[str],
                  config: Callable[[dict[str, Any]], dict[str, Any]],
                  empty: frozenset[str] = frozenset()) -> type:
-    """A pytest class of the standard source tests for ``connector``.
+    """A pytest class of the standard source tests for ``connector``, a source the engine
+    reads (its spec's streams, a state per account).
 
     ``empty`` names streams the sandbox alone cannot fill (e.g. carts, known only from
     webhooks); they must still complete, and have tests of their own.
@@ -45,6 +47,7 @@ def source_tests(connector: Source, *, sandbox_args: list[str],
         def ready() -> Iterator[dict[str, Any]]:
             process = subprocess.Popen([_runner(), "sandbox", connector.name, "--port", "0",
                                         *sandbox_args], stdout=subprocess.PIPE, text=True)
+            assert process.stdout is not None  # a pipe, as asked
             try:
                 yield json.loads(process.stdout.readline())
             finally:
@@ -86,7 +89,8 @@ def source_tests(connector: Source, *, sandbox_args: list[str],
                     assert not errors, f"{record['stream']}: {errors[0].message}"
 
         def test_primary_keys_are_unique(self, output: list[dict[str, Any]]) -> None:
-            keys = {s.name: s.source_defined_primary_key for s in connector.discover(None).streams}
+            keys = {s.name: s.source_defined_primary_key or []
+                    for s in connector.discover(None).streams}
             seen: set[tuple[Any, ...]] = set()
             for message in output:
                 if message["type"] == "RECORD":
@@ -99,7 +103,7 @@ def source_tests(connector: Source, *, sandbox_args: list[str],
         def test_final_state_holds_the_newest_cursor(self, output: list[dict[str, Any]]) -> None:
             checked = 0
             for stream in connector.discover(None).streams:
-                field = (stream.default_cursor_field or [None])[0]
+                field = stream.default_cursor_field[0] if stream.default_cursor_field else None
                 if field is None or field not in stream.json_schema["properties"]:
                     continue  # no cursor of its own (e.g. a child following its parent)
                 declared = connector.loaded.streams[stream.name]
@@ -114,8 +118,7 @@ def source_tests(connector: Source, *, sandbox_args: list[str],
                          and m["state"]["stream"]["stream_descriptor"]["name"] == stream.name][-1]
                 reached = max(account[field]
                               for account in final[connector.state_key].values())
-                declared = connector.loaded.streams.get(stream.name)
-                if declared is not None and declared.parent is not None:
+                if declared.parent is not None:
                     assert reached >= newest  # a child's state is its parent's
                 else:
                     assert reached == newest
