@@ -316,7 +316,7 @@ class _Defaulted(dict[str, Any]):
         super().__init__(values)
         self.default = default
 
-    def get(self, key: str, fallback: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, fallback: Any = None) -> Any:
         return super().get(key, self.default)
 
 
