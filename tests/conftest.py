@@ -181,8 +181,8 @@ E2E_MODULES = {
     "test_child_streams", "test_commerce_model", "test_consistency", "test_docker",
     "test_e2e_read", "test_http", "test_ledger_migration", "test_lint", "test_page_process",
     "test_product_page_setup", "test_pyairbyte", "test_receiver_limits", "test_runner",
-    "test_scaffold", "test_second_platform", "test_secrets", "test_standard", "test_streams",
-    "test_sync", "test_webhooks_live",
+    "test_scaffold", "test_second_platform", "test_secrets", "test_standard",
+    "test_storefront_browser", "test_streams", "test_sync", "test_webhooks_live",
 }
 
 

@@ -30,6 +30,7 @@ from connectors.bigcommerce.sandbox.data import PLANS, Collection, Store
 from connectors.bigcommerce.sandbox.hooks import Hooks
 from connectors.bigcommerce.sandbox.routes import ROUTES, STATUS_DOCS, ApiError
 from connectors.bigcommerce.sandbox.scripts import Scripts
+from connectors.bigcommerce.sandbox.storefront import routes as storefront_routes
 from framework.devkit.sandbox import Faults, QuotaWindow, RequestStats, delay, json_response
 
 ALL_SCOPES = frozenset({"store_v2_customers", "store_v2_information", "store_v2_orders",
@@ -366,4 +367,6 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
             ("faults", faults, "POST"), ("carts", carts, "POST"),
             ("inventory", inventory, "POST"), ("snapshot", snapshot, "GET")):
         routes.append(Route(f"/_sandbox/{path}", admin(handler), methods=[method]))
+    # The first store's storefront (pages, Storefront Cart API, current.jwt) at the root.
+    routes.extend(storefront_routes(sandboxes[0]))
     return Starlette(routes=routes)
