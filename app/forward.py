@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ log = logging.getLogger("tajo.forward")
 RETRY_S = (1, 2, 5, 10, 30, 60)
 
 
-def messages(chunks: Iterator[bytes],
+def messages(chunks: Iterable[bytes],
              observe: Callable[[dict[str, Any]], None] | None = None
              ) -> Iterator[dict[str, Any]]:
     """Parsed messages out of a source's output chunks (each holds whole lines)."""
@@ -53,8 +53,8 @@ def model_catalog(source: Source, off: frozenset[str] | set[str] = frozenset()
                   ) -> p.ConfiguredAirbyteCatalog:
     """What the Brevo destination reads: the source's commerce-model streams, less those
     made of a stream in ``off`` (a sync switch turned off)."""
-    streams = source.loaded.streams  # type: ignore[attr-defined]
-    full = source.configured_catalog(everything=True)  # type: ignore[call-arg]
+    streams = source.loaded.streams
+    full = source.configured_catalog(everything=True)
     picked = [s for s in full.streams
               if (parent := streams[s.stream.name].parent) is not None
               and parent.hook.startswith(MODEL_HOOK) and parent.stream not in off]
