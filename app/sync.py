@@ -45,6 +45,7 @@ from framework.protocol.config import (
     validate_config,
 )
 from framework.protocol.statestore import StateStore
+from framework.storage import is_postgres, located
 from framework.webhooks.spool import Spool
 from framework.webhooks.subscriptions import api_of, declared
 
@@ -65,9 +66,11 @@ class Job:
     destination: Destination
     destination_config: dict[str, Any]
     catalog: p.ConfiguredAirbyteCatalog
-    state_path: Path
+    #: The state store: a SQLite file in state_dir, or a location in PostgreSQL.
+    state_path: str | Path
     #: The platform scopes of the webhooks table (empty for a source without webhooks).
     scopes: list[str] = field(default_factory=list)
+    state_dir: Path = Path(".tajo")
 
     def store(self) -> StateStore:
         return StateStore(self.state_path)
@@ -110,6 +113,10 @@ def sync_schema(sources: dict[str, HttpSource], destination: Destination) -> dic
         "webhooks": webhooks,
         "state_dir": {"type": "string", "default": ".tajo",
                       "description": "where state, spool, ledger and dead letters are kept"},
+        "storage": {"type": "string", "pattern": "^postgres(ql)?://",
+                    "description": "a PostgreSQL URL (postgresql://USER:${PASSWORD}@HOST/DB) "
+                                   "to keep the spool, stream states and run history in, "
+                                   "instead of SQLite files in state_dir"},
         DESTINATION: _object(brevo, required=["api_key"]),
     }, required=["connectors", DESTINATION])
 
@@ -164,6 +171,7 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
     schema = sync_schema(found, destination)
     validate_config(config, schema, "sync")
     state_dir = Path(config.get("state_dir") or ".tajo")
+    storage = config.get("storage")
     jobs = []
     for name, section in config["connectors"].items():
         if section.get("enabled", True) is False:
@@ -171,7 +179,8 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
             continue
         source = found[name]
         source_config = {k: copy.deepcopy(v) for k, v in section.items() if k not in JOB_KEYS}
-        source_config.setdefault("spool_path", str(state_dir / f"{name}.spool.db"))
+        source_config.setdefault("spool_path", located(storage, name) if storage
+                                 else str(state_dir / f"{name}.spool.db"))
         if config.get("webhooks"):
             source_config["webhooks"] = config["webhooks"]
         source_spec = source.loaded.model.connectionSpecification
@@ -191,10 +200,22 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
         scopes = subscribed(source, source_config) if source.loaded.model.webhooks else []
         jobs.append(Job(name, source, source_config, destination, destination_config,
                         catalog(source, section.get("sync") or {}),
-                        state_dir / f"{name}.state.db", scopes))
+                        state_location(source, source_config, state_dir, storage), scopes,
+                        state_dir))
     if not jobs:
         raise ConfigError("no connector is enabled: set enabled: true under connectors")
     return jobs
+
+
+def state_location(source: HttpSource, source_config: dict[str, Any], state_dir: Path,
+                   storage: str | None) -> str | Path:
+    """Where a job's stream states and runs are kept: ``{state_dir}/{source}.state.db``, or
+    in PostgreSQL the namespace ``{source}.state.{its stores' keys}``: a store's states are
+    found by any worker whose config names that store, whatever the file is called."""
+    if not storage:
+        return state_dir / f"{source.name}.state.db"
+    keys = sorted(source.account_key(a) for a in source.accounts(source_config))
+    return located(storage, f"{source.name}.state.{'+'.join(keys)}")
 
 
 def is_sync_config(path: str | Path) -> bool:
@@ -230,7 +251,7 @@ def webhook_setup(source: HttpSource, path: str | Path) -> WebhookSetup:
     job = job_of(path, source)
     config = dict(job.source_config)
     if not config.get("webhook_secret"):
-        config["webhook_secret"] = stored_secret(job.state_path.parent)
+        config["webhook_secret"] = stored_secret(job.state_dir)
     return WebhookSetup(config, job, job.streams)
 
 
@@ -419,7 +440,7 @@ def _iso(epoch: float | None) -> str | None:
 def _spool_depth(job: Job, saved: dict[str, dict[str, Any]]) -> dict[str, int]:
     """Events in the spool, and those some stream has not read yet."""
     path = job.source_config.get("spool_path")
-    if not path or not Path(path).exists():
+    if not path or (not is_postgres(path) and not Path(path).exists()):
         return {"events": 0, "unread": 0, "dead_letters": 0}
     loaded = job.source.loaded.streams
     live = {s.stream.name for s in job.catalog.streams

@@ -16,6 +16,7 @@ from framework.engine.source import HttpSource
 from framework.errors import ConfigError, ConnectorError
 from framework.plugins import commands
 from framework.plugins import connector as registry
+from framework.storage import describe, is_postgres
 from framework.webhooks import storefront
 from framework.webhooks.guard import Limits, Proxies, RefusalLog, parse_proxy, serve
 from framework.webhooks.receiver import MAX_BODY, STALE_AFTER_S, SpoolWriter, Verifier, build_app
@@ -216,7 +217,8 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
         if not config.get("spool_path"):
             raise ConfigError("spool_path is not set: add the SQLite file the receiver spools "
                               "events to (e.g. spool_path: .tajo/spool.db)")
-        Path(config["spool_path"]).parent.mkdir(parents=True, exist_ok=True)
+        if not is_postgres(config["spool_path"]):  # (a PostgreSQL spool has no folder)
+            Path(config["spool_path"]).parent.mkdir(parents=True, exist_ok=True)
         accounts = {spec.producer.format(**a): source.account_key(a)
                     for a in source.accounts(config)}
         secrets = secrets_of(source, config)
@@ -251,7 +253,7 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
     if forwarder:
         forwarder.start()
     try:
-        serve(app, host, port, {"path": path, "spool": config["spool_path"],
+        serve(app, host, port, {"path": path, "spool": describe(config["spool_path"]),
                                 "forwarding": bool(forwarder)}, bounds, refusals)
     finally:
         writer.close()

@@ -54,9 +54,9 @@ def schema_name(namespace: str) -> str:
     """The PostgreSQL schema of a namespace: ``tajo_`` and its letters, digits and
     underscores (lower case), with a short hash when anything had to change."""
     safe = re.sub(r"[^a-z0-9_]", "_", namespace.lower())
-    if safe != namespace:
-        safe += "_" + hashlib.sha1(namespace.encode()).hexdigest()[:8]
-    return ("tajo_" + safe)[:63]
+    if safe != namespace or len(safe) > 50:  # (PostgreSQL's identifiers end at 63 bytes)
+        safe = safe[:40] + "_" + hashlib.sha1(namespace.encode()).hexdigest()[:8]
+    return "tajo_" + safe
 
 
 def describe(location: str | Path) -> str:
