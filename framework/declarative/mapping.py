@@ -30,6 +30,7 @@ after mapping, so that a mapping file need not say it.
 
 from __future__ import annotations
 
+import collections.abc
 import logging
 import threading
 import time
@@ -88,7 +89,8 @@ class Mapping:
         schemas: the folder of the model's schemas (default: ``specs/schemas/<model>``).
     """
 
-    def __init__(self, path: str | Path, *, functions: dict[str, Function] | None = None,
+    def __init__(self, path: str | Path, *,
+                 functions: collections.abc.Mapping[str, Function] | None = None,
                  schemas: str | Path | None = None) -> None:
         self.path = Path(path)
         try:

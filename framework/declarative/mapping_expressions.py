@@ -27,7 +27,7 @@ after mapping, so that a mapping file need not say it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +125,7 @@ def table_key(value: Any) -> str:
 class Compiler:
     """Turns one mapping file's expressions into functions, checking them as it goes."""
 
-    def __init__(self, path: Path, raw: dict[str, Any], functions: dict[str, Function]) -> None:
+    def __init__(self, path: Path, raw: dict[str, Any], functions: Mapping[str, Function]) -> None:
         self.path = path
         self.tables = raw.get("tables") or {}
         self.contexts = set((raw.get("context") or {}).keys())
