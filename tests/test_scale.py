@@ -4,15 +4,22 @@ sandboxes as subprocesses."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import signal
+import threading
 from pathlib import Path
 
+import orjson
 import pytest
 from conftest import BrevoBox, run_cli
 from test_sync import seed_config
+from webhook_kit import HEADER, SECRET, Poster, Receiver, payload, spool_key, start_receiver
 
 from framework.protocol.statestore import StateStore
 from framework.storage import located
+from framework.webhooks.spool import Spool
 
 pytestmark = pytest.mark.e2e
 
@@ -41,3 +48,66 @@ def test_runner_sync_keeps_its_state_in_postgresql(make_sandbox, brevo: BrevoBox
     report = json.loads(status.stdout)["connectors"]["bigcommerce"]
     assert report["last_run"]["status"] == "succeeded" and report["last_run"]["records"] < 40
     assert report["spool"] == {"events": 0, "unread": 0, "dead_letters": 0}
+
+
+# --- receivers as replicas -----------------------------------------------------------------
+
+def test_two_receivers_on_one_spool_lose_nothing_when_one_is_killed(
+        make_sandbox, postgres_url: str, tmp_path: Path) -> None:
+    """5,000 webhooks at concurrency 50, split between two receivers on one PostgreSQL
+    spool; one is SIGKILLed mid-burst and what it had not acknowledged is retried on the
+    other (as a load balancer or the platform's retry would): every acknowledged event is
+    stored, and stored once."""
+    store = make_sandbox("--customers", "5", "--orders", "5", "--products", "5")
+    config = tmp_path / "source.json"
+    config.write_text(json.dumps({"store_hash": store.store_hash,
+                                  "access_token": store.access_token, "api_url": store.url,
+                                  "webhook_secret": SECRET,
+                                  "spool_path": located(postgres_url, "bigcommerce")}))
+    first, second = start_receiver(config), start_receiver(config)
+    bodies = [orjson.dumps(payload(store.store_hash, "store/customer/updated",
+                                   {"type": "customer", "id": n})) for n in range(1, 5001)]
+    acked: list[bytes] = []
+    lock = threading.Lock()
+    kill_now = threading.Event()
+    retried = [0]
+
+    def send(share: list[bytes], target: Receiver) -> None:
+        poster = Poster(target.endpoint)
+        for body in share:
+            while True:
+                try:
+                    status, _ = poster.post(body, {HEADER: SECRET})
+                except (OSError, http.client.HTTPException):  # the receiver died
+                    status = 0
+                if status == 200:
+                    break
+                with lock:
+                    retried[0] += 1
+                poster.close()
+                poster = Poster(second.endpoint)  # the surviving replica
+            with lock:
+                acked.append(body)
+                if len(acked) >= 1500:
+                    kill_now.set()
+        poster.close()
+
+    threads = [threading.Thread(target=send, args=(bodies[n::50], first if n % 2 else second))
+               for n in range(50)]
+    for thread in threads:
+        thread.start()
+    kill_now.wait(timeout=120)
+    os.kill(first.process.pid, signal.SIGKILL)
+    for thread in threads:
+        thread.join(timeout=180)
+    first.process.wait(timeout=10)
+    second.stop()
+    spool = Spool(located(postgres_url, "bigcommerce"))
+    try:
+        keys = spool.keys()
+        stored = spool.count()
+    finally:
+        spool.close()
+    assert len(acked) == 5000 and retried[0] > 0  # the kill did land mid-burst
+    assert {spool_key(orjson.loads(body)) for body in acked} == keys
+    assert stored == len(keys) == 5000  # once each
