@@ -97,12 +97,15 @@ STREETS = ("Main Street", "High Street", "Sukhumvit Road", "Hauptstraße", "Rue 
 COMPANIES = ("Acme Retail", "Blue Lotus Co.", "Nordwind GmbH", "Maple & Co", "Sakura Trading",
              "Le Petit Atelier", "Outback Supplies")
 
-CUSTOMER_GROUPS = (
+#: A JSON object as the API returns it.
+Row = dict[str, Any]
+
+CUSTOMER_GROUPS: tuple[Row, ...] = (
     {"id": 1, "name": "Retail", "is_default": True},
     {"id": 2, "name": "Wholesale", "is_default": False},
     {"id": 3, "name": "VIP", "is_default": False},
 )
-CUSTOMER_ATTRIBUTES = (
+CUSTOMER_ATTRIBUTES: tuple[Row, ...] = (
     {"id": 1, "name": "Shoe size", "type": "number"},
     {"id": 2, "name": "Favorite color", "type": "string"},
     {"id": 3, "name": "Loyalty tier", "type": "string"},
@@ -112,7 +115,8 @@ FORM_FIELDS = (
     ("Birthday", None),
     ("Marketing consent", ("Yes", "No")),
 )
-CHANNELS = ({"id": 1, "name": "Main storefront"}, {"id": 2, "name": "Wholesale storefront"})
+CHANNELS: tuple[Row, ...] = ({"id": 1, "name": "Main storefront"},
+                             {"id": 2, "name": "Wholesale storefront"})
 
 
 def _digits(rng: random.Random, pattern: str) -> str:
@@ -184,17 +188,18 @@ def make_customer(seed: int, customer_id: int, created: int, modified: int) -> d
 
 
 
-CUSTOMER_GROUP_ROWS = tuple({
+CUSTOMER_GROUP_ROWS: tuple[Row, ...] = tuple({
     **group, "category_access": {"type": "all"},
     "discount_rules": ([{"type": "all", "method": "percent", "amount": "10.0000"}]
                        if group["name"] != "Retail" else []),
     "date_created": 1640995200 + group["id"] * 86400, "date_modified": 1672531200,
     "is_group_for_guests": False} for group in CUSTOMER_GROUPS)
 
-ATTRIBUTE_ROWS = tuple({**attribute, "date_created": 1640995200, "date_modified": 1672531200}
-                       for attribute in CUSTOMER_ATTRIBUTES)
+ATTRIBUTE_ROWS: tuple[Row, ...] = tuple(
+    {**attribute, "date_created": 1640995200, "date_modified": 1672531200}
+    for attribute in CUSTOMER_ATTRIBUTES)
 
-CHANNEL_ROWS = tuple({
+CHANNEL_ROWS: tuple[Row, ...] = tuple({
     "id": channel["id"], "external_id": "", "is_listable_from_ui": True, "is_enabled": True,
     "is_visible": True, "status": "active", "name": channel["name"], "type": "storefront",
     "platform": "bigcommerce", "date_created": 1640995200, "date_modified": 1640995200 + 3600 *
@@ -202,7 +207,7 @@ CHANNEL_ROWS = tuple({
 
 CATEGORY_NAMES = ("Apparel", "Shoes", "Bags", "Accessories", "Home", "Kitchen", "Beauty",
                   "Outdoor", "Kids", "Sale", "New Arrivals", "Gifts")
-CATEGORY_ROWS = tuple({
+CATEGORY_ROWS: tuple[Row, ...] = tuple({
     "category_id": i + 1, "category_uuid": f"00000000-0000-4000-a000-{i + 1:012d}",
     "tree_id": 1, "parent_id": 0 if i < 8 else 1 + i % 4, "name": name,
     "description": f"<p>{name} for every day</p>", "views": 100 * (i + 1), "sort_order": i,
@@ -212,7 +217,7 @@ CATEGORY_ROWS = tuple({
     "url": {"path": f"/{name.lower().replace(' ', '-')}/", "is_customized": False},
 } for i, name in enumerate(CATEGORY_NAMES))
 
-LOCATION_ROWS = (
+LOCATION_ROWS: tuple[Row, ...] = (
     {"id": 1, "code": "DEFAULT", "label": "Main warehouse", "description": "",
      "managed_by_external_source": False, "type_id": "PHYSICAL", "enabled": True,
      "time_zone": "America/Chicago", "storefront_visibility": True,
@@ -415,7 +420,7 @@ def make_cart(seed: int, cart_number: int, customer: dict[str, Any] | None, prod
               created: int) -> dict[str, Any]:
     """A cart (``GET /v3/carts/{id}``) of a shopper, with physical line items."""
     rng = _rng(seed, "cart", cart_number)
-    items = []
+    items: list[Row] = []
     for n in range(rng.randrange(1, 4)):
         product_id = rng.randrange(1, max(products, 1) + 1)
         name, price, sku = product_basics(seed, product_id)

@@ -256,13 +256,13 @@ def customers(store: Store, params: Any, _: dict[str, Any]) -> dict[str, Any]:
     dropped = [key for include, key in CUSTOMER_INCLUDES.items()
                if key and include not in includes]
 
-    def render(i: int) -> dict[str, Any]:
+    def render_record(i: int) -> dict[str, Any]:
         r = record(i)
         for key in dropped:
             r.pop(key, None)
         return r
 
-    render = cached(items, ",".join(sorted(includes)), render)
+    render = cached(items, ",".join(sorted(includes)), render_record)
     after, before = params.get("after"), params.get("before")
     if not (after or before):
         body = v3_page(params, selection, render)
