@@ -129,12 +129,10 @@ def _hooks_api(sandbox: Sandbox, request: Request, raw: bytes, granted: frozense
                token: str) -> dict[str, Any] | None:
     """``/v3/hooks`` and ``/v3/hooks/{id}``: only the calling API account's hooks."""
     hooks, client_id = sandbox.hooks, sandbox.clients.get(token, "sandbox-app")
-    hook_id = request.path_params.get("hook_id")
+    hook_id: int | None = request.path_params.get("hook_id")  # the route's int converter
     if hook_id is not None:
-        hook = hooks.hooks.get(hook_id)
-        if hook is None or hook["client_id"] != client_id:
-            raise ApiError(404, "Webhook not found")
-    if request.method == "GET" and hook_id is None:
+        return _hook_api(hooks, request, raw, granted, client_id, hook_id)
+    if request.method == "GET":
         params = request.query_params
         found = [h for h in hooks.mine(client_id)
                  if all(params.get(k) is None or str(h[k]).lower() == params[k].lower()
@@ -145,33 +143,45 @@ def _hooks_api(sandbox: Sandbox, request: Request, raw: bytes, granted: frozense
         return {"data": data, "meta": {"pagination": {
             "total": len(found), "count": len(data), "per_page": limit, "current_page": page,
             "total_pages": max(1, math.ceil(len(found) / limit))}}}
-    if request.method == "GET":
-        return {"data": hook, "meta": {}}
+    body = _hook_body(raw)  # POST
+    missing = {k: f"{k} is required" for k in ("scope", "destination") if k not in body}
+    errors = missing or hooks.validate(body, granted)
+    if errors:
+        raise ApiError(422, "Invalid webhook", errors)
+    refusal = hooks.limit_error(client_id, body["scope"], body["destination"])
+    if refusal:
+        raise ApiError(422, refusal)
+    return {"data": hooks.create(client_id, body), "meta": {}}
+
+
+def _hook_api(hooks: Hooks, request: Request, raw: bytes, granted: frozenset[str],
+              client_id: str, hook_id: int) -> dict[str, Any]:
+    """``/v3/hooks/{id}``: GET, PUT or DELETE one of the calling API account's hooks."""
+    hook = hooks.hooks.get(hook_id)
+    if hook is None or hook["client_id"] != client_id:
+        raise ApiError(404, "Webhook not found")
     if request.method == "DELETE":
         del hooks.hooks[hook_id]
+    if request.method != "PUT":
         return {"data": hook, "meta": {}}
+    body = _hook_body(raw)
+    merged = {**hook, **{k: v for k, v in body.items()
+                         if k in ("scope", "destination", "is_active", "headers")}}
+    errors = hooks.validate(merged, granted)
+    if errors:
+        raise ApiError(422, "Invalid webhook", errors)
+    hook.update(merged, updated_at=int(time.time()))
+    return {"data": hook, "meta": {}}
+
+
+def _hook_body(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError:
         raise ApiError(400, "The request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(422, "The request body must be an object")
-    if request.method == "PUT":
-        merged = {**hook, **{k: v for k, v in body.items()
-                             if k in ("scope", "destination", "is_active", "headers")}}
-        errors = hooks.validate(merged, granted)
-        if errors:
-            raise ApiError(422, "Invalid webhook", errors)
-        hook.update(merged, updated_at=int(time.time()))
-        return {"data": hook, "meta": {}}
-    missing = {k: f"{k} is required" for k in ("scope", "destination") if k not in body}
-    errors = missing or hooks.validate(body, granted)
-    if errors:
-        raise ApiError(422, "Invalid webhook", errors)
-    limit = hooks.limit_error(client_id, body["scope"], body["destination"])
-    if limit:
-        raise ApiError(422, limit)
-    return {"data": hooks.create(client_id, body), "meta": {}}
+    return body
 
 
 def _scripts_api(sandbox: Sandbox, request: Request, raw: bytes, granted: frozenset[str],
@@ -202,8 +212,8 @@ def _mutate(sandbox: Sandbox, body: dict[str, Any]) -> dict[str, Any]:
     versions = {}
     for record_id in updated:
         tag = f"edited {rng.randrange(10**6)}"
-        edit = {"customers": {"notes": tag}, "orders": {"staff_notes": tag},
-                "products": {"search_keywords": tag}}[resource]
+        edit: dict[str, Any] = {"customers": {"notes": tag}, "orders": {"staff_notes": tag},
+                                "products": {"search_keywords": tag}}[resource]
         before = items.get(record_id).get("status_id") if resource == "orders" else None
         if resource == "orders":
             edit["status_id"] = rng.choice((2, 5, 10, 11))
@@ -361,12 +371,12 @@ def build_app(sandboxes: list[Sandbox]) -> Starlette:
                 for name, items in (("customers", store.customers), ("orders", store.orders),
                                     ("products", store.products))}
 
-    for path, handler, method in (
+    for path, handler, verb in (
             ("stats", stats, "GET"), ("stats/reset", reset_stats, "POST"),
             ("mutate", _mutate, "POST"), ("tokens", tokens, "POST"), ("hooks", hooks, "GET"),
             ("faults", faults, "POST"), ("carts", carts, "POST"),
             ("inventory", inventory, "POST"), ("snapshot", snapshot, "GET")):
-        routes.append(Route(f"/_sandbox/{path}", admin(handler), methods=[method]))
+        routes.append(Route(f"/_sandbox/{path}", admin(handler), methods=[verb]))
     # The first store's storefront (pages, Storefront Cart API, current.jwt) at the root.
     routes.extend(storefront_routes(sandboxes[0]))
     return Starlette(routes=routes)

@@ -169,8 +169,8 @@ def _check(body: dict[str, Any], granted: frozenset[str], *, creating: bool) -> 
     for name in STRINGS:
         if name in body and not isinstance(body[name], str):
             errors[name] = f"{name} must be a string"
-    name = body.get("name")
-    if isinstance(name, str) and not 1 <= len(name) <= 255:
+    given = body.get("name")
+    if isinstance(given, str) and not 1 <= len(given) <= 255:
         errors["name"] = "name must be 1 to 255 characters"
     for field in BOOLEANS:
         if field in body and not isinstance(body[field], bool):
