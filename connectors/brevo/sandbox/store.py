@@ -307,8 +307,8 @@ class Account:
         if list_id not in self.lists:
             raise BrevoError(404, "document_not_found", "List ID not found")
         if not add and body.get("all"):
-            for contact in self.contacts.values():
-                contact.list_ids.discard(list_id)
+            for member in self.contacts.values():
+                member.list_ids.discard(list_id)
             return {"contacts": {"processId": 0}}
         keys = [k for k in ("emails", "ids", "extIds") if k in body]
         if len(keys) != 1 or not isinstance(body[keys[0]], list):
