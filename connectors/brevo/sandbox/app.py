@@ -328,8 +328,8 @@ def get_events(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     found = [e for e in s.account.events
              if (not names or e["event_name"] in names)
              and (not contacts or e.get("contact_id") in contacts)
-             and (since is None or since <= _instant(e["event_date"], "event_date", False)
-                  <= until)]
+             and (since is None or until is None  # given together (checked above)
+                  or since <= _instant(e["event_date"], "event_date", False) <= until)]
     found.sort(key=lambda e: _instant(e["event_date"], "event_date", False), reverse=True)
     return 200, {"events": [{k: e[k] for k in EVENT_FIELDS if k in e}
                             for e in found[offset:offset + limit]], "count": len(found)}
