@@ -106,6 +106,14 @@ def _strip(tp: Any) -> Any:
     return tp
 
 
+def _literal_key(node: ast.expr | None, function: Any) -> Any:
+    """A key of a dict the SDK builds (``None`` in the AST: a ``**`` spread, no name)."""
+    if node is None:
+        raise ValueError(f"{function.__qualname__}: a request dict spreads a mapping (**); "
+                         "the reference reads only the keys it spells out")
+    return ast.literal_eval(node)
+
+
 def operation(module: str, method: str) -> Operation:
     """Read one SDK method: its HTTP call (verb, path, body and query names) and types."""
     raw = importlib.import_module(f"brevo.{module}.raw_client")
@@ -129,11 +137,11 @@ def operation(module: str, method: str) -> Operation:
         for key, value in zip(body.keys, body.values, strict=True):
             name = _argument(value)
             required = signature.parameters[name].default is inspect.Parameter.empty
-            fields[ast.literal_eval(key)] = (hints[name], required)
+            fields[_literal_key(key, function)] = (hints[name], required)
     elif body is not None:
         whole_body = hints[_argument(body)]
     params = keywords.get("params")
-    query = ({ast.literal_eval(k) for k in params.keys} if isinstance(params, ast.Dict)
+    query = ({_literal_key(k, function) for k in params.keys} if isinstance(params, ast.Dict)
              else set())
     answer = typing.get_args(hints["return"])[0]
     return Operation(verb, "/v3/" + _path(call.args[0]), fields, whole_body, query, answer)
