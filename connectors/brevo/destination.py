@@ -636,7 +636,7 @@ def write(config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
         summary = dry_run_summary(writer)
         log.info("%s", summary)
         yield p.dump(p.AirbyteMessage(type="LOG", log=p.AirbyteLogMessage(
-            level="INFO", message=summary)))
+            level=p.LogLevel.INFO, message=summary)))
 
 
 def _as_sent(record_id: Any) -> int | str:
