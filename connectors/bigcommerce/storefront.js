@@ -152,6 +152,9 @@
   }
 
   try {
+    // Leaving before the token came: what waits is sent as it is (a visitor's id only,
+    // which the receiver's side joins to the shopper once a later event names them).
+    w.addEventListener("pagehide", identify);
     productViewed();
     categoryViewed();
     checkCart();
