@@ -21,6 +21,9 @@ class AppGroup(base.LazyGroup):
                        "dead letters."),
             "webhooks": ("app.webhooks_cli:webhooks",
                          "Subscribe to a store's webhooks, list them, and receive them."),
+            "worker": ("app.worker_cli:worker_command",
+                       "Claim the stores of a folder of sync configs (leases in PostgreSQL) "
+                       "and keep them synced."),
             "storefront": ("app.storefront_cli:storefront",
                            "Install the storefront script (product views, carts, checkouts) "
                            "on each store.")}

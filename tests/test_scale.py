@@ -5,18 +5,25 @@ sandboxes as subprocesses."""
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import signal
+import subprocess
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
-from conftest import BrevoBox, run_cli
+import requests
+from conftest import RUNNER, BrevoBox, run_cli, start_sandbox
 from test_sync import seed_config
 from webhook_kit import HEADER, SECRET, Poster, Receiver, payload, spool_key, start_receiver
 
+from app.worker import Leases
 from framework.protocol.statestore import StateStore
 from framework.storage import located
 from framework.webhooks.spool import Spool
@@ -111,3 +118,130 @@ def test_two_receivers_on_one_spool_lose_nothing_when_one_is_killed(
     assert len(acked) == 5000 and retried[0] > 0  # the kill did land mid-burst
     assert {spool_key(orjson.loads(body)) for body in acked} == keys
     assert stored == len(keys) == 5000  # once each
+
+
+# --- workers sharing stores ----------------------------------------------------------------
+
+STORE_YAML = """\
+connectors:
+  bigcommerce:
+    store_hash: "{store_hash}"
+    access_token: "{access_token}"
+    api_url: "{bc_url}"
+    sync: {{carts: false}}
+    lists: {{all_customers: 40, buyers: 41, abandoned_cart: 42}}
+brevo:
+  api_key: "{brevo_key}"
+  api_url: "{brevo_url}"
+state_dir: "{state_dir}"
+storage: "{storage}"
+"""
+
+
+def store_folder(folder: Path, stores: list[dict[str, str]], bc_url: str, brevo: BrevoBox,
+                 storage: str, state_root: Path) -> None:
+    """One sync config per store (its ledger in a state_dir of its own)."""
+    folder.mkdir()
+    for store in stores:
+        (folder / f"{store['store_hash']}.yaml").write_text(STORE_YAML.format(
+            bc_url=bc_url, brevo_key=brevo.key, brevo_url=brevo.url, storage=storage,
+            state_dir=state_root / store["store_hash"], **store))
+
+
+def start_worker(folder: Path, name: str, *extra: str) -> subprocess.Popen[bytes]:
+    log = (folder.parent / f"{name}.log").open("wb")
+    return subprocess.Popen([RUNNER, "worker", "--config", str(folder), "--name", name,
+                             "--lease", "2", "--poll", "0.2", *extra],
+                            stdout=log, stderr=log)
+
+
+def expected_in_brevo(bc_url: str, stores: list[dict[str, str]]) -> tuple[set[str], int]:
+    """The emails of every store's customers, and how many orders they hold, as the
+    BigCommerce API lists them."""
+    emails: set[str] = set()
+    orders = 0
+    for store in stores:
+        headers = {"X-Auth-Token": store["access_token"], "Accept": "application/json"}
+        base = f"{bc_url}/stores/{store['store_hash']}"
+        customers = requests.get(f"{base}/v3/customers", params={"limit": 250},
+                                 headers=headers, timeout=30).json()["data"]
+        emails |= {c["email"].lower() for c in customers}
+        orders += len(requests.get(f"{base}/v2/orders", params={"limit": 250},
+                                   headers=headers, timeout=30).json())
+    return emails, orders
+
+
+@pytest.fixture
+def quick_brevo() -> Iterator[BrevoBox]:
+    """A Brevo sandbox whose rate-limit windows are short: thirty stores' syncs spend more
+    than an hour's quota of some of Brevo's buckets."""
+    process = subprocess.Popen([RUNNER, "sandbox", "brevo", "--lists", "40,41,42",
+                                "--import-delay-ms", "30", "--window-ms", "2"],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    ready = json.loads(process.stdout.readline())
+    yield BrevoBox(process, ready["url"], ready["api_key"])
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_three_workers_share_thirty_stores_and_take_over_a_killed_ones(
+        quick_brevo: BrevoBox, postgres_url: str, tmp_path: Path) -> None:
+    brevo = quick_brevo
+    sandbox = start_sandbox("--stores", "30", "--customers", "6", "--orders", "5",
+                            "--products", "3", "--plan", "enterprise")
+    try:
+        stores = sandbox.stores
+        folder = tmp_path / "stores"
+        store_folder(folder, stores, sandbox.url, brevo, postgres_url, tmp_path / "state")
+        leases = Leases(postgres_url, "test", 2)
+        workers = {name: start_worker(folder, name) for name in ("w1", "w2", "w3")}
+        killed_at = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            held = leases.db.execute("SELECT store FROM {schema}.leases WHERE holder = 'w1' "
+                                     "AND expires_at > 0").fetchone()
+            if killed_at is None and held is not None:
+                time.sleep(0.15)  # into its sync
+                workers["w1"].send_signal(signal.SIGKILL)
+                killed_at = time.time()
+                killed_store = held[0]
+            done = leases.db.execute("SELECT COUNT(*) FROM {schema}.leases WHERE synced_at "
+                                     "IS NOT NULL").fetchone()
+            if done is not None and done[0] == 30:
+                break
+            time.sleep(0.1)
+        for name, process in workers.items():
+            if name != "w1":
+                process.terminate()
+        for process in workers.values():
+            process.wait(timeout=30)
+        history = leases.history()
+        emails, orders = expected_in_brevo(sandbox.url, stores)
+    finally:
+        sandbox.stop()
+    assert killed_at is not None, "w1 never held a store"
+    succeeded: dict[str, list[str]] = {}
+    for row in history:
+        if row["status"] == "succeeded":
+            succeeded.setdefault(row["store"], []).append(row["holder"])
+    # Every store synced, once; the killed worker's store finished by another.
+    assert len(succeeded) == 30 and all(len(h) == 1 for h in succeeded.values()), succeeded
+    assert succeeded[killed_store] != ["w1"]
+    unfinished = [row for row in history if row["ended_at"] is None]
+    assert [(row["holder"], row["store"]) for row in unfinished] == [("w1", killed_store)]
+    # None by two workers at once: each claim ends (the killed one: when it was killed)
+    # before the next claim of its store begins.
+    by_store: dict[str, list[dict[str, Any]]] = {}
+    for row in history:
+        by_store.setdefault(row["store"], []).append(row)
+    for rows in by_store.values():
+        for before, after in itertools.pairwise(rows):
+            assert (before["ended_at"] or killed_at) <= after["taken_at"], rows
+    # Nothing lost or doubled in Brevo.
+    held = brevo.state()
+    assert {c["email"].lower() for c in held["contacts"]} == emails
+    assert len(held["contacts"]) == len(emails)
+    assert len(held["orders"]) == orders == 30 * 5
+    events = [json.dumps(e, sort_keys=True) for e in held["events"]]
+    assert len(events) == len(set(events))
