@@ -245,3 +245,25 @@ def test_three_workers_share_thirty_stores_and_take_over_a_killed_ones(
     assert len(held["orders"]) == orders == 30 * 5
     events = [json.dumps(e, sort_keys=True) for e in held["events"]]
     assert len(events) == len(set(events))
+
+
+def test_a_lease_is_held_renewed_and_lapses(postgres_url: str) -> None:
+    one, other = Leases(postgres_url, "one", 1), Leases(postgres_url, "other", 1)
+    assert one.claim(["a", "b"], every_s=3600) == "a"  # never synced: due, "a" first
+    assert other.claim(["a"], every_s=3600) is None  # held
+    assert other.claim(["a", "b"], every_s=3600) == "b"
+    time.sleep(0.6)
+    assert one.renew("a")
+    time.sleep(0.6)
+    assert other.claim(["a"], every_s=3600) is None  # renewed: still held
+    time.sleep(1.1)  # "one" stopped renewing: its lease lapses
+    assert other.claim(["a"], every_s=3600) == "a"
+    assert not one.renew("a")  # taken: "one" must stop
+    other.release("a", "succeeded")
+    other.release("b", "failed")
+    assert other.claim(["a", "b"], every_s=3600) == "b"  # a failed sync stays due
+    assert other.claim(["a"], every_s=3600) is None  # synced just now: not due
+    assert one.claim(["a"], every_s=0) == "a"
+    assert [(h["store"], h["holder"], h["status"]) for h in one.history()] == [
+        ("a", "one", None), ("b", "other", "failed"), ("a", "other", "succeeded"),
+        ("b", "other", None), ("a", "one", None)]
