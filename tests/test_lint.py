@@ -20,7 +20,7 @@ def test_ruff_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# 10 to 15 s from a clean checkout (2 s with mypy's cache in .mypy_cache): out of the fast loop.
+# About 10 s of CPU from a clean checkout (2 s with mypy's cache, .mypy_cache): not fast loop.
 @pytest.mark.e2e
 def test_mypy_is_clean() -> None:
     """What ``[tool.mypy]`` in pyproject.toml names (framework, app, connectors) type-checks."""
