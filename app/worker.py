@@ -223,6 +223,9 @@ def work(folder: Path, *, name: str, every_s: float, lease_s: float, poll_s: flo
          stop: Callable[[], bool], once: bool = False) -> int:
     """Claim and sync stores until ``stop()``; returns how many syncs succeeded. ``once``:
     return when no store is due (a backfill Job)."""
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} is not a folder: give --config the folder of the stores' "
+                          "sync configs (one file per store)")
     stores_folder = Folder(folder)
     leases: dict[str, Leases] = {}
     synced = 0

@@ -16,7 +16,7 @@ from framework.errors import REDACT, ConnectorError
 
 @click.command("worker")
 @click.option("--config", "folder", required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              type=click.Path(file_okay=False, path_type=Path),
               help="A folder of sync configs, one file per store, each with storage: "
                    "postgresql://... (read again before every claim: add or remove a store "
                    "by adding or removing its file).")
