@@ -21,6 +21,8 @@ class AppGroup(base.LazyGroup):
                        "dead letters."),
             "webhooks": ("app.webhooks_cli:webhooks",
                          "Subscribe to a store's webhooks, list them, and receive them."),
+            "storage": ("app.storage_cli:storage",
+                        "Move state between SQLite files and PostgreSQL."),
             "worker": ("app.worker_cli:worker_command",
                        "Claim the stores of a folder of sync configs (leases in PostgreSQL) "
                        "and keep them synced."),

@@ -267,3 +267,55 @@ def test_a_lease_is_held_renewed_and_lapses(postgres_url: str) -> None:
     assert [(h["store"], h["holder"], h["status"]) for h in one.history()] == [
         ("a", "one", None), ("b", "other", "failed"), ("a", "other", "succeeded"),
         ("b", "other", None), ("a", "one", None)]
+
+
+# --- from SQLite to PostgreSQL ---------------------------------------------------------------
+
+def test_a_state_dir_migrates_to_postgresql_and_the_sync_resumes_there(
+        make_sandbox, brevo: BrevoBox, postgres_url: str, tmp_path: Path) -> None:
+    store = make_sandbox("--customers", "30", "--orders", "20", "--seed", "4")
+    config, env = seed_config(tmp_path, store, brevo)
+    first = run_cli("runner", "sync", "--config", str(config), env=env)
+    assert first.returncode == 0, first.stderr.decode()
+    state_dir = tmp_path / "state"
+    spool = Spool(state_dir / "bigcommerce.spool.db")
+    spool.append(store.store_hash, "store/cart/created", "cart", "c-1", {"n": 1}, "k1")
+    spool.append(store.store_hash, "store/cart/created", "cart", "c-2", {"n": 2}, "k2")
+    spool.dead_letter(store.store_hash, "cart", "bad id", "store/cart/created", 1, "not an id")
+    spool.close()
+    sqlite_states = StateStore(state_dir / "bigcommerce.state.db")
+    saved, runs = sqlite_states.load(), sqlite_states.runs()
+    sqlite_states.close()
+
+    moved = run_cli("runner", "storage", "migrate", "--from", str(state_dir), "--to",
+                    "${PG_URL}", env={**env, "PG_URL": postgres_url})
+    assert moved.returncode == 0, moved.stderr.decode()
+    assert "2 events, 1 dead letters" in moved.stdout.decode()
+    again = run_cli("runner", "storage", "migrate", "--from", str(state_dir), "--to",
+                    postgres_url, env=env)
+    assert again.returncode == 2 and "already holds 2 spooled events" in again.stderr.decode()
+
+    target = Spool(located(postgres_url, "bigcommerce"))
+    try:
+        assert target.keys() == {"k1", "k2"} and target.last_offset() == 2
+        assert [d["resource_id"] for d in target.dead_letters()] == ["bad id"]
+        # New events continue after the copied offsets.
+        assert (target.append(store.store_hash, "store/cart/created", "cart", "c-3", {},
+                              "k3") or 0) > 2
+    finally:
+        target.close()
+    states = StateStore(located(postgres_url, f"bigcommerce.state.{store.store_hash}"))
+    try:
+        assert states.load() == saved and states.runs() == runs
+    finally:
+        states.close()
+    # With storage set, the next sync reads its states from PostgreSQL: it resumes.
+    with config.open("a") as text:
+        text.write("storage: ${PG_URL}\n")
+    resumed = run_cli("runner", "sync", "--config", str(config),
+                      env={**env, "PG_URL": postgres_url})
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    status = json.loads(run_cli("runner", "status", "--config", str(config), "--json",
+                                env={**env, "PG_URL": postgres_url}).stdout)
+    last = status["connectors"]["bigcommerce"]["last_run"]
+    assert last["status"] == "succeeded" and last["records"] < 30
