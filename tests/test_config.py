@@ -65,7 +65,7 @@ ONE_STORE = {"store_setup": {"mode": "one_store", "store_hash": "abc123", "acces
     ({**GOOD, "sotre_hash": "x"},
      "unknown field 'sotre_hash' (valid: api_url, channel_ids, client_id, client_secret, "
      "concurrency, page_size, read_mode, request_timeout, spool_path, start_date, store_setup, "
-     "webhook_secret, webhooks)"),
+     "storefront, webhook_secret, webhooks)"),
     ({"stores": [{"store_hash": "abc", "access_token": 987654321}]},
      "'store_setup.stores[0].access_token' must be of type string"),
     ({"stores": [{"store_hash": "abc"}]}, "'store_setup.stores[0].access_token' is required"),
@@ -160,7 +160,7 @@ def test_unknown_keys_can_be_warnings(tmp_path: Path) -> None:
     assert config["store_hash"] == "abc123"
     assert told == ["unknown field 'pagesize' (valid: api_url, channel_ids, client_id, "
                     "client_secret, concurrency, page_size, read_mode, request_timeout, "
-                    "spool_path, start_date, store_setup, webhook_secret, webhooks)"]
+                    "spool_path, start_date, store_setup, storefront, webhook_secret, webhooks)"]
 
 
 @pytest.mark.parametrize("name", ["bigcommerce", "brevo", "sqlite"])
