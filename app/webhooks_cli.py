@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import orjson
 
 from app import sync
 from app.events import subscribed
+from connectors.brevo.notify import keep_beating, notify_route
 from framework.engine.source import HttpSource
 from framework.errors import ConfigError, ConnectorError
 from framework.plugins import commands
@@ -249,13 +251,23 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
     more = (storefront.routes(beacons, writer, f"/storefront/{source_name}",
                               bounds.body_timeout, refusals, Proxies(bounds.trusted_proxies))
             if beacons is not None else [])
+    beating = threading.Event()
+    brevo = setup.job.destination_config if setup.job is not None else {}
+    if brevo.get("notify_url"):
+        # Brevo's "import finished" calls: the brevo section's notify_url is this receiver.
+        route, board = notify_route(brevo["state_dir"])
+        more.append(route)
+        keep_beating(board, beating)
     app = build_app(verifier, writer, path, max_body, bounds, refusals, more)
     if forwarder:
         forwarder.start()
     try:
         serve(app, host, port, {"path": path, "spool": describe(config["spool_path"]),
-                                "forwarding": bool(forwarder)}, bounds, refusals)
+                                "forwarding": bool(forwarder),
+                                "brevo_notices": bool(brevo.get("notify_url"))},
+              bounds, refusals)
     finally:
+        beating.set()
         writer.close()
         if forwarder:
             forwarder.stop()

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from connectors.brevo.sandbox.reference import ROUTES, Reference
 
 _REFERENCE: Reference | None = None
@@ -50,6 +52,8 @@ class FakeBrevo:
     def send(self, method: str, path: str, *, json: Any = None,
              params: dict[str, Any] | None = None, **_: Any) -> Answer:
         route = route_of(method, path)
+        if json is not None:  # as the wire has it (rows may go in pre-serialized)
+            json = orjson.loads(orjson.dumps(json))
         problems = reference().request_problems(route, {k: str(v) for k, v in
                                                         (params or {}).items()}, json)
         assert not problems, f"{method} {path}: the SDK refuses it: {problems}"

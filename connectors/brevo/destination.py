@@ -1,10 +1,15 @@
 """The Brevo destination: keeps a Brevo account in step with the commerce model's records
 (specs/schemas/commerce/v1) it reads on stdin; it knows no platform.
 
-One path: records -> contacts (mapped, validated) and ledger updates -> at each STATE, imports to
-Brevo, polled until Brevo has completed them -> the STATE is echoed. A record that cannot be
-sent goes to the dead-letter file with its reason and is counted in ``rejectedRecordCount``;
-the sync goes on.
+One path: records -> contacts (mapped, validated) and ledger updates -> at each flush, whole
+batches to Brevo (imports of up to 8 MB, 1,000 orders, 100 products) -> once everything before
+a STATE is in Brevo, the STATE is echoed. A batch that is not full waits for the next flush
+(each one spends a request of the 100-an-hour bucket, whatever it holds), and so do the STATEs
+after it: everything goes at the end of the input, or once ``checkpoint_minutes`` have passed
+since the STATEs began to wait (what a crash makes the next run do again). A contact's rows
+are merged while they wait, so that it goes to Brevo once with its latest totals. A record that
+cannot be sent goes to the dead-letter file with its reason and is counted in
+``rejectedRecordCount``; the sync goes on.
 
 What this version sends: customers as contacts (``customer_mapping``, phones in international
 form, group names, custom fields by name, ``ORDER_COUNT`` and ``TOTAL_SPENT``, the platform's
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +40,10 @@ from connectors.brevo.catalog import CatalogSender
 from connectors.brevo.contacts import ContactImporter
 from connectors.brevo.events import EventOutbox, now_iso
 from connectors.brevo.ledger import AccountMismatch, Ledger
+from connectors.brevo.limits import BUCKET_NAMES, BUCKETS, Buckets, estimate, tier_of
 from connectors.brevo.lists import change_members
 from connectors.brevo.mapping import DEFAULT_MAPPING, ContactMapper
+from connectors.brevo.notify import notices_for
 from connectors.brevo.orders import OrderSender
 from connectors.brevo.payloads import (
     brevo_order_id,
@@ -45,7 +53,7 @@ from connectors.brevo.payloads import (
 )
 from connectors.brevo.storefront import StorefrontEvents
 from framework.declarative.spec import RateLimitHeaders
-from framework.destinations.sink import Writer
+from framework.destinations.sink import Writer, state_stream
 from framework.engine.http import HttpClient
 from framework.errors import ConnectorError
 from framework.files import private_file
@@ -71,18 +79,33 @@ MODEL_STREAM_OF = {kind: stream for stream, kind in MODEL_STREAMS.items()}
 # (ledger, api_url, key) -> the account (organization_id, name) GET /v3/account named, asked
 # once per process
 _BOUND: dict[tuple[str, str, str], tuple[str, str]] = {}
+# (api_url, key) -> the size of the "all other endpoints" bucket GET /v3/account's answer
+# announced (x-sib-ratelimit-limit): which rate-limit tier the account has
+_OTHER_LIMIT: dict[tuple[str, str], int] = {}
+#: A wait for a bucket's reset this long is said in the log (the run is paced, not stuck);
+#: the per-second buckets' waits are shorter.
+LONG_WAIT_S = 2.0
 
 
 class DryRun:
     """Stands in for an API client in a dry run: reads go to Brevo, writes are only counted
     (and answered as Brevo would answer them)."""
 
-    def __init__(self, real: HttpClient, plan: dict[str, int]) -> None:
+    def __init__(self, real: HttpClient, plan: dict[str, int], imports: list[int]) -> None:
         self.real, self.plan = real, plan
+        self.imports = imports  # processes "started" (shared): each ends at once, completed
+
+    @property
+    def quota(self) -> Any:
+        return self.real.quota
 
     def send(self, method: str, path: str, *, json: Any = None, **kwargs: Any
              ) -> tuple[int, Any]:
         if method == "GET":
+            if path == "/v3/processes":
+                return 200, {"count": len(self.imports), "processes": [
+                    {"id": n, "name": "IMPORTUSER", "status": "completed"}
+                    for n in reversed(self.imports)]}
             if path.startswith("/v3/processes/"):
                 return 200, {"status": "completed"}
             return self.real.send(method, path, json=json, **kwargs)
@@ -96,7 +119,8 @@ class DryRun:
             count = len(json)
         self.plan[key] = self.plan.get(key, 0) + count
         if path == "/v3/contacts/import":
-            return 202, {"processId": 0}
+            self.imports.append(len(self.imports) + 1)
+            return 202, {"processId": self.imports[-1]}
         return (201, {}) if method == "POST" else (204, None)
 
     @staticmethod
@@ -129,11 +153,13 @@ class BrevoWriter(Writer):
         self.config = config
         base = config["api_url"].rstrip("/")
         headers = {"api-key": config["api_key"]}
-        # Brevo limits each group of endpoints on its own: one pacer per group.
-        self.api: dict[str, Any] = {
+        # Brevo limits each group of endpoints on its own: one pacer per group (a request
+        # goes through its bucket's: connectors/brevo/limits.py).
+        clients: dict[str, Any] = {
             bucket: HttpClient(base, headers, rate_limit=RATE_LIMIT, errors=ERRORS,
-                               timeout=(10, float(config.get("request_timeout") or 60)))
-            for bucket in ("contacts", "events", "orders", "products", "other")}
+                               timeout=(10, float(config.get("request_timeout") or 60)),
+                               on_wait=self._waiting(bucket))
+            for bucket in BUCKETS}
         self.dry_run = bool(config.get("dry_run"))
         self.plan: dict[str, int] = {}  # what a dry run would have sent
         self.new_contacts = 0
@@ -142,7 +168,11 @@ class BrevoWriter(Writer):
         self.dead_letters = private_file(state_dir / "dead-letter.jsonl",
                                          "dead-letter file").open("ab")  # 0600, 0700 dir
         if self.dry_run:
-            self.api = {bucket: DryRun(client, self.plan) for bucket, client in self.api.items()}
+            started: list[int] = []
+            clients = {bucket: DryRun(client, self.plan, started)
+                       for bucket, client in clients.items()}
+        self.api = Buckets(clients)
+        if self.dry_run:
             self.ledger.dry_run = True
             self.dead_letters.close()
             self.dead_letters = open(os.devnull, "ab")  # noqa: SIM115 (closed in close())
@@ -157,18 +187,24 @@ class BrevoWriter(Writer):
         self.noted: set[str] = set()
         self._bind_account()
         self.connected_at = self.ledger.connected_at(now_iso())
-        self.contacts = ContactImporter(self.api["contacts"], self.api["other"],
-                                        self._contact_refused, self.batch_size)
-        self.orders = OrderSender(self.api["orders"], self.api["other"],
+        self.contacts = ContactImporter(self.api, self.api, self._contact_refused,
+                                        notices=notices_for(config))
+        self.orders = OrderSender(self.api, self.api,
                                   lambda order, why: self.reject(
                                       "orders", why, order, counted_as=MODEL_STREAM_OF["order"]))
-        self.catalog = CatalogSender(self.api["products"], self.api["other"], self.ledger,
-                                     self._item_refused)
-        self.events = EventOutbox(self.ledger, self.api["events"], self.api["other"],
+        self.catalog = CatalogSender(self.api, self.api, self.ledger, self._item_refused,
+                                     int(config.get("product_batch") or 100), self._catalog_sent)
+        self.events = EventOutbox(self.ledger, self.api, self.api,
                                   self._event_refused)
         self.pending_orders: dict[tuple[str, str], tuple[dict[str, Any], str | None]] = {}
         self.pending_products: dict[tuple[str, str], dict[str, Any]] = {}
         self.pending_categories: dict[tuple[str, str], dict[str, Any]] = {}
+        self.stock_waiting: dict[str, tuple[str, str, float]] = {}  # brevo id -> its stock
+        self.lapsed: set[str] = set()  # to leave the buyers list once their imports went
+        # Batches that are not full wait (and the STATEs with them) at most this long.
+        self.checkpoint_s = 60 * float(config.get("checkpoint_minutes") or 30)
+        self.carry_since: float | None = None
+        self.final = self.draining = False
         self.cart_list_add: set[str] = set()
         self.cart_list_remove: set[str] = set()
         self.abandoned_list: int | None = lists.get("abandoned_cart")
@@ -192,7 +228,10 @@ class BrevoWriter(Writer):
         forwarder writes every few seconds."""
         seen = (str(self.ledger.path.resolve()), self.config["api_url"], self.config["api_key"])
         if seen not in _BOUND:
-            status, answer = self.api["other"].send("GET", "/v3/account")
+            status, answer = self.api.send("GET", "/v3/account")
+            seen_limit = self.api.limit_seen("other")
+            if seen_limit:
+                _OTHER_LIMIT[(self.config["api_url"], self.config["api_key"])] = seen_limit
             if status != 200 or not isinstance(answer, dict) or not answer.get(
                     "organization_id"):
                 self.close()
@@ -211,8 +250,7 @@ class BrevoWriter(Writer):
             self.ledger.db.rollback()  # nothing of a dry run stays
         self.ledger.close()
         self.dead_letters.close()
-        for client in self.api.values():
-            client.close()
+        self.api.close()
 
     # --- records --------------------------------------------------------------------------
 
@@ -309,6 +347,7 @@ class BrevoWriter(Writer):
             if email:
                 self.gone_customers.add(email)
                 self.pending_contacts.pop(email, None)
+                self.contacts.discard(email)
         elif kind == "order":
             email = self.ledger.drop_order(account, data["id"])
             if email:
@@ -445,10 +484,16 @@ class BrevoWriter(Writer):
     # --- flushing -------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Send everything pending and wait until Brevo has it; then commit the ledger."""
+        """Send what fills whole batches, or everything (``_drain``) and wait until Brevo has
+        it; then commit the ledger."""
         self.dead_letters.flush()
+        self.draining = self._drain()
         if self.pending_contacts or self.touched:
             self._flush_contacts()
+        if self.draining:
+            self._settle_contacts()
+        else:
+            self.contacts.submit()  # whole imports; Brevo works on them meanwhile
         self._send_orders()
         self._send_cart_lists()
         self.storefront.due()
@@ -456,6 +501,8 @@ class BrevoWriter(Writer):
         self._send_catalog()
         self._send_deletions()
         self.ledger.commit()
+        now = time.monotonic()
+        self.carry_since = (self.carry_since or now) if self.carrying() else None
         left_out = self.mapper.phones_left_out
         if left_out:
             log.warning("%d phone numbers are not valid numbers and were left out of SMS "
@@ -500,15 +547,13 @@ class BrevoWriter(Writer):
             groups.append(([self.all_customers, self.buyers], sorted(buyers)))
         else:
             groups[0][1].extend(sorted(buyers))
-        refused: set[str] = set()
         for list_ids, emails in groups:
-            refused |= self.contacts.send([{"email": e, "attributes": rows[e]} for e in emails],
-                                    list_ids)
-        if self.buyers is not None:
-            self._members(self.buyers, lapsed, "remove")
-        for email, (orders, spent) in totals.items():
-            if email not in refused:  # a refused contact's totals go again next time
-                self.ledger.mark_sent(email, orders, spent)
+            for email in emails:
+                # Merged into the row of the contact if one waits: one row, the latest
+                # values; its totals are marked sent once its import has gone through.
+                self.contacts.add(email, rows[email], list_ids, totals.get(email))
+        self.lapsed |= set(lapsed)
+        self.lapsed -= buyers
         self.ledger.commit()
         self.pending_contacts.clear()
         self.touched.clear()
@@ -535,15 +580,16 @@ class BrevoWriter(Writer):
                     continue
                 yield payload, key not in live_set
 
-        self.orders.send(payloads(), len(live))
+        self.orders.send(payloads(), len(live), everything=self.draining)
         self.pending_orders.clear()
 
     def _send_catalog(self) -> None:
         """Categories, then products and their variants (``parentId``), then stock changes:
         what Brevo's product blocks and back-in-stock alerts read. The model's URLs are
         absolute: nothing waits for the store's record."""
+        everything = self.draining
         self.catalog.upsert("categories", [model_category(row) for row in
-                                           self.pending_categories.values()])
+                                           self.pending_categories.values()], everything)
         items: list[dict[str, Any]] = []
         for (account, _), product in self.pending_products.items():
             for item, variant_id in model_products(product, self.ledger.stock):
@@ -552,20 +598,30 @@ class BrevoWriter(Writer):
                 if variant_id is not None:
                     self.ledger.put_item(account, variant_id, item["id"])
                     if "stock" in item:
-                        self.ledger.mark_stock_sent(account, variant_id, item["stock"])
-        self.catalog.upsert("products", items)
+                        self.stock_waiting[item["id"]] = (account, variant_id, item["stock"])
+        self.catalog.upsert("products", items, everything)
         stale = self.ledger.stale_stock()
+        for account, variant, brevo_id, level in stale:
+            self.stock_waiting[brevo_id] = (account, variant, level)
         self.catalog.upsert("products", [self.catalog.named({"id": brevo_id, "stock": level})
-                                         for _, _, brevo_id, level in stale])
-        for account, variant, _, level in stale:
-            self.ledger.mark_stock_sent(account, variant, level)
+                                         for _, _, brevo_id, level in stale], everything)
         self.pending_categories.clear()
         self.pending_products.clear()
 
+    def _catalog_sent(self, items: list[dict[str, Any]]) -> None:
+        """Products Brevo took: their stock is marked sent (a level marked before it went
+        would be lost by a crash while it waited for its batch)."""
+        for item in items:
+            marked = self.stock_waiting.pop(str(item["id"]), None)
+            if marked is not None and "stock" in item:
+                self.ledger.mark_stock_sent(*marked)
+
     def _members(self, list_id: int, emails: list[str], action: str) -> None:
-        change_members(self.api["contacts"], list_id, emails, action)
+        change_members(self.api, list_id, emails, action)
 
     def _send_cart_lists(self) -> None:
+        if not self.draining:
+            return  # the contacts may still wait for their import
         if self.abandoned_list is not None:
             self._members(self.abandoned_list, sorted(self.cart_list_add), "add")
             self._members(self.abandoned_list, sorted(self.cart_list_remove), "remove")
@@ -579,6 +635,8 @@ class BrevoWriter(Writer):
     def _send_deletions(self) -> None:
         """Customers gone from the store leave the customer lists (their contacts stay);
         products gone are marked deleted in the catalog."""
+        if not self.draining:
+            return  # an import that waits would add them back
         gone = sorted(self.gone_customers)
         for list_id in (self.all_customers, self.buyers, self.abandoned_list):
             if list_id is not None and gone:
@@ -609,6 +667,64 @@ class BrevoWriter(Writer):
     def full(self) -> bool:
         return len(self.pending_contacts) >= self.batch_size  # memory stays flat
 
+    def state(self, message: dict[str, Any], final: bool = False) -> Iterator[bytes]:
+        self.final = final  # the end of the input: everything goes
+        return super().state(message, final)
+
+    def _drain(self) -> bool:
+        """Whether this flush sends everything, not full batches only: at the end of the
+        input, once STATEs have waited ``checkpoint_s``, and when events are queued (an event
+        goes after the contact it names)."""
+        waited = self.carry_since is not None and (
+            time.monotonic() - self.carry_since >= self.checkpoint_s)
+        return (self.final or waited or bool(self.ledger.outbox(1))
+                or bool(self.ledger.events_in_doubt()))
+
+    def _settle_contacts(self) -> None:
+        """Every contact waiting goes; Brevo's imports are waited for; the totals that went
+        are marked sent, and the contacts whose orders no longer count leave the buyers
+        list (after the imports, which would add them back)."""
+        self.contacts.submit(everything=True)
+        outcome = self.contacts.settle()
+        for email, totals in outcome.taken:
+            if totals is not None:  # a refused contact's totals go again next time
+                self.ledger.mark_sent(email, *totals)
+        if self.buyers is not None and self.lapsed:
+            self._members(self.buyers, sorted(self.lapsed), "remove")
+        self.lapsed.clear()
+
+    def carrying(self) -> bool:
+        """Whether anything waits for a later flush (a batch that is not full, an import in
+        flight, list changes that wait for their contacts)."""
+        return bool(self.contacts.busy() or self.orders.waiting_count()
+                    or self.catalog.waiting_count() or self.lapsed or self.cart_list_add
+                    or self.cart_list_remove or self.gone_customers or self.gone_products)
+
+    def streams_waiting(self) -> set[str]:
+        """While anything waits, every held STATE waits with it: a STATE is echoed once
+        everything before it is in Brevo."""
+        if not self.carrying():
+            return set()
+        return {"", *(state_stream(held) or "" for held in self.held_states)}
+
+    def _waiting(self, bucket: str) -> Any:
+        """The pacer's ``on_wait`` for ``bucket``: a long wait for the bucket's reset is
+        said, with what the run has spent in it (the run is paced, not stuck)."""
+        def on_wait(seconds: float, reason: str) -> None:
+            if seconds >= LONG_WAIT_S:
+                log.warning("Brevo's rate limit for %s: %s (%.0f s; %d requests sent there "
+                            "by this run)", BUCKET_NAMES[bucket], reason, seconds,
+                            self.api.sent.get(bucket, 0) if hasattr(self, "api") else 0)
+        return on_wait
+
+    def tier(self) -> str:
+        """The account's rate-limit tier: ``rate_limit_tier``, else the one whose "all other
+        endpoints" bucket has the size Brevo's answer announced, else general."""
+        if self.config.get("rate_limit_tier"):
+            return str(self.config["rate_limit_tier"])
+        seen = _OTHER_LIMIT.get((self.config["api_url"], self.config["api_key"]))
+        return tier_of(seen) or "general"
+
 def _stream_of_event(key: str) -> str:
     """The input stream an event's ledger key was made of (see ``_event``'s callers)."""
     kind = key.split(":")[1] if key.count(":") >= 2 else ""
@@ -624,7 +740,8 @@ def dry_run_summary(writer: BrevoWriter) -> str:
     parts += [f"{plan.get(kind, 0)} {kind}" for kind in
               ("list additions", "list removals", "events", "orders", "products", "categories",
                "attributes")]
-    return "dry run: would send " + ", ".join(parts) + "; nothing was written"
+    return ("dry run: would send " + ", ".join(parts) + "; nothing was written. "
+            + estimate(writer.api.sent, writer.tier()))
 
 
 def write(config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,

@@ -22,12 +22,23 @@ REFERENCE_ENV = "TAJO_BREVO_REFERENCE"  # a file: check traffic against brevo-py
 @click.option("--import-delay-ms", default=200, show_default=True,
               help="Time an import process spends queued, then in process.")
 @click.option("--lists", default="", help="List ids to create, e.g. 40,41,42.")
+@click.option("--tier", type=click.Choice(["general", "advanced", "extended"]),
+              default="general", show_default=True,
+              help="Brevo's rate-limit tier (general: every plan; advanced: Professional and "
+                   "Enterprise; extended: Enterprise).")
+@click.option("--limit", "limits", multiple=True, metavar="BUCKET=N",
+              help="A bucket's size in its window instead of the tier's (e.g. other=5, to see "
+                   "a run paced by the hourly bucket in seconds with --window-ms).")
+@click.option("--product-batch-limit", type=click.Choice(["100", "1000"]), default="100",
+              show_default=True, help="Products a batch takes with updateEnabled (1000: an "
+                                      "account whose limit Brevo raised).")
 @click.option("--api-key", default=None, help="Key to accept (default: a random one).")
 @click.option("--organization-id", default="sandbox-organization", show_default=True,
               help="The account's organization_id (GET /v3/account).")
 @fault_options
 def sandbox_command(host: str, port: int, window_ms: int, latency_ms: int,
-                    import_delay_ms: int, lists: str, api_key: str | None,
+                    import_delay_ms: int, lists: str, tier: str, limits: tuple[str, ...],
+                    product_batch_limit: str, api_key: str | None,
                     organization_id: str, faults: str,
                     faults_seed: int, faults_slow_ms: int) -> None:
     """Serve a Brevo account on loopback; prints {"url", "api_key"} once ready."""
@@ -35,7 +46,14 @@ def sandbox_command(host: str, port: int, window_ms: int, latency_ms: int,
     from connectors.brevo.sandbox.app import BrevoSandbox, build_app  # with the server
     from framework.devkit.sandbox import serve
 
-    sandbox = BrevoSandbox(key, window_ms, latency_ms, import_delay_ms)
+    sandbox = BrevoSandbox(key, window_ms, latency_ms, import_delay_ms, tier,
+                           int(product_batch_limit))
+    for given in limits:
+        bucket, _, size = given.partition("=")
+        if bucket not in sandbox.windows or not size.isdigit():
+            raise click.BadParameter(f"{given!r}: give BUCKET=N, BUCKET one of "
+                                     f"{', '.join(sandbox.windows)}", param_hint="--limit")
+        sandbox.windows[bucket].quota = int(size)
     sandbox.account.organization_id = organization_id
     for list_id in (int(v) for v in lists.split(",") if v.strip()):
         sandbox.account.add_list(list_id, f"List {list_id}", 1)

@@ -32,10 +32,13 @@ TYPE_ONLY_IN = {"id": "transactional", "category": "category", "user": "normal",
 IDENTIFIER_TYPES = {"email_id", "contact_id", "ext_id", "phone_id", "whatsapp_id",
                     "landline_number_id"}
 MAX_LIST_BATCH = 150
+#: "up to 100" products or categories a batch; products "up to 1000 when updateEnabled is true
+#: and the account has an increased limit" (brevo-python 5.1.0's batch docstrings).
 MAX_CATALOG_BATCH = 100
+MAX_RAISED_PRODUCT_BATCH = 1000
 MAX_EVENTS_BATCH = 1000  # not documented by Brevo; the sandbox takes this many
 MAX_EVENT_PROPERTIES = 50 * 1024
-MAX_IMPORT_BYTES = 10 * 1024 * 1024
+MAX_ORDER_BATCH = 1000  # "up to 1,000 orders per request" (docs/import-your-orders)
 
 
 class BrevoError(Exception):
@@ -113,6 +116,7 @@ class Account:
     next_list: int = 1
     next_process: int = 1
     imports_end_as: list[str] = field(default_factory=list)  # how the next imports end
+    product_batch_limit: int = MAX_CATALOG_BATCH  # 1,000: an account with the raised limit
     # Who the account is (GET /v3/account); /_sandbox/account changes it.
     organization_id: str = "sandbox-organization"
     company_name: str = "Sandbox Store"
@@ -234,11 +238,9 @@ class Account:
         self._apply(contact, attributes, body.get("listIds"), body.get("unlinkListIds"),
                     body.get("emailBlacklisted"), body.get("smsBlacklisted"))
 
-    def start_import(self, body: dict[str, Any], raw_size: int) -> dict[str, Any]:
+    def start_import(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /v3/contacts/import`` with ``jsonBody`` or ``fileBody`` (CSV): queued,
-        processed later."""
-        if raw_size > MAX_IMPORT_BYTES:
-            raise BrevoError(400, "invalid_parameter", "json body size exceeds 10MB")
+        processed later (its size is checked before: ``app.MAX_BODY_BYTES``)."""
         rows = body.get("jsonBody")
         if isinstance(body.get("fileBody"), str) and rows is None:
             rows = csv_rows(body["fileBody"])
@@ -371,9 +373,11 @@ class Account:
         """``POST /v3/products/batch`` and ``/v3/categories/batch`` (100 per call)."""
         if not isinstance(items, list) or not items:
             raise BrevoError(400, "missing_parameter", f"{kind} is required")
-        if len(items) > MAX_CATALOG_BATCH:
+        most = (self.product_batch_limit if kind == "products" and update
+                else MAX_CATALOG_BATCH)
+        if len(items) > most:
             raise BrevoError(400, "out_of_range",
-                             f"A maximum of {MAX_CATALOG_BATCH} {kind} can be sent at once")
+                             f"A maximum of {most} {kind} can be sent at once")
         ids = [str(item.get("id")) for item in items if isinstance(item, dict)]
         if len(ids) != len(items) or "None" in ids:
             raise BrevoError(400, "missing_parameter", "id is required for every item")
