@@ -54,9 +54,15 @@ def private_file(path: str | Path, what: str = "file") -> Path:
         raise ConfigError(f"{what} {path} is a directory; give the path of a file in it "
                           f"(e.g. {example})")
     private_dir(path.parent)
+    # Created only when missing (O_EXCL): an existing file is never opened here. Closing a
+    # descriptor of a SQLite file drops every POSIX lock this process holds on it, so another
+    # process's connection would think itself the last and delete the live WAL and its
+    # index (https://www.sqlite.org/howtocorrupt.html, 2.2): "disk I/O error" here next.
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
-                         FILE_MODE))
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                         | getattr(os, "O_CLOEXEC", 0), FILE_MODE))
+    except FileExistsError:
+        pass
     except OSError as exc:
         raise ConfigError(f"cannot create {what} {path}: {exc.strerror}; check the path and "
                           "its permissions") from None
