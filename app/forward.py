@@ -22,14 +22,18 @@ from typing import Any
 
 import orjson
 
+from app.leases import Leases, Renewal, default_name
 from framework.errors import REDACT, ConnectorError
 from framework.plugins.connector import Destination, Source
 from framework.protocol import messages as p
 from framework.protocol.statestore import StateStore
+from framework.storage import is_postgres, split
 from framework.webhooks.spool import Spool
 
 log = logging.getLogger("tajo.forward")
 
+#: How long the forwarder's lease on its store lasts unless renewed.
+LEASE_S = 60.0
 RETRY_S = (1, 2, 5, 10, 30, 60)
 
 
@@ -127,6 +131,10 @@ class _Deferred:
             self.error = exc
 
 
+class StoreBusy(Exception):
+    """Another process (a worker) holds the store's lease: forward its events later."""
+
+
 class Forwarder:
     """The forwarding loop (run it on a thread; ``wake`` after storing an event)."""
 
@@ -143,6 +151,7 @@ class Forwarder:
         self.stopping = threading.Event()
         self.cycles = self.failures = 0
         self.thread = threading.Thread(target=self.run, name="forwarder", daemon=True)
+        self.leases: Leases | None = None
 
     def wake(self) -> None:
         """New events are in the spool."""
@@ -176,6 +185,9 @@ class Forwarder:
                         seen, failures = last, 0
                         if poll:
                             next_poll = now + self.poll_every_s
+                    except StoreBusy:  # a worker syncs it: the events wait for us
+                        self.stopping.wait(1.0)
+                        continue
                     except Exception as exc:  # logged; the loop goes on after a pause
                         failures += 1
                         self.failures += 1
@@ -200,6 +212,28 @@ class Forwarder:
             spool.close()
 
     def _cycle(self, store: StateStore, mode: str) -> None:
+        """One forwarding cycle; with state in PostgreSQL, under the store's lease (the one
+        ``runner worker`` takes): a store a worker is syncing now waits (StoreBusy)."""
+        if not is_postgres(str(self.state_path)):
+            self._forward(store, mode)
+            return
+        url, key = split(str(self.state_path))
+        if self.leases is None:
+            self.leases = Leases(url, f"forwarder-{default_name()}", LEASE_S)
+        if self.leases.claim([key], None) is None:
+            raise StoreBusy(key)
+        renewal = Renewal(self.leases, key)
+        status = "failed"
+        try:
+            self._forward(store, mode)
+            # a catch-up is the store's scheduled sync too; a webhooks cycle is not
+            status = "succeeded" if mode == "poll" else "forwarded"
+        finally:
+            renewal.stop()
+            if not renewal.lost:
+                self.leases.release(key, status)
+
+    def _forward(self, store: StateStore, mode: str) -> None:
         started = time.monotonic()
         client = self.source.loaded.model.client  # the field the spec reads the mode from
         config = {**self.source_config, client.config.read_mode if client else "read_mode": mode}

@@ -11,6 +11,7 @@ from types import FrameType
 import click
 
 from app import worker
+from app.leases import default_name
 from framework.errors import REDACT, ConnectorError
 
 
@@ -45,7 +46,7 @@ def worker_command(folder: Path, name: str | None, every_s: float, lease_s: floa
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        synced = worker.work(folder, name=name or worker.default_name(), every_s=every_s,
+        synced = worker.work(folder, name=name or default_name(), every_s=every_s,
                              lease_s=lease_s, poll_s=poll_s, stop=stopping.is_set, once=once)
     except ConnectorError as exc:
         click.echo(f"error: {REDACT(exc.message)}", err=True)

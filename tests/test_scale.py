@@ -23,7 +23,7 @@ from conftest import RUNNER, BrevoBox, run_cli, start_sandbox
 from test_sync import seed_config
 from webhook_kit import HEADER, SECRET, Poster, Receiver, payload, spool_key, start_receiver
 
-from app.worker import Leases
+from app.leases import Leases
 from framework.protocol.statestore import StateStore
 from framework.storage import located
 from framework.webhooks.spool import Spool
@@ -185,6 +185,26 @@ def quick_brevo() -> Iterator[BrevoBox]:
     process.wait(timeout=10)
 
 
+def watch_and_kill(leases: Leases, victim: subprocess.Popen[bytes]) -> tuple[float, str]:
+    """SIGKILL ``victim`` (worker w1) once it is into the sync of a store it holds; then wait
+    until every one of the 30 stores is synced. Returns when it was killed, and its store."""
+    killed: tuple[float, str] | None = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        held = leases.db.execute("SELECT store FROM {schema}.leases WHERE holder = 'w1' "
+                                 "AND expires_at > 0").fetchone()
+        if killed is None and held is not None:
+            time.sleep(0.15)  # into its sync
+            victim.send_signal(signal.SIGKILL)
+            killed = (time.time(), str(held[0]))
+        done = leases.db.execute("SELECT COUNT(*) FROM {schema}.leases WHERE synced_at "
+                                 "IS NOT NULL").fetchone()
+        if killed is not None and done is not None and done[0] == 30:
+            return killed
+        time.sleep(0.1)
+    raise AssertionError(f"not every store was synced in time (w1 killed: {killed})")
+
+
 def test_three_workers_share_thirty_stores_and_take_over_a_killed_ones(
         quick_brevo: BrevoBox, postgres_url: str, tmp_path: Path) -> None:
     brevo = quick_brevo
@@ -196,31 +216,22 @@ def test_three_workers_share_thirty_stores_and_take_over_a_killed_ones(
         store_folder(folder, stores, sandbox.url, brevo, postgres_url, tmp_path / "state")
         leases = Leases(postgres_url, "test", 2)
         workers = {name: start_worker(folder, name) for name in ("w1", "w2", "w3")}
-        killed_at = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            held = leases.db.execute("SELECT store FROM {schema}.leases WHERE holder = 'w1' "
-                                     "AND expires_at > 0").fetchone()
-            if killed_at is None and held is not None:
-                time.sleep(0.15)  # into its sync
-                workers["w1"].send_signal(signal.SIGKILL)
-                killed_at = time.time()
-                killed_store = held[0]
-            done = leases.db.execute("SELECT COUNT(*) FROM {schema}.leases WHERE synced_at "
-                                     "IS NOT NULL").fetchone()
-            if done is not None and done[0] == 30:
-                break
-            time.sleep(0.1)
-        for name, process in workers.items():
-            if name != "w1":
-                process.terminate()
-        for process in workers.values():
-            process.wait(timeout=30)
+        try:
+            killed_at, killed_store = watch_and_kill(leases, workers["w1"])
+            for name, process in workers.items():
+                if name != "w1":
+                    process.terminate()  # SIGTERM: each finishes its current store
+            for process in workers.values():
+                process.wait(timeout=30)
+        finally:
+            for process in workers.values():
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
         history = leases.history()
         emails, orders = expected_in_brevo(sandbox.url, stores)
     finally:
         sandbox.stop()
-    assert killed_at is not None, "w1 never held a store"
     succeeded: dict[str, list[str]] = {}
     for row in history:
         if row["status"] == "succeeded":
@@ -319,3 +330,29 @@ def test_a_state_dir_migrates_to_postgresql_and_the_sync_resumes_there(
                                 env={**env, "PG_URL": postgres_url}).stdout)
     last = status["connectors"]["bigcommerce"]["last_run"]
     assert last["status"] == "succeeded" and last["records"] < 30
+
+
+def test_the_forwarder_takes_the_same_lease_as_the_workers(postgres_url: str) -> None:
+    """The live path (runner webhooks serve --forward) and the scheduled syncs share the
+    store's lease: while a worker holds it the forwarder waits, then forwards under it."""
+    from app.forward import Forwarder, StoreBusy
+
+    key = "bigcommerce.state.abc123"
+    forwarder = Forwarder(None, {}, None, {}, located(postgres_url, key))  # type: ignore[arg-type]
+    forwarded: list[str] = []
+    forwarder._forward = lambda store, mode: forwarded.append(mode)  # type: ignore[method-assign]
+    worker = Leases(postgres_url, "w1", 30)
+    assert worker.claim([key], every_s=3600) == key
+    with pytest.raises(StoreBusy):
+        forwarder._cycle(None, "webhooks")  # type: ignore[arg-type]
+    assert forwarded == []
+    worker.release(key, "succeeded")
+    synced = worker.db.execute("SELECT synced_at FROM {schema}.leases").rows
+    forwarder._cycle(None, "webhooks")  # type: ignore[arg-type]
+    assert forwarded == ["webhooks"]
+    # A webhooks cycle is not the store's scheduled sync: it stays dated by the worker's.
+    assert worker.db.execute("SELECT synced_at FROM {schema}.leases").rows == synced
+    forwarder._cycle(None, "poll")  # type: ignore[arg-type]
+    assert worker.db.execute("SELECT synced_at FROM {schema}.leases").rows != synced
+    assert [(h["holder"].startswith("forwarder-"), h["status"]) for h in worker.history()] == [
+        (False, "succeeded"), (True, "forwarded"), (True, "succeeded")]
