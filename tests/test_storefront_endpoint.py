@@ -235,3 +235,41 @@ def test_a_token_without_a_configured_secret_is_refused(tmp_path: Path) -> None:
     beacons = storefront.Beacons(spec, [storefront.Account(STORE, {ORIGIN})])
     with pytest.raises(Exception, match="no secret to verify it"):
         beacons.events(ORIGIN, orjson.dumps(beacon(token=token())))
+
+
+def read_storefront(state: dict[str, Any], spool_path: Path) -> tuple[int, dict[str, Any]]:
+    """One forwarder cycle's read of the storefront events (webhooks mode, the model's stream
+    as the Brevo destination reads it): how many records, and the streams' last states."""
+    from app.forward import model_catalog
+    from framework.protocol import messages as p
+
+    catalog = p.ConfiguredAirbyteCatalog(streams=[
+        s for s in model_catalog(connector).streams
+        if s.stream.name == "commerce_storefront_events"])
+    config = {"store_hash": STORE, "access_token": "t" * 20, "api_url": "http://127.0.0.1:9",
+              "spool_path": str(spool_path), "read_mode": "webhooks"}
+    time.sleep(connector.settle_s + 0.1)  # spooled events are read once settle_s old
+    records, states = 0, dict(state)
+    for line in b"".join(connector.read(config, catalog, state)).splitlines():
+        message = orjson.loads(line)
+        if message["type"] == "RECORD":
+            records += 1
+        elif message["type"] == "STATE":
+            stream = message["state"]["stream"]
+            states[stream["stream_descriptor"]["name"]] = stream["stream_state"]
+    return records, states
+
+
+def test_the_storefront_stream_reads_each_spooled_event_once(endpoint: Any) -> None:
+    """The stream whose records are the spooled events (live.payload) resumes from its saved
+    spool offset: the forwarder's next poll reads nothing it read before."""
+    for number in range(3):
+        events = [{**beacon()["events"][0], "id": f"e{number}"}]
+        assert endpoint.post(beacon(token=token(), events=events)).status_code == 200
+    first, state = read_storefront({}, endpoint.spool_path)
+    assert first == 3
+    again, state = read_storefront(state, endpoint.spool_path)
+    assert again == 0
+    events = [{**beacon()["events"][0], "id": "e3"}]
+    assert endpoint.post(beacon(token=token(), events=events)).status_code == 200
+    assert read_storefront(state, endpoint.spool_path)[0] == 1

@@ -306,7 +306,7 @@ def _payload_pages(unit: Unit, spool_path: str, hooks: dict[str, Hook], hook: Ho
     live = unit.stream.live
     assert live is not None
     spool = Spool(spool_path)
-    after, last = int(unit.slices[0].lower or 0), None
+    after, last = unit.slices[0].offset, None  # the saved spool offset (as read_live's)
     upto = unit.spool_mark if unit.spool_mark is not None else spool.last_offset()
     fetch = _fetcher(unit, unit.stream.scope)
     try:
