@@ -4,7 +4,9 @@ A loop of short syncs inside the receiver's process, on the one data path: the s
 ``webhooks`` mode (only what the spool named since the last cycle, fetched by id), its messages
 go straight into the destination's ``write``, and each STATE the destination echoes is saved in
 the state store. A cycle runs as soon as the receiver stores a new event; a full poll runs at
-start (to catch up) and every ``poll_every_s`` (to catch what no webhook announced).
+start (to catch up) and every ``poll_every_s`` (to catch what no webhook announced); and, when
+``due_every_s`` is set, a cycle runs at least that often with no new event, for what the
+destination sends at a time of its own (Brevo's ``browse_abandoned`` falls due at a write).
 
 A crash between a cycle's fetches and its saved STATE repeats that cycle's work on restart;
 the destination's ledger makes the repetition harmless (contacts are upserts, events are
@@ -14,6 +16,7 @@ claimed once).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -141,12 +144,15 @@ class Forwarder:
     def __init__(self, source: Source, source_config: dict[str, Any],
                  destination: Destination, destination_config: dict[str, Any],
                  state_path: str | Path, poll_every_s: float = 3600,
-                 catalog: p.ConfiguredAirbyteCatalog | None = None) -> None:
+                 catalog: p.ConfiguredAirbyteCatalog | None = None,
+                 due_every_s: float | None = None) -> None:
         self.source, self.destination = source, destination
         self.catalog = catalog  # None: the source's default (a sync config's switches else)
         self.source_config, self.destination_config = source_config, destination_config
         self.state_path = state_path
         self.poll_every_s = poll_every_s
+        #: The longest time without a cycle (None: cycles only on events and polls).
+        self.due_every_s = due_every_s
         self.woken = threading.Event()
         self.stopping = threading.Event()
         self.cycles = self.failures = 0
@@ -169,37 +175,50 @@ class Forwarder:
     def run(self) -> None:
         store = StateStore(self.state_path)
         next_poll, failures, seen = 0.0, 0, -1
+        next_due = math.inf
         try:
             while not self.stopping.is_set():
                 now = time.monotonic()
                 poll = now >= next_poll
                 self.woken.clear()
-                last = self._spool_end()
-                if poll or last != seen:
+                try:  # the spool can fail to answer too: the loop goes on after a pause
+                    last = self._spool_end()
+                except Exception as exc:
+                    failures += 1
+                    self._failed(exc, failures)
+                    continue
+                if poll or last != seen or now >= next_due:
                     # Events are read once they are settle_s old
                     # (framework.engine.source._spool_mark);
                     # waiting here lets this cycle take them.
                     self.stopping.wait(getattr(self.source, "settle_s", 0.0) + 0.05)
                     try:
-                        self._cycle(store, "poll" if poll else "webhooks")
+                        self._cycle(store, "poll" if poll else "webhooks",
+                                    quiet=not poll and last == seen)
                         seen, failures = last, 0
                         if poll:
                             next_poll = now + self.poll_every_s
+                        if self.due_every_s is not None:
+                            next_due = time.monotonic() + self.due_every_s
                     except StoreBusy:  # a worker syncs it: the events wait for us
                         self.stopping.wait(1.0)
                         continue
                     except Exception as exc:  # logged; the loop goes on after a pause
                         failures += 1
-                        self.failures += 1
-                        message = exc.message if isinstance(exc, ConnectorError) else repr(exc)
-                        pause = RETRY_S[min(failures, len(RETRY_S)) - 1]
-                        log.error("forwarding failed (%s); retrying in %ds", REDACT(message),
-                                  pause)
-                        self.stopping.wait(pause)
+                        self._failed(exc, failures)
                         continue
-                self.woken.wait(timeout=max(0.0, min(next_poll - time.monotonic(), 5.0)))
+                wake_at = min(next_poll, next_due)
+                self.woken.wait(timeout=max(0.0, min(wake_at - time.monotonic(), 5.0)))
         finally:
             store.close()
+
+    def _failed(self, exc: Exception, failures: int) -> None:
+        """Log a failure and pause (longer after each in a row)."""
+        self.failures += 1
+        message = exc.message if isinstance(exc, ConnectorError) else repr(exc)
+        pause = RETRY_S[min(failures, len(RETRY_S)) - 1]
+        log.error("forwarding failed (%s); retrying in %ds", REDACT(message), pause)
+        self.stopping.wait(pause)
 
     def _spool_end(self) -> int:
         path = self.source_config.get("spool_path")
@@ -211,11 +230,12 @@ class Forwarder:
         finally:
             spool.close()
 
-    def _cycle(self, store: StateStore, mode: str) -> None:
+    def _cycle(self, store: StateStore, mode: str, quiet: bool = False) -> None:
         """One forwarding cycle; with state in PostgreSQL, under the store's lease (the one
-        ``runner worker`` takes): a store a worker is syncing now waits (StoreBusy)."""
+        ``runner worker`` takes): a store a worker is syncing now waits (StoreBusy).
+        ``quiet``: a cycle no event or poll asked for (``due_every_s``), logged at DEBUG."""
         if not is_postgres(str(self.state_path)):
-            self._forward(store, mode)
+            self._forward(store, mode, quiet)
             return
         url, key = split(str(self.state_path))
         if self.leases is None:
@@ -225,7 +245,7 @@ class Forwarder:
         renewal = Renewal(self.leases, key)
         status = "failed"
         try:
-            self._forward(store, mode)
+            self._forward(store, mode, quiet)
             # a catch-up is the store's scheduled sync too; a webhooks cycle is not
             status = "succeeded" if mode == "poll" else "forwarded"
         finally:
@@ -233,12 +253,13 @@ class Forwarder:
             if not renewal.lost:
                 self.leases.release(key, status)
 
-    def _forward(self, store: StateStore, mode: str) -> None:
+    def _forward(self, store: StateStore, mode: str, quiet: bool = False) -> None:
         started = time.monotonic()
         client = self.source.loaded.model.client  # the field the spec reads the mode from
         config = {**self.source_config, client.config.read_mode if client else "read_mode": mode}
         states = sync_once(self.source, config, self.destination, self.destination_config,
                            store, self.catalog)
         self.cycles += 1
-        log.info("forwarded (%s) in %.2fs: %d states committed", mode,
-                 time.monotonic() - started, states)
+        log.log(logging.DEBUG if quiet else logging.INFO,
+                "forwarded (%s) in %.2fs: %d states committed", "timer" if quiet else mode,
+                time.monotonic() - started, states)

@@ -268,20 +268,46 @@ def stored_secret(state_dir: Path) -> str:
     return secret
 
 
+#: The most a ``browse_abandoned`` waits past its due time under the forwarder: it falls due
+#: at a write of the Brevo destination (connectors/brevo/storefront.py), so the forwarder
+#: runs a cycle at least this often while storefront events are forwarded.
+DUE_EVERY_S = 30.0
+STOREFRONT_STREAM = "commerce_storefront_events"
+
+
+def due_every(catalog: p.ConfiguredAirbyteCatalog, destination_config: dict[str, Any]
+              ) -> float | None:
+    """How often the forwarder must run with no new event (None: never) so that a
+    ``browse_abandoned`` goes out within ``DUE_EVERY_S`` of its due time, or within half its
+    window when the window is shorter (at least every second): the storefront's events are
+    forwarded and the window is not 0 (off)."""
+    if not any(s.stream.name == STOREFRONT_STREAM for s in catalog.streams):
+        return None
+    minutes = (destination_config.get("storefront") or {}).get("browse_abandoned_minutes")
+    if minutes is None:  # the destination's default window, an hour
+        return DUE_EVERY_S
+    window_s = float(minutes) * 60
+    return max(1.0, min(DUE_EVERY_S, window_s / 2)) if window_s > 0 else None
+
+
 def forwarder(setup: WebhookSetup, source: HttpSource, forward_config: str | Path,
               destination_name: str, state_dir: str | Path, poll_every_s: float) -> Forwarder:
     """The forwarder of ``runner webhooks serve --forward FILE``. FILE is a destination's
     config, or a sync config (the same ``tajo.yaml``): then its destination, its ``sync``
-    switches (a stream switched off is not forwarded) and its state are used."""
+    switches (a stream switched off is not forwarded) and its state are used. It runs at
+    least every :func:`due_every` with no new event, for ``browse_abandoned``."""
     if is_sync_config(forward_config):
         job = setup.job if setup.job is not None else job_of(forward_config, source)
         return Forwarder(source, setup.config, job.destination, job.destination_config,
-                         job.state_path, poll_every_s, job.catalog)
+                         job.state_path, poll_every_s, job.catalog,
+                         due_every(job.catalog, job.destination_config))
     destination = get(destination_name, "destination")
     assert isinstance(destination, Destination)
     catalog_ = setup.job.catalog if setup.job is not None else None
-    return Forwarder(source, setup.config, destination, destination.load_config(forward_config),
-                     Path(state_dir) / f"{source.name}.state.db", poll_every_s, catalog_)
+    config = destination.load_config(forward_config)
+    return Forwarder(source, setup.config, destination, config,
+                     Path(state_dir) / f"{source.name}.state.db", poll_every_s, catalog_,
+                     due_every(catalog_ or model_catalog(source), config))
 
 
 def store_hooks(job: Job) -> dict[str, list[dict[str, Any]]]:
