@@ -529,11 +529,12 @@ def test_a_deeply_nested_payload_fails_alone_in_a_group_commit(make_sandbox, wri
     assert Spool(tmp_path / "spool.db").count() == 320
 
 
-def test_an_event_the_spool_cannot_write_fails_alone(tmp_path: Path) -> None:
+def test_an_event_the_spool_cannot_write_fails_alone(storage: Any) -> None:
     """Behind the door's checks: a batch that cannot be committed is committed one event at a
-    time; the event that cannot be written gets a 400, the others their offsets."""
-    writer = SpoolWriter(tmp_path / "spool.db")
-    spool = Spool(tmp_path / "spool.db")
+    time; the event that cannot be written gets a 400, the others their offsets (on both
+    storage backends)."""
+    writer = SpoolWriter(storage("spool"))
+    spool = Spool(storage("spool"))
     events = [Event("s", "store/customer/updated", "customer", str(n),
                     nested(300) if n == 2 else {"n": n}, f"k{n}") for n in range(4)]
 
@@ -548,17 +549,19 @@ def test_an_event_the_spool_cannot_write_fails_alone(tmp_path: Path) -> None:
     finally:
         spool.close()
         writer.close()
-    assert outcomes[:2] == [1, 2] and outcomes[3] == 3
+    # (PostgreSQL's sequence does not roll back: the failed batch used up offsets there)
+    assert outcomes[0] < outcomes[1] < outcomes[3]
+    assert storage("spool").startswith("postgresql") or outcomes[:2] + outcomes[3:] == [1, 2, 3]
     assert isinstance(outcomes[2], Refused) and outcomes[2].status == 400
     assert writer.stored == 3
 
 
 # --- the spool as a change feed ------------------------------------------------------------
 
-def test_reads_take_only_events_that_have_settled(tmp_path: Path) -> None:
+def test_reads_take_only_events_that_have_settled(storage: Any) -> None:
     """Two changes in one second send one webhook (the second is a duplicate), so an event
     is read once a second has passed: the fetch then sees every change of that second."""
-    spool = Spool(tmp_path / "spool.db")
+    spool = Spool(storage("spool"))
     spool.append("s", "store/customer/updated", "customer", "1", {}, "a")
     time.sleep(0.3)
     spool.append("s", "store/customer/updated", "customer", "2", {}, "b")
