@@ -27,6 +27,7 @@ Brevo stays unsubscribed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -39,6 +40,7 @@ import orjson
 from connectors.brevo.catalog import CatalogSender
 from connectors.brevo.contacts import ContactImporter
 from connectors.brevo.events import EventOutbox, now_iso
+from connectors.brevo.intake import KINDS, Intake, Work
 from connectors.brevo.ledger import AccountMismatch, Ledger
 from connectors.brevo.limits import BUCKET_NAMES, BUCKETS, Buckets, estimate, tier_of
 from connectors.brevo.lists import change_members
@@ -46,7 +48,6 @@ from connectors.brevo.mapping import DEFAULT_MAPPING, ContactMapper
 from connectors.brevo.notify import notices_for
 from connectors.brevo.orders import OrderSender
 from connectors.brevo.payloads import (
-    brevo_order_id,
     model_category,
     model_order,
     model_products,
@@ -220,6 +221,12 @@ class BrevoWriter(Writer):
         self.storefront = StorefrontEvents(self.ledger, self.events,
                                            config.get("storefront") or {},
                                            self.account_property)
+        self.intake = Intake(self.ledger, self.events, self.connected_at,
+                             self.account_property, self.storefront.bought_all)
+        # What a contact row is made of besides its record: a record sent before with the
+        # same of these is not mapped and sent again (its fingerprint says so).
+        self.salt = orjson.dumps([sorted(self.mapper.mapping.items()), self.all_customers,
+                                  self.buyers])
 
     def _bind_account(self) -> None:
         """The ledger belongs to one Brevo account (``GET /v3/account``'s organization_id:
@@ -268,198 +275,44 @@ class BrevoWriter(Writer):
 
     def model_record(self, kind: str, stream: str, data: dict[str, Any]) -> bool:
         """A record of the commerce model (specs/schemas/commerce/v1): keyed by ``account``
-        and ``id`` (text), dated by ``updated_at`` (ISO 8601 UTC), gone when ``deleted``."""
-        account = str(data.get("account", ""))
-        if data.get("deleted"):
-            if kind in ("customer", "order", "product"):
-                self._model_deleted(kind, account, data)
-            elif kind == "cart":
-                self._model_cart(account, stream, {**data, "state": "gone"})
-            return True
-        if kind == "customer":
-            return self._model_customer(account, stream, data)
-        if kind == "order":
-            self._model_order(account, data)
-        elif kind == "product":
-            self.pending_products[(account, data["id"])] = data
-        elif kind == "category":
-            self.pending_categories[(account, data["id"])] = data
-        elif kind == "stock_level":
-            self._model_stock(account, data)
-        elif kind == "store":
-            self.ledger.put_account(account, data.get("country_code"), data.get("url"))
-        elif kind == "cart":
-            self._model_cart(account, stream, data)
+        and ``id`` (text), dated by ``updated_at`` (ISO 8601 UTC), gone when ``deleted``.
+        Those of ``intake.KINDS`` are kept for the flush, which works them out a batch at a
+        time (a customer's email is checked now: a bad one is rejected with its record)."""
+        if kind in KINDS:
+            email = None
+            if kind == "customer" and not data.get("deleted"):
+                email = self.mapper.email(data)
+                if email is None:
+                    self.reject(stream, f"invalid email {data.get('email')!r}", data)
+                    return False
+            self.intake.take(kind, data, email)
         elif kind == "storefront_event":
-            self.storefront.record(account, data)
+            self.storefront.record(str(data.get("account", "")), data)
         return True
 
-    def _model_customer(self, account: str, stream: str, data: dict[str, Any]) -> bool:
-        email = self.mapper.email(data)
-        if email is None:
-            self.reject(stream, f"invalid email {data.get('email')!r}", data)
-            return False
-        if self.dry_run and self.ledger.customer_email(account, data["id"]) is None:
-            self.new_contacts += 1
-        self.ledger.put_customer(account, data["id"], email)
-        # Orders read before their customer counted for the order's email: not any more
-        # (streams arrive in any order, so the totals must not depend on it).
-        self.touched.update(self.ledger.rehome_orders(account, data["id"], email))
-        consent = ((data.get("consent") or {}).get("abandoned_cart") or {}).get("state")
-        self.ledger.put_consent(email, {"subscribed": True, "not_subscribed": False}
-                                .get(str(consent)))
-        self.pending_contacts[email] = data
-        self._event_of_change("customer", account, email, data, {})
-        self.touched.add(email)
-        return True
-
-    def _model_order(self, account: str, data: dict[str, Any]) -> None:
-        email = self.ledger.buyer_email(account, data.get("customer_id"), data.get("email"))
-        spent = float(data.get("total") or 0) - float(data.get("refunded") or 0)
-        moved_from = self.ledger.count_order(account, data["id"], email,
-                                             data.get("counts_as_purchase") is not False,
-                                             spent, data.get("customer_id") or None)
-        self.touched.update(e for e in (email, moved_from) if e)
-        if email:
-            self.storefront.bought(account, email)  # no longer a browse abandoned
-        self._model_order_events(account, data, email)
-        self.pending_orders[(account, data["id"])] = (data, email)
-
-    def _model_stock(self, account: str, data: dict[str, Any]) -> None:
-        level = data.get("available") or 0
-        variant = str(data.get("variant_id") or data["id"])
-        before = self.ledger.stock(account, variant)
-        if before is not None and before <= 0 < level:
-            # Brevo fires its back-in-stock alerts when the product's stock rises above 0.
-            self.back_in_stock += 1
-            log.info("variant %s of product %s is back in stock (%s -> %s)", variant,
-                     data.get("product_id"), before, level)
-        self.ledger.set_stock(account, variant, level)
-
-    def _model_deleted(self, kind: str, account: str, data: dict[str, Any]) -> None:
-        """A record gone from the store (a tombstone, or an archived order)."""
-        stream = kind + "s"
-        self.deleted[stream] = self.deleted.get(stream, 0) + 1
-        if kind == "customer":
-            # The contact stays in Brevo (it holds the shopper's marketing consent and
-            # history); it leaves the customer lists.
-            email = self.ledger.customer_email(account, data["id"])
-            if email:
-                self.gone_customers.add(email)
-                self.pending_contacts.pop(email, None)
-                self.contacts.discard(email)
-        elif kind == "order":
-            email = self.ledger.drop_order(account, data["id"])
-            if email:
-                self.touched.add(email)  # its totals no longer count the order
-        else:
-            self.pending_products.pop((account, data["id"]), None)
-            self.gone_products.append((account, data["id"]))
-
-    def _event_of_change(self, kind: str, account: str, email: str, data: dict[str, Any],
-                         extra: dict[str, Any]) -> None:
-        """``customer_created`` for a customer who signed up after the first run,
-        ``customer_updated`` for a later change; nothing for what the first sync finds."""
-        modified = data.get("updated_at") or ""
-        before = self.ledger.customer_version(account, data["id"], modified)
-        if before == modified:
-            return
-        if before is None:
-            if (data.get("created_at") or modified) < self.connected_at:
-                return
-            name = "customer_created"
-        else:
-            name = "customer_updated"
-        event = {"event_name": name, "identifiers": {"email_id": email},
-                 "event_date": modified,
-                 "event_properties": {"customer_id": _as_sent(data["id"]),
-                                      self.account_property: account,
-                                      **extra}}
-        self.events.queue(f"{account}:{kind}:{data['id']}:{modified}:{name}", event)
-
-    def _model_order_events(self, account: str, order: dict[str, Any],
-                            email: str | None) -> None:
-        """Lifecycle events of an order change. None for what the first sync finds (backfill
-        never fires automations); one per change, keyed by the order's updated_at, so a
-        change seen twice (webhook and poll, a rerun after a crash) is sent once."""
-        modified = order.get("updated_at") or ""
-        platform = order.get("platform_status") or {}
-        status = str(platform.get("name") or platform.get("id") or order.get("status"))
-        before = self.ledger.order_version(account, order["id"])
-        self.ledger.put_order_version(account, order["id"], modified, status)
-        if email is None or (before is not None and before[0] == modified):
-            return
-        names: list[tuple[str, dict[str, Any]]] = []
-        if before is None:
-            if (order.get("created_at") or modified) >= self.connected_at:
-                names.append(("order_placed", {}))
-        else:
-            names.append(("order_updated", {}))
-            if before[1] != status:
-                names.append(("order_status_changed", {"previous_status": before[1],
-                                                       "new_status": status}))
-        for name, extra in names:
-            event = {"event_name": name, "identifiers": {"email_id": email},
-                     "event_date": modified,
-                     "event_properties": {"order_id": brevo_order_id(account, order["id"]),
-                                          self.account_property: account, "status": status,
-                                          "amount": order.get("total"),
-                                          "currency": order.get("currency"), **extra}}
-            self.events.queue(f"{account}:{order['id']}:{modified}:{name}", event)
-
-    def _model_cart(self, account: str, stream: str, cart: dict[str, Any]) -> None:
-        """A cart of a shopper who has an email and consents to abandoned-cart emails:
-        ``cart_created`` (a cart not seen before) / ``cart_updated`` events while active;
-        abandoned, into the abandoned-cart list with a ``cart_abandoned`` event (items,
-        amount, recovery link). A recovered or gone cart leaves the list."""
-        cart_id, state = str(cart["id"]), cart.get("state")
-        modified = cart.get("updated_at") or ""
-        before = self.ledger.cart_version(account, cart_id, modified)
-        if state not in ("active", "abandoned"):
-            email = self.ledger.drop_abandoned(account, cart_id)
-            if email:
-                self.cart_list_remove.add(email)
-                self.cart_list_add.discard(email)
-            return
-        customer = cart.get("customer_id")
-        email = self.ledger.customer_email(account, customer) if customer else None
-        email = email or (cart.get("email") or "").strip().lower() or None
-        if email is None or not self.ledger.cart_consent(email):
-            # A guest, or a customer who has not accepted abandoned-cart emails: nothing,
-            # but counted (runner status), so that an empty list has its reason.
-            self.skipped_carts += 1
-            self.ledger.skip_cart(account, cart_id, "no_consent" if customer else "guest")
-            return
-        self.ledger.unskip_cart(account, cart_id)
-        if state == "abandoned":
-            self.ledger.put_abandoned(account, cart_id, email)
-            self.cart_list_add.add(email)
-            self.cart_list_remove.discard(email)
-            name = "cart_abandoned"
-        elif before is None:
-            name = "cart_created"  # the model's "active" is both; a cart not seen before
-        elif before != modified:
-            name = "cart_updated"
-        else:
-            return  # the same change again (webhook and poll, a rerun): its event went
-        items = [{k: i.get(k) for k in ("product_id", "variant_id", "sku", "name", "quantity",
-                                         "price", "url", "image_url")}
-                 for i in cart.get("items") or []]
-        properties = {"cart_id": cart_id, self.account_property: account,
-                      "amount": cart.get("total"), "currency": cart.get("currency"),
-                      "items": items}
-        if cart.get("recovery_url"):
-            properties["recovery_url"] = cart["recovery_url"]
-            properties["cart_url"] = cart.get("cart_url")
-        elif state == "abandoned" and cart.get("cart_url"):
-            # No recovery link (the token may not mint one): the store's cart page, where
-            # the customer, once logged in, finds the cart.
-            properties["cart_url"] = cart["cart_url"]
-        event = {"event_name": name, "identifiers": {"email_id": email},
-                 "event_properties": properties}
-        if modified:
-            event["event_date"] = modified
-        self.events.queue(f"{account}:cart:{cart_id}:{modified}:{name}", event)
+    def _take(self, work: Work) -> None:
+        """What the batch just worked out (``Intake.apply``) joins what this flush sends."""
+        if self.dry_run:
+            self.new_contacts += work.new_contacts
+        for email in work.gone_customers:
+            self.pending_contacts.pop(email, None)
+            self.contacts.discard(email)
+        self.gone_customers = (self.gone_customers - set(work.contacts)) | work.gone_customers
+        self.pending_contacts.update(work.contacts)
+        self.touched |= work.touched
+        self.pending_orders.update(work.orders)
+        for key in work.gone_products:
+            if key not in work.products:
+                self.pending_products.pop(key, None)
+        self.pending_products.update(work.products)
+        self.gone_products += work.gone_products
+        self.pending_categories.update(work.categories)
+        self.cart_list_add = (self.cart_list_add - work.cart_remove) | work.cart_add
+        self.cart_list_remove = (self.cart_list_remove - work.cart_add) | work.cart_remove
+        self.skipped_carts += work.skipped_carts
+        for stream, count in work.deleted.items():
+            self.deleted[stream] = self.deleted.get(stream, 0) + count
+        self.back_in_stock += work.back_in_stock
 
     def _contact_refused(self, row: dict[str, Any], reason: str) -> None:
         self.reject("customers", reason, row, counted_as=MODEL_STREAM_OF["customer"])
@@ -487,6 +340,7 @@ class BrevoWriter(Writer):
         """Send what fills whole batches, or everything (``_drain``) and wait until Brevo has
         it; then commit the ledger."""
         self.dead_letters.flush()
+        self._take(self.intake.apply())
         self.draining = self._drain()
         if self.pending_contacts or self.touched:
             self._flush_contacts()
@@ -511,52 +365,91 @@ class BrevoWriter(Writer):
             left_out.clear()
 
     def _flush_contacts(self) -> None:
+        """The contacts of the customers kept (mapped, unless Brevo has the record as it is)
+        and of those whose totals changed, into the importer's buffer; a few statements
+        for the whole batch."""
         self.contacts.ensure_attributes(self.mapper.attribute_types())
-        computed = self.mapper.computed()
-        known = self.ledger.known_customers(self.touched - set(self.pending_contacts))
-        rows = {email: self.mapper.contact(record)[1]
-                for email, record in self.pending_contacts.items()}
-        shared = [email for email, attrs in rows.items()
-                  if attrs.get("SMS") and not self.ledger.claim_sms(attrs["SMS"], email)]
-        for email in shared:  # keep the contact; only the phone stays with its first owner
-            del rows[email]["SMS"]
-        if shared:
-            log.warning("%d contacts share a phone number with another contact; their SMS "
-                        "was left out (Brevo allows one contact per number)", len(shared))
-        totals, lapsed = {}, []
-        for email, orders, spent, before in self.ledger.changed_totals(set(rows) | known):
-            totals[email] = (orders, spent)
-            rows.setdefault(email, {})
-            if before > 0 and orders == 0:
+        pending = self.pending_contacts
+        others = self.ledger.customers_among(self.touched - set(pending))
+        emails = [*pending, *sorted(others)]  # in the order the records came
+        totals, sent = self.ledger.totals_of(emails), self.ledger.sent_of(emails)
+        rows: dict[str, dict[str, Any]] = {}
+        notes: dict[str, tuple[int, float, str | None]] = {}
+        lapsed, buyers = [], set()
+        for email in emails:
+            orders, spent = totals.get(email, (0, 0.0))
+            last = sent.get(email)
+            record = pending.get(email)
+            fingerprint = self._fingerprint(record) if record is not None else None
+            if last is not None and fingerprint == last[2]:
+                fingerprint = None  # Brevo has this record as it is: not mapped again
+            moved = last is None or last[:2] != (orders, spent)
+            if fingerprint is None and not moved:
+                continue  # nothing of this contact changed
+            rows[email] = (self.mapper.contact(record)[1]
+                           if fingerprint and record is not None else {})
+            self._totals(rows[email], record or {}, orders, spent)
+            notes[email] = (orders, spent, fingerprint)
+            if orders > 0:
+                buyers.add(email)
+            elif moved and last is not None and last[0] > 0:
                 lapsed.append(email)  # no order counts any more: out of the buyers list
-        for email, attributes in rows.items():
-            orders, spent = totals.get(email) or self.ledger.totals(email)
-            record = self.pending_contacts.get(email) or {}
-            # The platform's own figures when it keeps them, else those of the orders seen.
-            if record.get("order_count") is not None:
-                orders = record["order_count"]
-            if record.get("amount_spent") is not None:
-                spent = record["amount_spent"]
-            if "order_count" in computed:
-                attributes[computed["order_count"]] = orders
-            if "amount_spent" in computed:
-                attributes[computed["amount_spent"]] = spent
-        buyers = {e for e in rows if (totals.get(e) or self.ledger.totals(e))[0] > 0}
+        self._claim_phones(rows)
         groups = [([self.all_customers], sorted(set(rows) - buyers))]
         if self.buyers is not None:
             groups.append(([self.all_customers, self.buyers], sorted(buyers)))
         else:
             groups[0][1].extend(sorted(buyers))
-        for list_ids, emails in groups:
-            for email in emails:
+        for list_ids, members in groups:
+            for email in members:
                 # Merged into the row of the contact if one waits: one row, the latest
                 # values; its totals are marked sent once its import has gone through.
-                self.contacts.add(email, rows[email], list_ids, totals.get(email))
+                self.contacts.add(email, rows[email], list_ids, notes[email])
         self.lapsed |= set(lapsed)
         self.lapsed -= buyers
         self.ledger.commit()
         self.pending_contacts.clear()
         self.touched.clear()
+
+    def _fingerprint(self, record: dict[str, Any]) -> str:
+        """What a contact row is made of: the record, the mapping and lists (``salt``), the
+        store's country (the region of a national phone number)."""
+        country = self.ledger.store_country(str(record.get("account", ""))) or ""
+        return hashlib.blake2b(self.salt + country.encode() + orjson.dumps(
+            record, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+    def _totals(self, attributes: dict[str, Any], record: dict[str, Any], orders: int,
+                spent: float) -> None:
+        """The computed attributes: the platform's own figures when it keeps them, else
+        those of the orders seen."""
+        computed = self.mapper.computed()
+        if record.get("order_count") is not None:
+            orders = record["order_count"]
+        if record.get("amount_spent") is not None:
+            spent = record["amount_spent"]
+        if "order_count" in computed:
+            attributes[computed["order_count"]] = orders
+        if "amount_spent" in computed:
+            attributes[computed["amount_spent"]] = spent
+
+    def _claim_phones(self, rows: dict[str, dict[str, Any]]) -> None:
+        """Each SMS number to the first contact that has it: Brevo allows one contact per
+        number, so the others keep their contact without it."""
+        numbers = {email: attributes["SMS"] for email, attributes in rows.items()
+                   if attributes.get("SMS")}
+        owners = self.ledger.sms_owners(set(numbers.values()))
+        shared, claims = 0, []
+        for email, sms in numbers.items():
+            if owners.get(sms, email) != email:
+                del rows[email]["SMS"]
+                shared += 1
+                continue
+            owners[sms] = email
+            claims.append((sms, email))
+        self.ledger.claim_sms_many(claims)
+        if shared:
+            log.warning("%d contacts share a phone number with another contact; their SMS "
+                        "was left out (Brevo allows one contact per number)", shared)
 
     def _send_orders(self) -> None:
         """Orders to Brevo's e-commerce orders; those older than the first sync are marked
@@ -661,11 +554,11 @@ class BrevoWriter(Writer):
     # --- the run --------------------------------------------------------------------------
 
     def pending(self) -> int:
-        return max(len(self.pending_contacts), len(self.pending_orders),
+        return max(self.intake.count, len(self.pending_contacts), len(self.pending_orders),
                    len(self.pending_products), len(self.pending_categories))
 
     def full(self) -> bool:
-        return len(self.pending_contacts) >= self.batch_size  # memory stays flat
+        return self.intake.count >= self.batch_size  # memory stays flat
 
     def state(self, message: dict[str, Any], final: bool = False) -> Iterator[bytes]:
         self.final = final  # the end of the input: everything goes
@@ -686,9 +579,9 @@ class BrevoWriter(Writer):
         list (after the imports, which would add them back)."""
         self.contacts.submit(everything=True)
         outcome = self.contacts.settle()
-        for email, totals in outcome.taken:
-            if totals is not None:  # a refused contact's totals go again next time
-                self.ledger.mark_sent(email, *totals)
+        # A refused contact's totals and record go again next time.
+        self.ledger.mark_sent_many([(email, *note) for email, note in outcome.taken
+                                    if note is not None])
         if self.buyers is not None and self.lapsed:
             self._members(self.buyers, sorted(self.lapsed), "remove")
         self.lapsed.clear()
@@ -754,10 +647,8 @@ def write(config: dict[str, Any], catalog: p.ConfiguredAirbyteCatalog,
         log.info("%s", summary)
         yield p.dump(p.AirbyteMessage(type="LOG", log=p.AirbyteLogMessage(
             level=p.LogLevel.INFO, message=summary)))
-
-
-def _as_sent(record_id: Any) -> int | str:
-    """A record's id as an event property: ids are text in the commerce model, but one made of
-    digits goes as a number, as this destination has always sent it (automations compare it)."""
-    text = str(record_id)
-    return int(text) if text.isdigit() and len(text) < 19 else text
+    elif sum(writer.api.sent.values()) > 0:
+        # What the run spent, beside the progress display (the log, not the output: a write
+        # echoes STATE messages only).
+        log.info("%s", estimate(writer.api.sent, writer.tier()).replace(
+            "Brevo requests by", "Brevo requests of this run by", 1))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -99,6 +100,11 @@ class StorefrontEvents:
         """An order of the contact: their open browse is no longer abandoned."""
         self.db.execute("DELETE FROM storefront_browse WHERE account = ? AND email = ?",
                         (account, email.lower()))
+
+    def bought_all(self, buyers: Iterable[tuple[str, str]]) -> None:
+        """Orders of these (account, email): one statement for a batch's buyers."""
+        self.db.executemany("DELETE FROM storefront_browse WHERE account = ? AND email = ?",
+                            [(account, email.lower()) for account, email in buyers])
 
     def due(self, now: float | None = None) -> int:
         """Send ``browse_abandoned`` for each browse whose window has passed; how many."""
