@@ -7,6 +7,7 @@ write against the Brevo sandbox (marked e2e)."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ from brevo_fake import FakeBrevo
 from conftest import BrevoBox
 
 from connectors.brevo import destination, mapping
+from connectors.brevo.contacts import ContactImporter
 from connectors.brevo.events import EventOutbox
 from connectors.brevo.intake import Intake
 from connectors.brevo.ledger import Ledger
 from connectors.brevo.mapping import DEFAULT_MAPPING, ContactMapper
+from connectors.brevo.orders import OrderSender
 from framework.protocol import messages as p
 
 LATER = "2099-01-01T00:00:00Z"  # connected after every record: the backfill fires nothing
@@ -128,6 +131,25 @@ def test_a_phone_number_is_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
         attributes = mapper.contact(customer("s1", i, phone="081-234-5678"))[1]
         assert attributes["SMS"] == "+66812345678"
     assert parsed == ["081-234-5678"]
+
+
+def test_rows_and_orders_waiting_for_their_batch_hold_about_their_size() -> None:
+    """Contact rows and orders wait serialized for a whole import or batch; orjson's bytes
+    hold a block of at least 4 KB however short, so 20,000 rows of 150 bytes held 80 MB (a
+    sync of 20,000 customers peaked at 211 MB instead of 139)."""
+    importer = ContactImporter(FakeBrevo(), FakeBrevo(), lambda *_: None)
+    sender = OrderSender(FakeBrevo(), FakeBrevo(), lambda *_: None)
+    tracemalloc.start()
+    try:
+        for i in range(900):  # under a whole batch: everything waits
+            importer.add(f"c{i}@example.com", {"FIRSTNAME": f"F{i}"}, [40])
+        sender.send(((order("s1", i, None), True) for i in range(900)), 0,
+                    everything=False)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(importer.buffer) == sender.waiting_count() == 900
+    assert held < 900 * 1500  # a row is about 60 bytes, an order about 500
 
 
 # --- the whole writer, against the Brevo sandbox ------------------------------------------

@@ -63,7 +63,7 @@ class OrderSender:
                     self._batch(historical)
 
     def _queue(self, order: dict[str, Any], historical: bool) -> None:
-        body = orjson.dumps(order)
+        body = bytes(memoryview(orjson.dumps(order)))  # orjson's bytes hold 4 KB at least
         waiting = self.waiting[historical]
         before = waiting.pop(str(order["id"]), None)  # a newer version of a waiting order
         if before is not None:
