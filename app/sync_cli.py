@@ -73,6 +73,20 @@ class Progress:
             bar.close()
 
 
+#: The storefront counts in the order a reader wants them: what Brevo got, then what was held
+#: back and why (connectors/brevo/storefront.py counts them).
+STOREFRONT_ORDER = ("product_viewed", "cart_updated", "checkout_started", "browse_abandoned",
+                    "joined", "anonymous_held", "anonymous_dropped", "anonymous_expired",
+                    "duplicate", "rate_limited")
+
+
+def storefront_counts(counts: dict[str, int]) -> str:
+    """``product_viewed 5, cart_updated 1, ...``: the known counts first, any other after."""
+    names = [n for n in STOREFRONT_ORDER if n in counts] + sorted(
+        n for n in counts if n not in STOREFRONT_ORDER)
+    return ", ".join(f"{name} {counts[name]}" for name in names)
+
+
 def print_status(report: dict[str, Any]) -> None:
     """The status report for people."""
     brevo = report["brevo"]
@@ -87,6 +101,9 @@ def print_status(report: dict[str, Any]) -> None:
             click.echo(f"  carts skipped for lack of consent: {skipped['guest']} of guests, "
                        f"{skipped['no_consent']} of customers who did not accept abandoned-"
                        "cart emails")
+        storefront = brevo.get("storefront")
+        if storefront:
+            click.echo(f"  storefront events: {storefront_counts(storefront)}")
     for name, source in report["connectors"].items():
         state = "connected" if source["connected"] else f"FAILED: {source['error']}"
         click.echo(f"{name}: {state}")

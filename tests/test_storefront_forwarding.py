@@ -96,3 +96,18 @@ def test_the_forwarder_wakes_often_enough_for_browse_abandoned(
     assert found == expected
     if found is not None:  # sent within a minute of its due time
         assert found <= 60
+
+
+def test_runner_status_prints_the_storefront_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.sync_cli import print_status
+
+    report = {"connected": True, "connectors": {}, "dead_letters": {}, "brevo": {
+        "connected": True, "error": None, "contacts": 2, "orders": 1, "products": 3,
+        "lists": {}, "storefront": {"duplicate": 7, "product_viewed": 4, "joined": 1,
+                                    "cart_updated": 2, "browse_abandoned": 1}}}
+    print_status(report)
+    assert ("  storefront events: product_viewed 4, cart_updated 2, browse_abandoned 1, "
+            "joined 1, duplicate 7\n") in capsys.readouterr().out
+    report["brevo"]["storefront"] = {}  # no storefront event yet: no line
+    print_status(report)
+    assert "storefront" not in capsys.readouterr().out
