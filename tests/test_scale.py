@@ -340,7 +340,7 @@ def test_the_forwarder_takes_the_same_lease_as_the_workers(postgres_url: str) ->
     key = "bigcommerce.state.abc123"
     forwarder = Forwarder(None, {}, None, {}, located(postgres_url, key))  # type: ignore[arg-type]
     forwarded: list[str] = []
-    forwarder._forward = lambda store, mode: forwarded.append(mode)  # type: ignore[method-assign]
+    forwarder._forward = lambda store, mode, *_: forwarded.append(mode)  # type: ignore[method-assign]
     worker = Leases(postgres_url, "w1", 30)
     assert worker.claim([key], every_s=3600) == key
     with pytest.raises(StoreBusy):
