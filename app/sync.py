@@ -335,6 +335,8 @@ def hook_warnings(job: Job, hooks: dict[str, list[dict[str, Any]]]) -> list[str]
         if live is None or not live.only:
             continue
         scopes = sorted(scope for scope, d in spec.scopes.items() if d.resource == live.resource)
+        if not scopes:  # no webhook brings it (storefront events: the storefront script does)
+            continue
         for store, registered in hooks.items():
             if any(h.get("scope") in scopes and h.get("is_active", True)
                    and header in {k.lower() for k in h.get("headers") or {}}

@@ -111,3 +111,17 @@ def test_runner_status_prints_the_storefront_counts(capsys: pytest.CaptureFixtur
     report["brevo"]["storefront"] = {}  # no storefront event yet: no line
     print_status(report)
     assert "storefront" not in capsys.readouterr().out
+
+
+def test_storefront_events_need_no_webhook() -> None:
+    """Only webhooks bring carts, so a store without a cart hook is warned about; storefront
+    events come from the storefront script, which no webhook replaces: no warning that
+    sends the reader to `runner webhooks register` for them."""
+    from types import SimpleNamespace
+
+    from app.sync import hook_warnings
+
+    job = SimpleNamespace(source=connector, name="bigcommerce",
+                          streams={"carts", "storefront_events"})
+    warnings = hook_warnings(job, {"abc123": []})  # type: ignore[arg-type]
+    assert [w.split(":")[1].split()[0] for w in warnings] == ["carts"]
