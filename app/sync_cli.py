@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -131,19 +132,27 @@ def print_status(report: dict[str, Any]) -> None:
               help="The sync config (the seed document's layout), JSON or YAML.")
 @click.option("--sandbox", is_flag=True,
               help="Start both sandboxes with a demo store, sync, show the status, stop them.")
+@click.option("--keep", is_flag=True,
+              help="With --sandbox: then keep them up, with a receiver forwarding into Brevo "
+                   "and the storefront script installed, until Enter: click through the "
+                   "storefront and see its events arrive.")
 @click.option("--dry-run", is_flag=True, help="Say what would change in Brevo; write nothing.")
 @click.pass_context
-def sync_command(ctx: click.Context, config_path: str | None, sandbox: bool,
+def sync_command(ctx: click.Context, config_path: str | None, sandbox: bool, keep: bool,
                  dry_run: bool) -> None:
     """Sync every enabled store into Brevo, resuming from the state kept in state_dir."""
     if sandbox == bool(config_path):
         raise click.UsageError("give --config FILE, or --sandbox for the demo")
+    if keep and not sandbox:
+        raise click.UsageError("--keep keeps the demo's sandboxes up: give it with --sandbox")
     progress = Progress(sys.stderr.isatty() and not (ctx.obj or {}).get("json_logs"))
     if sandbox:
         with demo() as path:
             _sync(path, dry_run, progress)
             click.echo("")
             print_status(sync.status(sync.load(path)))
+            if keep:
+                explore(path)
         return
     assert config_path is not None
     _sync(config_path, dry_run, progress)
@@ -161,6 +170,45 @@ def _sync(path: str | Path, dry_run: bool, progress: Progress) -> None:
     progress.close()
     click.echo(f"synced {records} records from {', '.join(j.name for j in jobs)} in "
                f"{time.monotonic() - started:.1f}s" + (" (dry run)" if dry_run else ""))
+
+
+def explore(path: Path) -> None:
+    """The demo kept up (``--keep``): a receiver forwarding into the Brevo sandbox and the
+    storefront script installed on the sandbox's store, until a line (Enter) on stdin."""
+    runner = str(Path(sys.executable).parent / "runner")
+    config = orjson.loads(path.read_bytes())
+    log = path.with_name("receiver.log")
+    with log.open("w") as errors:  # a file: a pipe nobody reads would fill and stop it
+        receiver = subprocess.Popen(
+            [runner, "webhooks", "serve", "--config", str(path), "--port", "0",
+             "--forward", str(path)], stdout=subprocess.PIPE, stderr=errors, text=True)
+    try:
+        assert receiver.stdout is not None
+        line = receiver.stdout.readline()
+        if not line:
+            raise click.ClickException(f"the receiver did not start: {log.read_text()[-500:]}")
+        url = json.loads(line)["url"]
+        installed = subprocess.run([runner, "storefront", "install", "--config", str(path),
+                                    "--url", url], capture_output=True, text=True)
+        if installed.returncode != 0:
+            raise click.ClickException(f"the storefront script was not installed: "
+                                       f"{installed.stderr.strip()[-500:]}")
+        store = config["connectors"]["bigcommerce"]["api_url"]
+        click.echo(f"\nstorefront: {store}/ (the script installed, sending to {url})\n"
+                   "  accept the cookies, sign in with a customer's email (any password), view"
+                   " products, add one to the cart:\n"
+                   f"  Brevo's sandbox holds the events ({config['brevo']['api_url']}"
+                   "/_sandbox/state), and a browse without a cart becomes browse_abandoned "
+                   "after 2 minutes\n"
+                   f"  runner status --config {path}\n"
+                   "press Enter to stop the sandboxes")
+        sys.stdin.readline()
+    finally:
+        receiver.terminate()
+        try:
+            receiver.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            receiver.kill()
 
 
 @contextmanager
@@ -181,23 +229,30 @@ def demo() -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix="tajo-demo-") as tmp:
         try:
+            # The app's client secret signs the storefront's Current Customer JWT.
+            secret = secrets.token_urlsafe(24)
             store = start("bigcommerce", "--customers", "500", "--orders", "800", "--products",
-                          "60", "--plan", "enterprise")
+                          "60", "--plan", "enterprise", "--client-id", "demo",
+                          "--client-secret", secret)
             brevo = start("brevo", "--lists", "40,41,42", "--import-delay-ms", "50")
             config = {
                 "connectors": {"bigcommerce": {
                     "enabled": True, "store_hash": store["store_hash"],
                     "access_token": store["access_token"], "client_id": "demo",
-                    "api_url": store["url"],
+                    "client_secret": secret, "api_url": store["url"],
                     "sync": {"customers": True, "orders": True, "products": True,
-                             "carts": True, "inventory": True},
+                             "carts": True, "inventory": True, "storefront": True},
+                    "storefront": {"origins": [store["url"]]},
                     "lists": SANDBOX_LISTS}},
-                "brevo": {"api_key": brevo["api_key"], "api_url": brevo["url"]},
+                "brevo": {"api_key": brevo["api_key"], "api_url": brevo["url"],
+                          "storefront": {"browse_abandoned_minutes": 2}},
                 "state_dir": str(Path(tmp) / "state")}
             path = Path(tmp) / "tajo.json"
             path.write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2))
+            # The sandbox serves its (first) store's storefront at the root of its URL.
             click.echo(f"demo: BigCommerce sandbox {store['url']} (store {store['store_hash']}),"
-                       f" Brevo sandbox {brevo['url']}")
+                       f" its storefront {store['url']}/ (with --keep it stays up), Brevo "
+                       f"sandbox {brevo['url']}")
             yield path
         finally:
             for process in started:
