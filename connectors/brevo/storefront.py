@@ -19,7 +19,8 @@ Deduplicated: a product viewed again by the same contact within the hour, a cart
 state, a checkout of the same cart are one event (the outbox claims each key once).
 Rate-limited: at most ``events_per_contact_per_hour`` events per contact, the rest counted and
 dropped (a busy shopper must not flood their own timeline, nor the account's quota).
-``browse_abandoned`` falls due at a write: the forwarder writes on each event and poll.
+``browse_abandoned`` falls due at a write: the forwarder writes on each event and poll, and
+at least every 30 s while it forwards storefront events (``app.sync.due_every``).
 """
 
 from __future__ import annotations
