@@ -152,7 +152,11 @@ def _sync(store: Store, leases: Leases) -> int:
 
     status = "failed"
     try:
-        records = sync.run([store.job], observe=watch)
+        # A fresh job for each sync: nothing one run leaves in its configs reaches the next.
+        job = next((j for j in sync.load(store.path) if lease_key(j) == store.key), None)
+        if job is None:
+            raise ConfigError(f"{store.path} no longer configures {store.key}")
+        records = sync.run([job], observe=watch)
         status = "succeeded"
         log.info("synced %s: %d records", store.key, records)
     except ConnectorError as exc:
