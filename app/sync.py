@@ -251,6 +251,10 @@ def webhook_setup(source: HttpSource, path: str | Path) -> WebhookSetup:
     job = job_of(path, source)
     config = dict(job.source_config)
     if not config.get("webhook_secret"):
+        if is_postgres(str(job.state_path)):  # replicas: a secret made here is this machine's
+            raise ConfigError(f"connectors.{source.name}.webhook_secret is not set: with "
+                              "storage in PostgreSQL every receiver must verify with the same "
+                              "secret; set it (e.g. webhook_secret: ${WEBHOOK_SECRET})")
         config["webhook_secret"] = stored_secret(job.state_dir)
     return WebhookSetup(config, job, job.streams)
 

@@ -62,3 +62,21 @@ def test_a_config_that_does_not_load_is_left_out_and_logged_once(
     assert any("sqlite.yaml has no storage: workers share stores through PostgreSQL" in e
                for e in errors)
     assert any("typo.yaml is left out" in e and "lsts" in e for e in errors)
+
+
+def test_receivers_on_postgresql_need_a_webhook_secret_of_the_config(tmp_path: Path) -> None:
+    """A secret made on first use is kept in one machine's state_dir: replicas on one
+    PostgreSQL spool would each make their own, so the config must give it."""
+    from app import sync
+    from framework.errors import ConfigError
+
+    source = sync.sources()["bigcommerce"]
+    config = tmp_path / "tajo.yaml"
+    config.write_text(CONFIG.format(store="acme1"))
+    with pytest.raises(ConfigError, match="webhook_secret is not set: with storage in "
+                                          "PostgreSQL every receiver must verify"):
+        sync.webhook_setup(source, config)
+    config.write_text(CONFIG.format(store="acme1").replace(
+        '    lists:', '    webhook_secret: "shared-secret-0123456789abcdef"\n    lists:'))
+    assert sync.webhook_setup(source, config).config["webhook_secret"] == \
+        "shared-secret-0123456789abcdef"
