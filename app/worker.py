@@ -15,8 +15,9 @@ Times are the database's clock, so workers' clocks do not matter.
 
 A store is due when it was last synced more than ``every_s`` ago (or never); the least
 recently synced due store is claimed first. ``lease_history`` keeps one row per claim:
-who, when it was taken, and when its sync ended (``runner status`` of a store, audits, and
-the tests' check that no store was synced by two workers at once).
+who, when it was taken, last renewed and ended (for audits, and the tests' check that no
+store was synced by two workers at once). The forwarder of ``runner webhooks serve
+--forward`` takes the same leases (:mod:`app.leases`).
 
 What a lease does not fence: a worker stalled past its lease (a paused process) may still
 write after another has taken over. The lease is renewed far more often than it lapses, a
@@ -42,6 +43,8 @@ from framework.storage import is_postgres, split
 log = logging.getLogger("tajo.worker")
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
 @dataclass
 class Store:
     """One store of the folder: its lease key, its config file and its job."""
