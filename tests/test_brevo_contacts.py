@@ -274,3 +274,36 @@ def test_list_members_change_150_at_a_time() -> None:
         (400, {"code": "invalid_parameter", "message": "no"})]
     with pytest.raises(ConnectorError, match="did not remove contacts of list 9"):
         change_members(brevo, 9, emails[:1], "remove")
+
+
+def test_the_next_import_is_first_asked_about_when_the_last_one_took_to_end() -> None:
+    now = [100.0]
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        now[0] += seconds
+
+    brevo = FakeBrevo()
+    brevo.handlers[("POST", IMPORT)] = lambda body, _: (202, {"processId": len(
+        brevo.posted(IMPORT))})
+    ends_at: dict[int, float] = {}
+
+    def listing(*_: Any) -> tuple[int, Any]:
+        return processes(*((pid, "completed" if now[0] >= at else "in_process")
+                           for pid, at in sorted(ends_at.items(), reverse=True)))
+
+    brevo.handlers[("GET", PROCESSES)] = listing
+    sender = ContactImporter(brevo, brevo, lambda *_: None, sleep=sleep, clock=lambda: now[0])
+    for run in range(2):
+        for row in rows(DIRECT + 5):
+            sender.add(f"{run}-{row['email']}", row["attributes"], [3])
+        sender.submit(everything=True)
+        ends_at[len(brevo.posted(IMPORT))] = now[0] + 7.0  # Brevo takes 7 s over each
+        checks_before = len([c for c in brevo.calls if c[0] == "GET"])
+        sender.settle()
+        checks = len([c for c in brevo.calls if c[0] == "GET"]) - checks_before
+        if run == 0:  # asked at once, then after 0.5, 1, 2 and 4 s
+            assert checks == 5 and pauses == [0.5, 1.0, 2.0, 4.0]
+        else:  # asked once, after about as long as the first took
+            assert checks == 1 and 7.0 <= pauses[-1] <= 8.0

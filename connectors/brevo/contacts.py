@@ -86,6 +86,8 @@ class Import:
     process_id: int
     rows: dict[str, Waiting]
     key: str  # the notifyUrl's last segment (Brevo's call names no process)
+    sent_at: float = 0.0
+    open_at: float | None = None  # when a check last saw it not yet ended
     notified: bool = False
 
 
@@ -116,6 +118,9 @@ class ContactImporter:
         self.buffered_bytes = 0
         self.in_flight: list[Import] = []
         self.outcome = Outcome()
+        #: How long Brevo took over the last import seen to end (0: not known yet): the first
+        #: check waits for it, so that a long import is not asked about in vain.
+        self.import_s = 0.0
 
     # --- attributes -----------------------------------------------------------------------
 
@@ -251,7 +256,7 @@ class ContactImporter:
         if status != 202 or not isinstance(answer, dict) or "processId" not in answer:
             raise ConnectorError(f"Brevo refused a contact import (HTTP {status}): {answer}",
                                  "config_error" if status in (400, 404) else "system_error")
-        self.in_flight.append(Import(int(answer["processId"]), rows, key))
+        self.in_flight.append(Import(int(answer["processId"]), rows, key, self.clock()))
 
     def _upsert_contact(self, email: str, waiting: Waiting) -> None:
         """``POST /v3/contacts`` with ``updateEnabled`` (no blacklist field: see above)."""
@@ -274,13 +279,27 @@ class ContactImporter:
         """Wait until every import in flight has ended; what became of the rows sent since
         the last settle (the buffer's rows that were not submitted stay)."""
         waited, pause = 0.0, FIRST_PAUSE_S
+        if self.in_flight and self.notices is None:
+            # The newest import is not asked about before it could have ended.
+            ahead = min(self.import_s - (self.clock() - self.in_flight[-1].sent_at),
+                        LAST_PAUSE_S)
+            if ahead > 0:
+                self.sleep(ahead)
+                waited += ahead
         while self.in_flight:
             if self.notices is not None and not all(p.notified for p in self.in_flight):
                 waited += self._await_notices(NOTIFIED_PAUSE_S)
             ended = self._check()
+            now = self.clock()
             for process in self.in_flight:
-                if process.process_id in ended:
-                    self._finish(process, ended[process.process_id])
+                if process.process_id not in ended:
+                    process.open_at = now
+                    continue
+                if process.open_at is not None:
+                    # It ended between two checks: the later one is taken (a check too early
+                    # spends the 100-an-hour bucket; one a little late only waits).
+                    self.import_s = now - process.sent_at
+                self._finish(process, ended[process.process_id])
             self.in_flight = [p for p in self.in_flight if p.process_id not in ended]
             if not self.in_flight:
                 break

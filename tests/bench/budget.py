@@ -109,9 +109,17 @@ def measure(customers: int, orders: int, products: int, import_delay_ms: int,
             "contacts_in_brevo": len(state["contacts"]), "orders_in_brevo": len(state["orders"])}
 
 
-def backfill(result: dict[str, Any], customers: int, orders: int) -> dict[str, Any]:
+#: Requests of the 100-an-hour bucket a checkpoint adds (a partial order batch, a partial
+#: product batch, an import check) every ``checkpoint_minutes`` of a long run.
+PER_CHECKPOINT = 3
+
+
+def backfill(result: dict[str, Any], customers: int, orders: int,
+             checkpoint_minutes: float) -> dict[str, Any]:
     """The requests of a backfill of ``customers`` / ``orders`` (the store's shape kept: every
-    count scales by the customers' ratio; the per-run requests stay), and its hours per tier."""
+    count scales by the customers' ratio; the per-run requests stay), and its hours per tier;
+    ``with_checkpoints``: the "other" bucket's hours when a run of H hours also spends
+    PER_CHECKPOINT requests every checkpoint (H = R / (L - PER_CHECKPOINT * 60 / minutes))."""
     ratio = customers / result["customers"]
     fixed = Counter({bucket_of(*method_and_path(t)): n
                      for t, n in result["requests_by_path"].items() if t in PER_RUN})
@@ -119,7 +127,12 @@ def backfill(result: dict[str, Any], customers: int, orders: int) -> dict[str, A
             for b in BUCKETS}
     hours = {tier: {b: round(need[b] / limits[b].per_hour, 2) for b in BUCKETS}
              for tier, limits in TIERS.items()}
-    return {"customers": customers, "orders": orders, "requests": need, "hours": hours}
+    extra = PER_CHECKPOINT * 60 / checkpoint_minutes  # requests an hour
+    with_checkpoints = {tier: round(need["other"] / (limits["other"].per_hour - extra), 2)
+                        for tier, limits in TIERS.items()}
+    return {"customers": customers, "orders": orders, "requests": need, "hours": hours,
+            "other_hours_with_checkpoints": with_checkpoints,
+            "checkpoint_minutes": checkpoint_minutes}
 
 
 def main() -> None:
@@ -133,6 +146,8 @@ def main() -> None:
                              "in process: twice this)")
     parser.add_argument("--brevo", default="{}",
                         help="extra settings of the brevo section, as JSON")
+    parser.add_argument("--checkpoint-minutes", type=float, default=30,
+                        help="for the projection: the destination's checkpoint_minutes")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args()
     os.environ.setdefault("TAJO_CONNECTORS", "bigcommerce,brevo,sqlite")
@@ -140,7 +155,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result = measure(args.customers, args.orders, products, args.import_delay_ms,
                          Path(tmp), json.loads(args.brevo))
-    projected = backfill(result, 1_000_000, 2_000_000)
+    projected = backfill(result, 1_000_000, 2_000_000, args.checkpoint_minutes)
     print(f"synced {args.customers} customers, {args.orders} orders, {products} products in "
           f"{result['sync_wall_s']} s; {result['imports']} imports, each customer imported "
           f"{result['imports_per_customer']} times; {result['order_batches']} order batches")
@@ -151,6 +166,8 @@ def main() -> None:
         print(f"{bucket:<10} {count:>9} {1000 * count / args.customers:>10.2f} "
               f"{1000 * count / args.orders:>9.2f} {projected['requests'][bucket]:>11} "
               + " ".join(f"{projected['hours'][t][bucket]:>11.2f}" for t in TIERS))
+    print(f"{'other, with a checkpoint every ' + str(args.checkpoint_minutes) + ' min':<52} "
+          + " ".join(f"{projected['other_hours_with_checkpoints'][t]:>11.2f}" for t in TIERS))
     report = {"result": result, "backfill_1m_2m": projected}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
