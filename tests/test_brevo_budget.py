@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import sqlite3
 import subprocess
 import threading
 import time
@@ -270,6 +271,13 @@ def model_order(i: int, customer_id: int) -> dict[str, Any]:
 def run(account: Account, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         messages: list[dict[str, Any]], **config: Any) -> list[tuple[int, dict[str, Any]]]:
     """One write; each STATE echoed with the number of Brevo calls made before it."""
+    return run_writer(account, monkeypatch, tmp_path, messages, **config)[0]
+
+
+def run_writer(account: Account, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+               messages: list[dict[str, Any]], **config: Any
+               ) -> tuple[list[tuple[int, dict[str, Any]]], destination.BrevoWriter]:
+    """``run``, and the writer (closed)."""
     monkeypatch.setattr(destination, "HttpClient", account.client)
     catalog = p.ConfiguredAirbyteCatalog(streams=[p.ConfiguredAirbyteStream(
         stream=p.AirbyteStream(name=name, json_schema={"type": "object"},
@@ -280,7 +288,7 @@ def run(account: Account, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                 "state_dir": str(tmp_path / "state"), "import_batch": 10, **config}
     writer = destination.BrevoWriter(settings, catalog)
     return [(len(account.fake.calls), json.loads(line))
-            for line in writer.write(iter(messages))]
+            for line in writer.write(iter(messages))], writer
 
 
 def shop(customers: int, orders_each: int) -> list[dict[str, Any]]:
@@ -334,6 +342,28 @@ def test_a_checkpoint_sends_what_waits_and_echoes_the_states(
     assert len(echoed) == 6
     assert echoed[0][0] < len(account.fake.calls)  # the first STATE before the end
     assert len(account.fake.posted("/v3/orders/status/batch")) > 1  # at the cost of batches
+
+
+def test_with_a_receiver_up_imports_wait_for_its_notices_and_the_run_lets_go_of_them(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    account = Account()
+    board = notify.NoticeBoard(tmp_path / "state")
+    board.beat()
+
+    def start(body: Any, _: Any) -> tuple[int, Any]:
+        board.record(body["notifyUrl"].rsplit("/", 1)[1])  # Brevo calls once it has ended
+        return account.start(body, _)
+
+    account.fake.handlers[("POST", "/v3/contacts/import")] = start
+    echoed, writer = run_writer(account, monkeypatch, tmp_path, shop(30, 1),
+                                notify_url="https://hooks.example.com/tajo")
+    assert len(echoed) == 6 and account.process_checks == 1
+    secret = notify.stored_secret(tmp_path / "state")
+    assert account.imports[0]["notifyUrl"].startswith(
+        f"https://hooks.example.com/tajo/notify/brevo/{secret}/")
+    with pytest.raises(sqlite3.ProgrammingError):  # the writer closed its notices
+        writer.notices.board.db.execute("SELECT 1")
+    board.close()
 
 
 def test_the_dry_run_estimates_each_bucket_at_the_accounts_tier(

@@ -188,8 +188,9 @@ class BrevoWriter(Writer):
         self.noted: set[str] = set()
         self._bind_account()
         self.connected_at = self.ledger.connected_at(now_iso())
+        self.notices = notices_for(config)  # Brevo's calls, while a receiver takes them
         self.contacts = ContactImporter(self.api, self.api, self._contact_refused,
-                                        notices=notices_for(config))
+                                        notices=self.notices)
         self.orders = OrderSender(self.api, self.api,
                                   lambda order, why: self.reject(
                                       "orders", why, order, counted_as=MODEL_STREAM_OF["order"]))
@@ -258,6 +259,9 @@ class BrevoWriter(Writer):
         self.ledger.close()
         self.dead_letters.close()
         self.api.close()
+        notices = getattr(self, "notices", None)  # not yet made when the account check fails
+        if notices is not None:
+            notices.close()
 
     # --- records --------------------------------------------------------------------------
 

@@ -139,6 +139,9 @@ class Notices:
     def alive(self) -> bool:
         return self.board.alive()
 
+    def close(self) -> None:
+        self.board.close()
+
 
 def notices_for(config: dict[str, object]) -> Notices | None:
     """The notices of a destination config whose ``notify_url`` is set, while a receiver is
