@@ -4,12 +4,15 @@ sandboxes as subprocesses."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +28,8 @@ from webhook_kit import HEADER, SECRET, Poster, Receiver, payload, spool_key, st
 
 from app.leases import Leases
 from framework.protocol.statestore import StateStore
-from framework.storage import located
-from framework.webhooks.spool import Spool
+from framework.storage import close_pools, located
+from framework.webhooks.spool import Event, Spool
 
 pytestmark = pytest.mark.e2e
 
@@ -356,3 +359,53 @@ def test_the_forwarder_takes_the_same_lease_as_the_workers(postgres_url: str) ->
     assert worker.db.execute("SELECT synced_at FROM {schema}.leases").rows != synced
     assert [(h["holder"].startswith("forwarder-"), h["status"]) for h in worker.history()] == [
         (False, "succeeded"), (True, "forwarded"), (True, "succeeded")]
+
+
+def test_a_spool_whose_database_goes_away_acknowledges_nothing_and_recovers() -> None:
+    """PostgreSQL restarts under a receiver: the events it could not commit are not
+    acknowledged (an error, which the receiver answers 503, and the platform retries), and
+    it stores again once the server is back, without a restart of its own."""
+    from postgres_kit import binaries, start
+
+    from framework.webhooks.receiver import Refused, SpoolWriter
+
+    folder = Path(tempfile.mkdtemp(prefix="tajo-pg-restart-"))  # the server's user reads it
+    folder.chmod(0o755)
+    server_run = start(folder)
+    server = next(server_run)
+    url = server.new_database()
+    try:
+        location = located(url, "bigcommerce")
+        writer = SpoolWriter(location)
+        spool = Spool(location, durable=True)
+
+        def commit(key: str) -> Any:
+            async def one() -> Any:
+                loop = asyncio.get_running_loop()
+                future = loop.create_future()
+                writer._commit(spool, [(Event("s", "store/order/created", "order", "1", {},
+                                              key), future, loop)])
+                await asyncio.sleep(0.01)
+                return future.exception() or future.result()
+            return asyncio.run(one())
+
+        assert commit("before") == 1
+        pg_ctl = [str(binaries() / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate",
+                  "-w"]
+        owner = ["runuser", "-u", server.user, "--"] if os.geteuid() == 0 else []
+        subprocess.run([*owner, *pg_ctl, "stop"], check=True, capture_output=True)
+        down = commit("while-down")
+        assert isinstance(down, Exception) and not isinstance(down, Refused)  # -> 503
+        subprocess.run([*owner, *pg_ctl, "-o", f"-c listen_addresses=127.0.0.1 -c port="
+                        f"{server.port} -c unix_socket_directories={folder}", "-l",
+                        str(folder / "log"), "start"], check=True, capture_output=True)
+        outcomes = [commit(f"after-{n}") for n in range(3)]  # a stale connection may fail once
+        assert any(isinstance(o, int) for o in outcomes), outcomes
+        writer.close()
+        stored = spool.keys()
+        assert "while-down" not in stored and "before" in stored
+        spool.close()
+    finally:
+        close_pools(url)  # (its server is about to go for good)
+        server_run.close()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -103,13 +103,16 @@ def pool(url: str) -> Any:
         return found
 
 
-def close_pools() -> None:
-    """Close every pool (tests, and a process that is about to exit)."""
+def close_pools(url: str | None = None) -> None:
+    """Close the pool of ``url``, or every pool (a server that is gone: its pool would go on
+    trying to reconnect; a process that is about to exit)."""
     with _pools_lock:
-        for found in _pools.values():
-            found.close()
-        _pools.clear()
-        _made.clear()
+        for known in [url] if url is not None else list(_pools):
+            found = _pools.pop(known, None)
+            if found is not None:
+                found.close()
+        for made in [m for m in _made if url is None or m[0] == url]:
+            _made.discard(made)
 
 
 class Result:
