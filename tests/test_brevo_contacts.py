@@ -307,3 +307,28 @@ def test_the_next_import_is_first_asked_about_when_the_last_one_took_to_end() ->
             assert checks == 5 and pauses == [0.5, 1.0, 2.0, 4.0]
         else:  # asked once, after about as long as the first took
             assert checks == 1 and 7.0 <= pauses[-1] <= 8.0
+
+
+def test_rows_go_in_the_order_of_their_emails_whatever_order_they_came_in() -> None:
+    # Brevo numbers new contacts as it creates them: two runs over the same records, read in
+    # a different order (concurrent reads), give the same numbers.
+    brevo = FakeBrevo()
+    brevo.answers[("POST", IMPORT)] = [(202, {"processId": 1}), (202, {"processId": 2})]
+    brevo.answers[("GET", PROCESSES)] = [processes((2, "completed"), (1, "completed"))]
+    sender, _, _ = importer(brevo)
+    given = rows(DIRECT + 5)
+    for n, row in enumerate(reversed(given)):
+        sender.add(row["email"], row["attributes"], [3, 4] if n % 2 else [3])
+    sender.submit(everything=True)
+    sender.settle()
+    imports = brevo.posted(IMPORT)
+    assert [body["listIds"] for body in imports] == [[3], [3, 4]]
+    for body in imports:
+        emails = [row["email"] for row in body["jsonBody"]]
+        assert emails == sorted(emails)
+    few = FakeBrevo()
+    sender, _, _ = importer(few)
+    for row in reversed(rows(3)):
+        sender.add(row["email"], row["attributes"], [3])
+    sender.submit(everything=True)
+    assert [b["email"] for b in few.posted("/v3/contacts")] == [r["email"] for r in rows(3)]

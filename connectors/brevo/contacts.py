@@ -191,16 +191,19 @@ class ContactImporter:
     def submit(self, everything: bool = False) -> None:
         """Send the buffer as imports: every whole import's worth, or ``everything``. Imports
         are not waited for (``settle``)."""
+        # In the order of the emails, whatever order the records came in (concurrent reads
+        # vary it): Brevo numbers new contacts as it creates them, and two runs over the same
+        # records should give the same numbers.
         if everything and not self.in_flight and 0 < len(self.buffer) <= DIRECT:
-            for email, waiting in list(self.buffer.items()):
+            for email, waiting in sorted(self.buffer.items()):
                 self._upsert_contact(email, waiting)
             self.buffer.clear()
             self.buffered_bytes = 0
             return
         groups: dict[tuple[int, ...], list[str]] = {}
-        for email, waiting in self.buffer.items():
-            groups.setdefault(waiting.list_ids, []).append(email)
-        for list_ids, emails in groups.items():
+        for email in sorted(self.buffer):
+            groups.setdefault(self.buffer[email].list_ids, []).append(email)
+        for list_ids, emails in sorted(groups.items()):
             for chunk, complete in self._chunks(list_ids, emails):
                 if complete or everything:
                     self._start_import(list_ids, chunk)
