@@ -16,6 +16,7 @@ from conftest import messages, run_cli
 from jsonschema import Draft7Validator
 
 from connectors.bigcommerce import connector, order_line_items
+from framework.declarative.formats import format_utc
 from framework.engine.http import HttpClient
 from framework.errors import ConnectorError
 from framework.plugins import commands
@@ -71,6 +72,15 @@ def test_every_stream_through_a_pipe_is_valid(shop, write_json, tmp_path) -> Non
     for n, cart_id in enumerate(carts):
         queue.append(shop.store_hash, "store/cart/abandoned", "cart", cart_id,
                      {"data": {"id": cart_id}}, f"hash-{n}")
+    # A storefront beacon's event as the receiver's storefront endpoint spools it.
+    now = format_utc(time.time())
+    viewed = {"id": "v-1:e-1", "type": "product_viewed", "occurred_at": now,
+              "received_at": now, "visitor_id": "v-1", "customer_id": None, "email": None,
+              "identified_by": None, "url": "https://shop.example.com/p/1",
+              "product": {"id": "1", "variant_id": None, "price": 12.5}, "category": None,
+              "cart": None}
+    queue.append(shop.store_hash, "storefront/product_viewed", "storefront_event",
+                 viewed["id"], viewed, "beacon-1")
     queue.close()
     time.sleep(1.1)  # spooled events are read once a second old (SETTLE_S)
     config = write_json(shop.config(spool_path=str(spool)))
