@@ -32,6 +32,7 @@ from airbyte_cdk.test.standard_tests._job_runner import run_test_job
 from airbyte_cdk.test.standard_tests._spec_lint import assert_spec_is_valid, get_single_spec
 from airbyte_standard import SandboxScenario, ScriptDestination, ScriptSource, script_path
 
+from framework.declarative.formats import format_utc
 from framework.webhooks.spool import Spool
 
 pytest_plugins = ["airbyte_cdk.test.standard_tests.pytest_hooks"]
@@ -73,8 +74,8 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
 
 
 def _spool_carts(ready: dict[str, Any], spool_path: Path) -> None:
-    """Carts made in the store and their webhooks spooled, as the receiver would: the carts
-    stream has no list endpoint to read (BigCommerce has none)."""
+    """Carts made in the store and their webhooks spooled, as the receiver would (the carts
+    stream has no list endpoint to read: BigCommerce has none), and a storefront event."""
     import requests
 
     made = requests.post(f"{ready['url']}/_sandbox/carts", json={"create": CARTS},
@@ -85,6 +86,15 @@ def _spool_carts(ready: dict[str, Any], spool_path: Path) -> None:
         scope = "store/cart/abandoned" if n == 0 else "store/cart/created"  # one recovery link
         spool.append(ready["store_hash"], scope, "cart", cart_id, {"data": {"id": cart_id}},
                      f"standard-{n}")
+    # A storefront beacon's event, as the receiver's storefront endpoint spools it.
+    now = format_utc(time.time())
+    viewed = {"id": "v-1:e-1", "type": "product_viewed", "occurred_at": now,
+              "received_at": now, "visitor_id": "v-1", "customer_id": None, "email": None,
+              "identified_by": None, "url": "https://shop.example.com/p/1",
+              "product": {"id": "1", "variant_id": None, "price": 12.5}, "category": None,
+              "cart": None}
+    spool.append(ready["store_hash"], "storefront/product_viewed", "storefront_event",
+                 viewed["id"], viewed, "standard-beacon")
     spool.close()
 
 
