@@ -185,7 +185,8 @@ def test_airbyte_cli_spec_check_discover_read(sandbox, write_json, tmp_path) -> 
     # Every stream the spec declares: the API-shaped ones and the commerce model's.
     names = [s["name"] for s in discover[0]["catalog"]["streams"]]
     assert names == [s.name for s in connector.loaded.model.streams]
-    assert len([n for n in names if n.startswith("commerce_")]) == 7
+    # seven kinds of records and the storefront events
+    assert len([n for n in names if n.startswith("commerce_")]) == 8
     assert stream["default_cursor_field"] == ["date_modified"]
     assert stream["source_defined_primary_key"] == [["store_hash"], ["id"]]
     catalog = tmp_path / "configured.json"
