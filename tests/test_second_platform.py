@@ -282,12 +282,14 @@ def test_marketbox_syncs_into_brevo_through_the_model(
 def test_bigcommerce_and_marketbox_share_one_brevo(
         servers: Any, brevo: BrevoBox, brevo_config: Path, plugin_env: dict[str, str],
         tmp_path: Path) -> None:
-    """Two platforms' stores in one Brevo: Brevo's ids are qualified by the account, so the
-    order and product ids both platforms number from 1 land side by side."""
+    """Two platforms' stores in one Brevo, the Marketbox shop named exactly as the BigCommerce
+    store: the destination keys a (platform, account) pair, the first comer by its account
+    and the other by ``{platform}-{account}``, so the order and product ids both platforms
+    number from 1 land side by side."""
     store = servers("bigcommerce", "--customers", "15", "--orders", "30", "--products", "4",
                     "--seed", "5", "--plan", "enterprise").ready
-    shop = Marketbox(servers("marketbox", "--shop", "acme-outdoor"), tmp_path)
-    assert store["store_hash"] != shop.shop  # see README: accounts must differ (a finding)
+    shop = Marketbox(servers("marketbox", "--shop", store["store_hash"]), tmp_path)
+    assert store["store_hash"] == shop.shop
     bigcommerce = tmp_path / "bigcommerce.json"
     bigcommerce.write_text(json.dumps({"api_url": store["url"], "access_token":
                                        store["access_token"], "store_hash": store["store_hash"]}))
@@ -300,12 +302,15 @@ def test_bigcommerce_and_marketbox_share_one_brevo(
     assert len(orders) == len(before["orders"]) + len(shop.get("orders"))
     assert orders[f"{store['store_hash']}-1"] == {o["id"]: o for o in before["orders"]}[
         f"{store['store_hash']}-1"]  # BigCommerce's order 1 untouched by Marketbox's
-    assert orders[f"{shop.shop}-1"]["storeId"] == shop.shop
+    assert orders[f"marketbox-{shop.shop}-1"]["storeId"] == f"marketbox-{shop.shop}"
     products = {p["id"] for p in after["products"]}
-    assert {f"{store['store_hash']}-1", f"{shop.shop}-1"} <= products
+    assert {f"{store['store_hash']}-1", f"marketbox-{shop.shop}-1"} <= products
     assert len(after["contacts"]) == len(before["contacts"]) + len(shop.get("customers"))
     old = {c["email"]: c for c in before["contacts"]}
     assert all(c == old[c["email"]] for c in after["contacts"] if c["email"] in old)
+    # A second BigCommerce run finds its own store's records as they were: nothing to send.
+    pipe("bigcommerce", bigcommerce, brevo_config, plugin_env)
+    assert {o["id"]: o for o in brevo.state()["orders"]} == orders
 
 
 def test_the_plugin_imports_nothing_of_the_brevo_destination_or_the_app(

@@ -281,7 +281,14 @@ class BrevoWriter(Writer):
         """A record of the commerce model (specs/schemas/commerce/v1): keyed by ``account``
         and ``id`` (text), dated by ``updated_at`` (ISO 8601 UTC), gone when ``deleted``.
         Those of ``intake.KINDS`` are kept for the flush, which works them out a batch at a
-        time (a customer's email is checked now: a bad one is rejected with its record)."""
+        time (a customer's email is checked now: a bad one is rejected with its record).
+        The account is the ledger's key of the record's (platform, account): two platforms'
+        stores of the same name never share ids in Brevo."""
+        platform, account = data.get("platform"), data.get("account")
+        if platform and account is not None:
+            key = self.ledger.account_key(str(platform), str(account))
+            if key != account:
+                data = {**data, "account": key}
         if kind in KINDS:
             email = None
             if kind == "customer" and not data.get("deleted"):

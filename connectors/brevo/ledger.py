@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS skipped_carts (store TEXT, cart_id TEXT, reason TEXT,
                                           PRIMARY KEY (store, cart_id));
 CREATE TABLE IF NOT EXISTS carts_seen (store TEXT, cart_id TEXT, updated_at TEXT,
                                        PRIMARY KEY (store, cart_id));
+CREATE TABLE IF NOT EXISTS account_keys (platform TEXT, account TEXT, key TEXT UNIQUE,
+                                         PRIMARY KEY (platform, account));
 """
 #: What the keys mean: 2 = the commerce model's (ids as text, dates in ISO 8601 UTC in the
 #: versions and the event keys ``{account}:{id}:{updated_at}:{name}``). A ledger without a
@@ -111,6 +113,14 @@ def _prepare(db: sqlite3.Connection) -> None:
     if version is None:
         migrate_to_model(db)
         db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        db.commit()
+    if db.execute("SELECT 1 FROM meta WHERE key = 'account_keys'").fetchone() is None:
+        # Accounts a ledger knew before keys were qualified by platform keep their key,
+        # adopted by the first platform that names them again (there was one platform then).
+        db.execute("INSERT OR IGNORE INTO account_keys SELECT '', store, store FROM ("
+                   "SELECT store FROM accounts UNION SELECT store FROM customers UNION "
+                   "SELECT store FROM orders UNION SELECT store FROM catalog_items)")
+        db.execute("INSERT INTO meta VALUES ('account_keys', '1')")
         db.commit()
 
 
@@ -188,6 +198,7 @@ class Ledger:
         # Private (0600 in a 0700 directory); a damaged file is a one-line error, left as it is.
         self.db = open_sqlite(path, "Brevo ledger", _prepare, factory=CountingConnection)
         self.countries: dict[str, str | None] | None = None  # store -> country, once read
+        self.keys: dict[tuple[str, str], str] = {}  # (platform, account) -> its key here
 
     dry_run = False  # a dry run never commits (its changes are rolled back on close)
 
@@ -350,6 +361,32 @@ class Ledger:
     def mark_stock_sent(self, store: str, variant_id: str, level: float) -> None:
         self.db.execute("UPDATE catalog_items SET sent_stock = ? WHERE store = ? AND "
                         "variant_id = ?", (level, store, variant_id))
+
+    def account_key(self, platform: str, account: str) -> str:
+        """The key a platform's account goes by in this ledger and in Brevo's ids: the account
+        itself, unless another platform's account of the same name has it already, then
+        ``{platform}-{account}``. Kept once given, so ids never change; the model's
+        (platform, account) pairs never collide, whatever the platforms call their stores."""
+        known = self.keys.get((platform, account))
+        if known is not None:
+            return known
+        row = self.db.execute("SELECT key FROM account_keys WHERE platform = ? AND account = ?",
+                              (platform, account)).fetchone()
+        if row is None:
+            adopted = self.db.execute(
+                "UPDATE account_keys SET platform = ? WHERE platform = '' AND account = ?",
+                (platform, account)).rowcount
+            key = account
+            if not adopted:
+                taken = self.db.execute("SELECT 1 FROM account_keys WHERE key = ?",
+                                        (account,)).fetchone()
+                key = f"{platform}-{account}" if taken else account
+                self.db.execute("INSERT INTO account_keys VALUES (?, ?, ?)",
+                                (platform, account, key))
+            # Committed with the records it keys (a run that dies forgets both).
+            row = (key,)
+        self.keys[(platform, account)] = row[0]
+        return str(row[0])
 
     def store_country(self, store: str) -> str | None:
         """The store's country (every national phone number asks: the stores' countries are
