@@ -86,6 +86,11 @@ _OTHER_LIMIT: dict[tuple[str, str], int] = {}
 #: A wait for a bucket's reset this long is said in the log (the run is paced, not stuck);
 #: the per-second buckets' waits are shorter.
 LONG_WAIT_S = 2.0
+#: Records worked out between two commits of the ledger while STATEs wait anyway. A commit
+#: writes every page the batch touched, and the email indexes take keys at random: committed
+#: every 5,000 records, the ledger of a 300,000-customer backfill wrote 7.1 GB for a 144 MB
+#: file; every 50,000, 1.1 GB, with 22% less CPU.
+COMMIT_RECORDS = 50_000
 
 
 class DryRun:
@@ -206,6 +211,7 @@ class BrevoWriter(Writer):
         # Batches that are not full wait (and the STATEs with them) at most this long.
         self.checkpoint_s = 60 * float(config.get("checkpoint_minutes") or 30)
         self.carry_since: float | None = None
+        self.uncommitted = 0  # records worked out since the ledger's last commit
         self.final = self.draining = False
         self.cart_list_add: set[str] = set()
         self.cart_list_remove: set[str] = set()
@@ -349,8 +355,9 @@ class BrevoWriter(Writer):
 
     def flush(self) -> None:
         """Send what fills whole batches, or everything (``_drain``) and wait until Brevo has
-        it; then commit the ledger."""
+        it; then commit the ledger (when STATEs may follow, see ``COMMIT_RECORDS``)."""
         self.dead_letters.flush()
+        self.uncommitted += self.intake.count
         self._take(self.intake.apply())
         self.draining = self._drain()
         if self.pending_contacts or self.touched:
@@ -365,9 +372,15 @@ class BrevoWriter(Writer):
         self.events.send()
         self._send_catalog()
         self._send_deletions()
-        self.ledger.commit()
+        carrying = self.carrying()
+        if not carrying or self.uncommitted >= COMMIT_RECORDS:
+            # Before any STATE is echoed (none is while something waits), and now and then.
+            # A run that dies loses what was not committed, which it reads again: no STATE
+            # after it was echoed.
+            self.ledger.commit()
+            self.uncommitted = 0
         now = time.monotonic()
-        self.carry_since = (self.carry_since or now) if self.carrying() else None
+        self.carry_since = (self.carry_since or now) if carrying else None
         left_out = self.mapper.phones_left_out
         if left_out:
             log.warning("%d phone numbers are not valid numbers and were left out of SMS "
@@ -418,7 +431,6 @@ class BrevoWriter(Writer):
                 self.contacts.add(email, rows[email], list_ids, notes[email])
         self.lapsed |= set(lapsed)
         self.lapsed -= buyers
-        self.ledger.commit()
         self.pending_contacts.clear()
         self.touched.clear()
 
