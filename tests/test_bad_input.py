@@ -112,7 +112,7 @@ def test_an_unknown_key_is_a_warning_in_the_airbyte_cli(store: Sandbox, tmp_path
     assert warnings == ["bigcommerce config: unknown field 'pagesize' (valid: api_url, "
                         "channel_ids, client_id, client_secret, concurrency, page_size, "
                         "read_mode, request_timeout, spool_path, start_date, store_setup, "
-                        "webhook_secret, webhooks); ignored"]
+                        "storefront, webhook_secret, webhooks); ignored"]
     assert b"unknown field 'pagesize'" in result.stderr
     assert messages[-1]["connectionStatus"]["status"] == "SUCCEEDED"
     assert SECRET_TOKEN.encode() not in result.stdout + result.stderr
