@@ -75,9 +75,10 @@ class AccountMismatch(Exception):
 
 #: The page cache, in KiB (SQLite's default is 2 MB): a batch touches pages all over the
 #: email indexes. The ledger alone, 300,000 customers and their orders committed every 50,000
-#: records: 34.4 s of CPU with the default, 30.5 s with 16 MB, 25.1 s with 64 MB, which would
-#: take the sync past 200 MB. Filled only as the file grows.
-CACHE_KIB = 16 * 1024
+#: records: 34.4 s of CPU with the default, 30.5 s with 16 MB, 25.1 s with 64 MB; a sync of
+#: 150,000 customers from 50 stores peaked at 235 MB with 16 MB, 227 MB with 8. Filled only
+#: as the file grows.
+CACHE_KIB = 8 * 1024
 #: Keys a lookup binds at once (two values each: under SQLite's old limit of 999 variables).
 LOOKUP_CHUNK = 400
 
