@@ -197,9 +197,16 @@ def watch_and_kill(leases: Leases, victim: subprocess.Popen[bytes]) -> tuple[flo
         held = leases.db.execute("SELECT store FROM {schema}.leases WHERE holder = 'w1' "
                                  "AND expires_at > 0").fetchone()
         if killed is None and held is not None:
-            time.sleep(0.15)  # into its sync
+            time.sleep(0.15)  # into its sync (each request takes 40 ms: a sync takes longer)
             victim.send_signal(signal.SIGKILL)
-            killed = (time.time(), str(held[0]))
+            victim.wait()
+            # The store it held when it died (it may have finished the one seen above and
+            # claimed the next one in the meantime).
+            still = leases.db.execute("SELECT store FROM {schema}.leases WHERE holder = 'w1' "
+                                      "AND expires_at > 0").fetchone()
+            if still is None:
+                raise AssertionError("w1 held no store when it was killed: nothing to take over")
+            killed = (time.time(), str(still[0]))
         done = leases.db.execute("SELECT COUNT(*) FROM {schema}.leases WHERE synced_at "
                                  "IS NOT NULL").fetchone()
         if killed is not None and done is not None and done[0] == 30:
@@ -212,7 +219,7 @@ def test_three_workers_share_thirty_stores_and_take_over_a_killed_ones(
         quick_brevo: BrevoBox, postgres_url: str, tmp_path: Path) -> None:
     brevo = quick_brevo
     sandbox = start_sandbox("--stores", "30", "--customers", "6", "--orders", "5",
-                            "--products", "3", "--plan", "enterprise")
+                            "--products", "3", "--plan", "enterprise", "--latency-ms", "40")
     try:
         stores = sandbox.stores
         folder = tmp_path / "stores"
