@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from app.events import subscribed
 from app.forward import Forwarder, model_catalog, sync_once
+from connectors.brevo.ledger import dead_letter_counts
 from framework.declarative.formats import format_utc
 from framework.engine.source import HttpSource
 from framework.errors import REDACT, ConfigError, ConnectorError
@@ -53,7 +52,8 @@ log = logging.getLogger("tajo.sync")
 
 DESTINATION = "brevo"
 JOB_KEYS = ("enabled", "sync", "lists")  # sync-config keys that are not the source's own
-LIFTED = ("customer_mapping", "state_dir", "lists")  # destination keys set from elsewhere
+#: Destination keys set from elsewhere in the sync config (storage: its top-level key).
+LIFTED = ("customer_mapping", "state_dir", "lists", "storage")
 
 
 @dataclass
@@ -115,8 +115,8 @@ def sync_schema(sources: dict[str, HttpSource], destination: Destination) -> dic
                       "description": "where state, spool, ledger and dead letters are kept"},
         "storage": {"type": "string", "pattern": "^postgres(ql)?://",
                     "description": "a PostgreSQL URL (postgresql://USER:${PASSWORD}@HOST/DB) "
-                                   "to keep the spool, stream states and run history in, "
-                                   "instead of SQLite files in state_dir"},
+                                   "to keep the spool, stream states, run history, the Brevo "
+                                   "ledger and dead letters in, instead of files in state_dir"},
         DESTINATION: _object(brevo, required=["api_key"]),
     }, required=["connectors", DESTINATION])
 
@@ -188,6 +188,8 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
             source_config, source_spec, name), source_spec), source_spec)
         destination_config = {**config[DESTINATION], "lists": section["lists"],
                               "state_dir": str(state_dir)}
+        if storage:  # the ledger and dead letters follow the spool and states
+            destination_config["storage"] = storage
         if config.get("customer_mapping"):
             destination_config["customer_mapping"] = model_mapping(config["customer_mapping"])
         if dry_run:
@@ -453,7 +455,7 @@ def status(jobs: list[Job]) -> dict[str, Any]:
                 "last_sync": _iso(last_sync.get(s.stream.name) or succeeded)}
                 for s in job.catalog.streams},
             "spool": _spool_depth(job, saved)}
-    report["dead_letters"] = _dead_letters(Path(dest_config.get("state_dir") or ".tajo"))
+    report["dead_letters"] = dead_letter_counts(dest_config)
     report["connected"] = report["brevo"]["connected"] and all(
         c["connected"] for c in report["connectors"].values())
     return dict(REDACT.deep(report))  # checks and stored errors may quote a secret
@@ -487,18 +489,3 @@ def _spool_depth(job: Job, saved: dict[str, dict[str, Any]]) -> dict[str, int]:
                 "dead_letters": len(spool.dead_letters())}
     finally:
         spool.close()
-
-
-def _dead_letters(state_dir: Path) -> dict[str, int]:
-    """Records kept in the dead-letter file, by stream."""
-    counts: dict[str, int] = {}
-    path = state_dir / "dead-letter.jsonl"
-    if path.exists():
-        with path.open("rb") as lines:
-            for line in lines:
-                try:
-                    stream = orjson.loads(line).get("stream", "?")
-                except orjson.JSONDecodeError:
-                    stream = "?"
-                counts[stream] = counts.get(stream, 0) + 1
-    return counts

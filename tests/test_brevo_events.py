@@ -5,8 +5,7 @@ that died."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -42,8 +41,9 @@ class Brevo(FakeBrevo):
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger(tmp_path / "brevo.db")
+def ledger(storage: Callable[[str], str]) -> Iterator[Ledger]:
+    """A ledger on each backend (SQLite, PostgreSQL: tests/postgres_kit.py)."""
+    opened = Ledger(storage("brevo"))
     yield opened
     opened.close()
 

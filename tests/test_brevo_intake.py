@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,9 @@ def order(account: str, i: int, customer_id: int | None, **extra: Any) -> dict[s
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    opened = Ledger(tmp_path / "brevo.db")
+def ledger(storage: Callable[[str], str]) -> Iterator[Ledger]:
+    """A ledger on each backend (SQLite, PostgreSQL: tests/postgres_kit.py)."""
+    opened = Ledger(storage("brevo"))
     yield opened
     opened.close()
 

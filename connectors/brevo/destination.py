@@ -32,7 +32,6 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -41,7 +40,7 @@ from connectors.brevo.catalog import CatalogSender
 from connectors.brevo.contacts import ContactImporter, Outcome
 from connectors.brevo.events import EventOutbox, now_iso
 from connectors.brevo.intake import KINDS, Intake, Work
-from connectors.brevo.ledger import AccountMismatch, Ledger
+from connectors.brevo.ledger import AccountMismatch, Ledger, dead_letter_sink, ledger_location
 from connectors.brevo.limits import BUCKET_NAMES, BUCKETS, Buckets, estimate, tier_of
 from connectors.brevo.lists import change_members
 from connectors.brevo.mapping import DEFAULT_MAPPING, ContactMapper
@@ -57,7 +56,6 @@ from framework.declarative.spec import RateLimitHeaders
 from framework.destinations.sink import Writer, state_stream
 from framework.engine.http import HttpClient
 from framework.errors import ConnectorError
-from framework.files import private_file
 from framework.protocol import messages as p
 
 log = logging.getLogger("tajo.brevo")
@@ -175,10 +173,9 @@ class BrevoWriter(Writer):
         self.dry_run = bool(config.get("dry_run"))
         self.plan: dict[str, int] = {}  # what a dry run would have sent
         self.new_contacts = 0
-        state_dir = Path(config.get("state_dir") or ".tajo")
-        self.ledger = Ledger(state_dir / "brevo.db")
-        self.dead_letters = private_file(state_dir / "dead-letter.jsonl",
-                                         "dead-letter file").open("ab")  # 0600, 0700 dir
+        # brevo.db and dead-letter.jsonl (0600) in state_dir, or storage's PostgreSQL.
+        self.ledger = Ledger(ledger_location(config))
+        self.dead_letters: Any = dead_letter_sink(config, self.ledger)
         if self.dry_run:
             started: list[int] = []
             clients = {bucket: DryRun(client, self.plan, started)
@@ -246,7 +243,7 @@ class BrevoWriter(Writer):
         stable, and not a secret); pointed at another, nothing is written. Asked once per
         process for a ledger and key: the call spends the 100-an-hour bucket, and the
         forwarder writes every few seconds."""
-        seen = (str(self.ledger.path.resolve()), self.config["api_url"], self.config["api_key"])
+        seen = (self.ledger.where, self.config["api_url"], self.config["api_key"])
         if seen not in _BOUND:
             status, answer = self.api.send("GET", "/v3/account")
             seen_limit = self.api.limit_seen("other")

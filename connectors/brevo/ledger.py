@@ -1,4 +1,4 @@
-"""The destination's own memory (SQLite): what Brevo needs that one record does not carry.
+"""The destination's own memory: what Brevo needs that one record does not carry.
 
 Each customer's email, the orders that make ``order_count`` and ``amount_spent`` (when the
 platform does not keep them), the versions of records seen (events), carts, stock levels and
@@ -11,6 +11,14 @@ A run reads and writes it a batch at a time (``Intake``): each lookup of a batch
 statement per ``LOOKUP_CHUNK`` keys (a join with a ``VALUES`` list, which uses the index), each
 write one ``executemany``; ``statements`` counts them.
 
+Where it is kept: ``brevo.db`` in the state directory (SQLite, the default), or, when the
+config's ``storage`` is a PostgreSQL URL, the namespace ``brevo`` of that database (its own
+``#namespace`` if the URL names one), where several workers writing different stores into
+one Brevo account share it. The SQL is SQLite's either way (``framework.storage.session``
+speaks it to PostgreSQL); what sharing asks for is below, at ``Ledger``. Dead letters follow
+the same choice (``dead_letter_sink``): the file ``dead-letter.jsonl`` beside a SQLite ledger,
+the ledger's table ``dead_letters`` in PostgreSQL.
+
 Counting rule: an order counts once, by its (account, id), however often it is updated; an order
 that is not ``counts_as_purchase`` does not count, and ``refunded`` is taken off its ``total``.
 """
@@ -18,15 +26,17 @@ that is not ``counts_as_purchase`` does not count, and ``refunded`` is taken off
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from framework.declarative.formats import iso_utc
-from framework.files import open_sqlite
+from framework.files import open_sqlite, private_file
+from framework.storage import describe, is_postgres, located
 
 log = logging.getLogger("tajo.brevo")
 
@@ -67,6 +77,26 @@ CREATE TABLE IF NOT EXISTS account_keys (platform TEXT, account TEXT, key TEXT U
 #: versions and the event keys ``{account}:{id}:{updated_at}:{name}``). A ledger without a
 #: version was written by the destination that read the platform's own records.
 SCHEMA_VERSION = "2"
+
+#: The ledger in PostgreSQL: the same tables, made from SQLite's (``ddl_to_postgres``) but
+#: with ids as TEXT: SQLite keeps an id that is not made of digits as text in an INTEGER
+#: column, PostgreSQL refuses it, and the model's ids are text. Dead letters are a table there.
+POSTGRES_SCHEMA = re.sub(r"\b(id|customer_id|variant_id) INTEGER\b", r"\1 TEXT", SCHEMA) + """
+CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (store, customer_id);
+CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, stream TEXT, reason TEXT,
+                                         at INTEGER, letter TEXT);
+"""
+#: The ledger's namespace in a PostgreSQL database (a storage URL that names none).
+NAMESPACE = "brevo"
+
+
+def ledger_location(config: dict[str, Any]) -> str | Path:
+    """Where a destination config's ledger is: ``storage``'s namespace (``brevo`` unless
+    the URL names one after ``#``), or ``brevo.db`` in ``state_dir``."""
+    storage = config.get("storage")
+    if is_postgres(storage):
+        return str(storage) if "#" in str(storage) else located(str(storage), NAMESPACE)
+    return Path(config.get("state_dir") or ".tajo") / "brevo.db"
 
 
 class AccountMismatch(Exception):
@@ -191,13 +221,46 @@ def migrate_to_model(db: sqlite3.Connection) -> None:
                    [(*cart, date) for cart, date in sorted(carts.items())])
 
 
-class Ledger:
-    """One SQLite file; every write is committed with the batch it belongs to."""
+def _prepare_postgres(db: Any) -> None:
+    """A ledger in PostgreSQL starts at today's version (``runner storage migrate`` copies
+    one that SQLite has brought up to it)."""
+    db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+    db.execute("INSERT OR IGNORE INTO meta VALUES ('account_keys', '1')")
+    db.commit()
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        # Private (0600 in a 0700 directory); a damaged file is a one-line error, left as it is.
-        self.db = open_sqlite(path, "Brevo ledger", _prepare, factory=CountingConnection)
+
+class Ledger:
+    """A SQLite file or a PostgreSQL namespace; every write is committed with the batch it
+    belongs to.
+
+    Shared in PostgreSQL by writers of different stores, it is correct by its keys: each row
+    is a store's (its account in the key) or a contact's (email), written with
+    ``INSERT ... ON CONFLICT``, never read-then-written across a commit. Where writers could
+    take the same work, rows are claimed: ``outbox`` and ``events_in_doubt`` read with
+    ``FOR UPDATE SKIP LOCKED`` (another writer's claimed events are skipped, not sent twice),
+    and a batch of events in flight keeps its rows in doubt locked until Brevo answers, so a
+    live writer's batch is never taken for a dead one's. The row locks of a contact that two
+    stores' customers share are held until the writer's next commit: the other waits, and
+    when two wait on each other PostgreSQL ends one's transaction (a deadlock), whose run
+    fails as a transient error and reads its records again from its last STATE.
+    """
+
+    def __init__(self, location: str | Path) -> None:
+        self.path = location
+        self.pg = is_postgres(location)
+        #: How the ledger is named to people and in the account check (no password).
+        self.where = describe(location) if self.pg else str(Path(location).resolve())
+        self.in_flight: list[str] = []  # events posted and not yet answered (PostgreSQL)
+        if self.pg:
+            from framework.storage.session import PostgresSession
+
+            self.db: Any = PostgresSession(str(location), "Brevo ledger", POSTGRES_SCHEMA)
+            _prepare_postgres(self.db)
+        else:
+            # Private (0600 in a 0700 directory); a damaged file is a one-line error, left
+            # as it is.
+            self.db = open_sqlite(Path(location), "Brevo ledger", _prepare,
+                                  factory=CountingConnection)
         self.countries: dict[str, str | None] | None = None  # store -> country, once read
         self.keys: dict[tuple[str, str], str] = {}  # (platform, account) -> its key here
 
@@ -206,6 +269,15 @@ class Ledger:
     def commit(self) -> None:
         if not self.dry_run:
             self.db.commit()
+            if self.in_flight:  # still unanswered: locked again, in the next transaction
+                self._lock_in_flight()
+
+    def rollback(self) -> None:
+        self.db.rollback()
+
+    def _lock_in_flight(self) -> None:
+        self.db.execute("SELECT key FROM events_in_doubt WHERE key = ANY(?) FOR UPDATE",
+                        (self.in_flight,))
 
     def close(self) -> None:
         self.db.commit()
@@ -214,6 +286,8 @@ class Ledger:
     def connected_at(self, now: str) -> str:
         """When this destination first wrote to Brevo (set on the first call)."""
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('connected_at', ?)", (now,))
+        if self.pg:  # at once: other writers' first insert would wait for this one's commit
+            self.commit()
         return self.db.execute("SELECT value FROM meta WHERE key = 'connected_at'").fetchone()[0]
 
     def bind_account(self, account_id: str, name: str) -> None:
@@ -226,7 +300,7 @@ class Ledger:
                                      "('brevo_account', 'brevo_account_name')").fetchall())
         if bound["brevo_account"] != account_id:
             raise AccountMismatch(
-                f"the ledger {self.path} belongs to the Brevo account "
+                f"the ledger {self.where} belongs to the Brevo account "
                 f"{bound['brevo_account_name']!r} (organization {bound['brevo_account']}), but "
                 f"the API key is of the account {name!r} (organization {account_id}): point "
                 "state_dir at a directory of its own for this account, or delete the ledger "
@@ -245,7 +319,13 @@ class Ledger:
     def outbox(self, limit: int) -> list[tuple[str, dict[str, Any]]]:
         """The oldest events waiting to be sent."""
         return [(key, orjson.loads(event)) for key, event in self.db.execute(
-            "SELECT key, event FROM events_outbox ORDER BY seq LIMIT ?", (limit,))]
+            "SELECT key, event FROM events_outbox ORDER BY seq LIMIT ?" + self._claim,
+            (limit,))]
+
+    @property
+    def _claim(self) -> str:
+        """Rows another writer of a shared ledger is working on are skipped (PostgreSQL)."""
+        return " FOR UPDATE SKIP LOCKED" if self.pg else ""
 
     def doubt_events(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         """Move events that are about to be sent from the outbox to "in doubt", where they
@@ -255,15 +335,20 @@ class Ledger:
                             [(key, orjson.dumps(event).decode()) for key, event in events])
         self.db.executemany("DELETE FROM events_outbox WHERE key = ?",
                             [(key,) for key, _ in events])
+        if self.pg:  # locked from the commit that follows until Brevo answers
+            self.in_flight = [key for key, _ in events]
 
     def settle_events(self, keys: list[str]) -> None:
         """Brevo answered about these events (taken or refused): no longer in doubt."""
         self.db.executemany("DELETE FROM events_in_doubt WHERE key = ?", [(k,) for k in keys])
+        settled = set(keys)
+        self.in_flight = [key for key in self.in_flight if key not in settled]
 
     def events_in_doubt(self) -> list[tuple[str, dict[str, Any]]]:
         """Events sent by a run that ended before Brevo answered."""
         return [(key, orjson.loads(event)) for key, event in
-                self.db.execute("SELECT key, event FROM events_in_doubt ORDER BY key")]
+                self.db.execute("SELECT key, event FROM events_in_doubt ORDER BY key"
+                                + self._claim)]
 
     def release_event(self, key: str) -> None:
         """Forget an event Brevo refused, so that a later run may send it."""
@@ -546,7 +631,7 @@ class Ledger:
         (only the totals went) keeps the one before."""
         self._write("INSERT INTO sent_totals VALUES (?, ?, ?, ?) ON CONFLICT (email) DO "
                     "UPDATE SET orders = excluded.orders, spent = excluded.spent, "
-                    "fingerprint = COALESCE(excluded.fingerprint, fingerprint)", rows)
+                    "fingerprint = COALESCE(excluded.fingerprint, sent_totals.fingerprint)", rows)
 
     def forget_fingerprints(self, emails: Collection[str]) -> None:
         """These contacts go again in full with their next record (they left the lists)."""
@@ -562,3 +647,65 @@ class Ledger:
     def claim_sms_many(self, rows: Iterable[tuple[str, str]]) -> None:
         """(SMS number, email): each number given to its contact."""
         self._write("INSERT OR REPLACE INTO sms_owners VALUES (?, ?)", list(rows))
+
+
+# --- dead letters: beside the ledger -------------------------------------------------------
+
+DEAD_LETTER_FILE = "dead-letter.jsonl"
+
+
+class DeadLetterTable:
+    """Dead letters as rows of a PostgreSQL ledger's ``dead_letters`` table, written like the
+    file (one JSON line each). In the ledger's transaction: committed with the batch whose
+    records they are, so a run that dies and reads those records again keeps each once."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def write(self, line: bytes) -> int:
+        letter = orjson.loads(line)
+        self.ledger.db.execute("INSERT INTO dead_letters (stream, reason, at, letter) "
+                               "VALUES (?, ?, ?, ?)",
+                               (str(letter.get("stream", "?")), str(letter.get("reason", "")),
+                                letter.get("at"), line.decode().strip()))
+        return len(line)
+
+    def flush(self) -> None:
+        """Nothing to do: written with the ledger's next commit."""
+
+    def close(self) -> None:
+        """Nothing to do: the ledger's connection is the ledger's to close."""
+
+
+def dead_letter_sink(config: dict[str, Any], ledger: Ledger) -> BinaryIO | DeadLetterTable:
+    """Where a destination writes its dead letters: the ledger's table in PostgreSQL, the
+    file ``dead-letter.jsonl`` in ``state_dir`` (0600) beside a SQLite ledger."""
+    if ledger.pg:
+        return DeadLetterTable(ledger)
+    state_dir = Path(config.get("state_dir") or ".tajo")
+    return private_file(state_dir / DEAD_LETTER_FILE, "dead-letter file").open("ab")
+
+
+def dead_letter_counts(config: dict[str, Any]) -> dict[str, int]:
+    """Dead letters by stream, wherever the config keeps them (``runner status``)."""
+    location = ledger_location(config)
+    counts: dict[str, int] = {}
+    if is_postgres(location):
+        ledger = Ledger(location)
+        try:
+            for stream, count in ledger.db.execute("SELECT stream, COUNT(*) FROM dead_letters "
+                                                   "GROUP BY stream ORDER BY stream"):
+                counts[str(stream)] = int(count)
+        finally:
+            ledger.close()
+        return counts
+    path = Path(config.get("state_dir") or ".tajo") / DEAD_LETTER_FILE
+    if path.exists():
+        with path.open("rb") as lines:
+            for line in lines:
+                try:
+                    stream = orjson.loads(line).get("stream", "?")
+                except orjson.JSONDecodeError:
+                    stream = "?"
+                counts[stream] = counts.get(stream, 0) + 1
+    return counts
