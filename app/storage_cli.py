@@ -7,8 +7,11 @@ the namespaces ``runner sync`` uses once the config says ``storage: postgresql:/
 The store keys come from the sync config (``--config``) or, without one, from the saved
 states themselves (each names the stores it covers).
 
-What stays: the destination's ledger and dead-letter file (``brevo-ledger.db``,
-``dead-letter.jsonl``) are files of state_dir still: keep state_dir where the sync runs.
+The Brevo destination's ledger (``brevo.db``: every table, brought up to today's version
+first as the next sync would) and its dead letters (``dead-letter.jsonl``, a row each) go into
+the namespace ``brevo``, the one the destination uses once ``storage:`` is set. Several
+state_dirs that wrote to one Brevo account each had a ledger; they merge only into a ledger
+that is still empty, so migrate the first and start the others' stores from PostgreSQL's.
 
 The copy goes into namespaces that hold nothing yet (a second run is refused, naming what
 is there), and the SQLite files are only read: after a failed run, fix and run it again
@@ -23,6 +26,7 @@ from typing import Any
 
 import click
 
+from connectors.brevo.ledger import DEAD_LETTER_FILE, NAMESPACE, DeadLetterTable, Ledger
 from framework.errors import REDACT, ConfigError, ConnectorError
 from framework.protocol.statestore import StateStore
 from framework.storage import describe, is_postgres, located
@@ -71,8 +75,10 @@ def migrate(state_dir: Path, url: str, config_path: Path | None = None) -> list[
                           "sync config (default .tajo)")
     spools = sorted(state_dir.glob("*.spool.db"))
     states = sorted(state_dir.glob("*.state.db"))
-    if not spools and not states:
-        raise ConfigError(f"{state_dir} holds no *.spool.db or *.state.db: nothing to migrate")
+    ledger, letters = state_dir / "brevo.db", state_dir / DEAD_LETTER_FILE
+    if not spools and not states and not ledger.exists() and not letters.exists():
+        raise ConfigError(f"{state_dir} holds no *.spool.db, *.state.db, brevo.db or "
+                          f"{DEAD_LETTER_FILE}: nothing to migrate")
     done = []
     for path in spools:
         source = path.name.removesuffix(".spool.db")
@@ -82,6 +88,10 @@ def migrate(state_dir: Path, url: str, config_path: Path | None = None) -> list[
         source = path.name.removesuffix(".state.db")
         target = located(url, state_namespace(path, source, config_path))
         done.append(f"{path.name} -> {describe(target)}: {copy_states(path, target)}")
+    if ledger.exists() or letters.exists():
+        target = located(url, NAMESPACE)
+        done.append(f"brevo.db, {DEAD_LETTER_FILE} -> {describe(target)}: "
+                    f"{copy_ledger(ledger, letters, target)}")
     return done
 
 
@@ -166,3 +176,82 @@ def copy_states(path: Path, target_location: str) -> str:
     finally:
         source.close()
         target.close()
+
+
+def _ledger_rows(target: Ledger) -> int:
+    """What says a ledger has been written to (its account, customers, orders, events)."""
+    return sum(int(target.db.execute(sql).fetchone()[0]) for sql in (
+        "SELECT COUNT(*) FROM meta WHERE key = 'brevo_account'",
+        "SELECT COUNT(*) FROM customers", "SELECT COUNT(*) FROM orders",
+        "SELECT COUNT(*) FROM events_sent", "SELECT COUNT(*) FROM dead_letters"))
+
+
+def _as_column(value: Any, kind: str) -> Any:
+    """A SQLite value as PostgreSQL's column takes it: SQLite keeps ids made of digits as
+    numbers in the ledger's INTEGER columns, PostgreSQL's are TEXT."""
+    if value is None:
+        return None
+    if kind == "text":
+        return str(value)
+    if kind == "bigint" and isinstance(value, str):
+        return int(value)
+    return value
+
+
+def copy_table(source: Any, target: Ledger, table: str) -> int:
+    """Every row of one table of a SQLite ledger into the PostgreSQL one; the rows copied."""
+    kinds = dict(target.db.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+        "current_schema() AND table_name = ?", (table,)).fetchall())
+    columns = [row[1] for row in source.execute(f"PRAGMA table_info({table})")
+               if row[1] in kinds]
+    if not kinds or not columns:
+        raise ConfigError(f"the ledger's table {table} is unknown to this version's ledger in "
+                          "PostgreSQL; upgrade tajo-connectors where migrate runs")
+    listed = ", ".join(columns)
+    insert = (f"INSERT OR REPLACE INTO {table} ({listed}) VALUES "
+              f"({', '.join('?' * len(columns))})")
+    rows = source.execute(f"SELECT {listed} FROM {table}")
+    copied = 0
+    while part := rows.fetchmany(BATCH):
+        target.db.executemany(insert, [[_as_column(v, kinds[c]) for v, c in zip(row, columns,
+                                                                               strict=True)]
+                                       for row in part])
+        copied += len(part)
+    return copied
+
+
+def copy_ledger(path: Path, letters: Path, target_location: str) -> str:
+    """The Brevo ledger's tables and the dead-letter file, in one transaction."""
+    from connectors.brevo.storefront import SCHEMA as STOREFRONT_SCHEMA
+
+    target = Ledger(target_location)
+    try:
+        _empty("ledger rows", _ledger_rows(target), target_location)
+        target.db.executescript(STOREFRONT_SCHEMA)  # its tables, as the destination makes them
+        counts: dict[str, int] = {}
+        if path.exists():
+            source = Ledger(path)  # an earlier version's is brought up to today's first
+            try:
+                tables = [name for (name,) in source.db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                    "'sqlite_%' ORDER BY name")]
+                counts = {table: copy_table(source.db, target, table) for table in tables}
+            finally:
+                source.close()
+            # New events queue after the copied ones.
+            target.db.execute("SELECT setval(pg_get_serial_sequence('events_outbox', 'seq'), "
+                              "GREATEST((SELECT MAX(seq) FROM events_outbox), 1))")
+        dead = 0
+        if letters.exists():
+            table = DeadLetterTable(target)
+            with letters.open("rb") as lines:
+                for line in lines:
+                    if line.strip():
+                        table.write(line)
+                        dead += 1
+        target.commit()
+    finally:
+        target.close()
+    return (f"{counts.get('customers', 0)} customers, {counts.get('orders', 0)} orders, "
+            f"{counts.get('events_sent', 0)} events sent, {dead} dead letters")

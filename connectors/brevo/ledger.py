@@ -663,7 +663,12 @@ class DeadLetterTable:
         self.ledger = ledger
 
     def write(self, line: bytes) -> int:
-        letter = orjson.loads(line)
+        try:
+            letter = orjson.loads(line)
+        except orjson.JSONDecodeError:  # a damaged line of a file being migrated: kept as is
+            letter = {}
+        if not isinstance(letter, dict):
+            letter = {}
         self.ledger.db.execute("INSERT INTO dead_letters (stream, reason, at, letter) "
                                "VALUES (?, ?, ?, ?)",
                                (str(letter.get("stream", "?")), str(letter.get("reason", "")),
