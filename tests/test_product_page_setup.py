@@ -18,8 +18,8 @@ from conftest import BrevoBox, Sandbox, run_cli
 from test_sync import SEED_YAML
 from webhook_kit import start_receiver
 
-import connectors.bigcommerce as bigcommerce
 from app import sync
+from connectors.bigcommerce import source as bigcommerce
 from framework.errors import ConfigError, ConnectorError
 from framework.plugins import commands
 from framework.webhooks.spool import Spool

@@ -189,3 +189,79 @@ def test_help_imports_no_command_and_lists_the_lazy_ones_by_their_own_help() -> 
     for name, (_, short) in app_cli.LAZY.items():
         command = app_cli.get_command(click.Context(app_cli), name)
         assert command is not None and command.get_short_help_str(1000) == short
+
+
+SPEC_PROBE = """import sys
+from app.cli import cli
+try:
+    cli(['spec', sys.argv[1]], prog_name='runner')
+except SystemExit:
+    pass
+heavy = ('pydantic', 'jsonschema', 'requests', 'urllib3', 'yaml', 'framework.protocol',
+         'framework.declarative', 'framework.engine', 'framework.plugins.connector',
+         'framework.plugins.commands', 'connectors.bigcommerce.', 'connectors.brevo.')
+print(sorted(m for m in sys.modules if m.startswith(heavy)), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("name", ["bigcommerce", "brevo"])
+def test_spec_is_read_from_the_declared_file_without_the_connector(name: str) -> None:
+    """``runner spec NAME`` answers from the spec file its package declares: neither the
+    connector's modules, the engine, pydantic nor requests are imported (it took half a second
+    with them), and the message is the one the loaded connector gives, byte for byte."""
+    import sys
+
+    from framework.plugins import commands
+
+    result = subprocess.run([sys.executable, "-c", SPEC_PROBE, name], capture_output=True,
+                            text=True, timeout=60)
+    assert result.stderr.strip() == "[]"
+    loaded = registry.get(name)
+    assert result.stdout.encode() == b"".join(commands.spec(loaded))
+
+
+def test_declared_spec_files_are_the_connectors_and_the_light_message_matches() -> None:
+    """Each built-in package's ``SPEC_FILE`` is its connector's spec file (found the way
+    ``data_path`` finds it), and the message read from a file equals ``Connector.spec``'s for
+    every built-in (the sqlite one declares none and is loaded: the light reading is checked on
+    its file all the same)."""
+    import connectors.bigcommerce
+    import connectors.brevo
+    from framework.plugins import commands, declared
+
+    for package in (connectors.bigcommerce, connectors.brevo):
+        assert package.connector.spec_file == package.SPEC_FILE
+    assert declared.data_file("specs/brevo.json") == data_path("specs/brevo.json")
+    for name in ("bigcommerce", "brevo", "sqlite"):
+        conn = registry.get(name)
+        assert declared.spec_message(conn.spec_file) == b"".join(commands.spec(conn))
+
+
+def test_spec_of_a_package_without_a_declared_file_or_with_a_bad_one_loads_it(
+        tmp_path: Path) -> None:
+    """A plugin that declares no ``SPEC_FILE`` is loaded and asked, as before; a declared file
+    the light reading cannot use (here: no connectionSpecification) is left to the loader,
+    whose error names the fault."""
+    spec = json.loads(data_path("specs/sqlite.json").read_text())
+    (tmp_path / "plain_plugin.py").write_text(
+        "from framework.plugins.connector import Destination\n"
+        f"connector = Destination({str(data_path('specs/sqlite.json'))!r})\n")
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({k: v for k, v in spec.items()
+                                  if k != "connectionSpecification"}))
+    (tmp_path / "declared_plugin.py").write_text(
+        f"SPEC_FILE = {str(broken)!r}\n"
+        "def __getattr__(name):\n"
+        "    from framework.plugins.connector import Destination\n"
+        "    if name != 'connector':\n"
+        "        raise AttributeError(name)\n"
+        "    return Destination(SPEC_FILE)\n")
+    env = {"PYTHONPATH": str(tmp_path), "TAJO_CONNECTORS": "plain,declared",
+           "TAJO_PLUGINS": "plain=plain_plugin:connector,declared=declared_plugin:connector"}
+    plain = run_cli("runner", "spec", "plain", env=env)
+    assert plain.returncode == 0
+    assert json.loads(plain.stdout)["spec"]["connectionSpecification"] == \
+        spec["connectionSpecification"]
+    bad = run_cli("runner", "spec", "declared", env=env)
+    assert bad.returncode == 1
+    assert "at $.connectionSpecification: Field required" in bad.stderr.decode()

@@ -19,35 +19,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import orjson
-
 from framework.declarative.spec import SpecError
-from framework.errors import REDACT, ConfigError, ConnectorError, RedactingFilter
+from framework.errors import REDACT, ConfigError, ConnectorError
 from framework.plugins.connector import Connector, Destination, Source, connectors
+from framework.plugins.logs import JsonFormatter, setup_logging  # noqa: F401 (their old home)
 from framework.protocol import messages as p
 from framework.protocol.catalog import load_catalog, load_state, sources_catalog
 
 log = logging.getLogger("tajo")
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line (for log collectors)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return orjson.dumps({"time": self.formatTime(record), "level": record.levelname,
-                             "logger": record.name, "message": record.getMessage()}).decode()
-
-
-def setup_logging(verbose: bool = False, json_logs: bool = False) -> None:
-    """Logs to stderr only, with every known secret redacted."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
-    root = logging.getLogger("tajo")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
 
 
 def spec(connector: Connector) -> Iterator[bytes]:

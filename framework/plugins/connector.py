@@ -15,9 +15,7 @@ not installed yet (from the import path).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,12 +23,9 @@ import click
 
 from framework.declarative.spec import LoadedSpec, load_spec
 from framework.errors import ConfigError, ConnectorError
+from framework.plugins import declared
 from framework.protocol import messages as p
 from framework.protocol.config import load_config
-
-ENTRY_POINT_GROUP = "tajo.connectors"
-RESTRICT_ENV = "TAJO_CONNECTORS"
-PLUGINS_ENV = "TAJO_PLUGINS"
 
 
 class Connector:
@@ -134,34 +129,13 @@ class Destination(Connector):
 _registry: dict[str, Connector] = {}
 
 
-def _allowed() -> set[str] | None:
-    value = os.environ.get(RESTRICT_ENV)
-    if value is None:
-        return None
-    return {name.strip() for name in value.split(",") if name.strip()}
-
-
-def _plugins_in_development() -> list[EntryPoint]:
-    """``TAJO_PLUGINS=name=module:attr,...``: connectors loaded from the import path, as entry
-    points would load them once installed (a plugin under development, its tests)."""
-    value = os.environ.get(PLUGINS_ENV, "")
-    points = []
-    for item in filter(None, (part.strip() for part in value.split(","))):
-        name, sep, target = item.partition("=")
-        if not sep or ":" not in target:
-            raise ConnectorError(f"{PLUGINS_ENV}: {item!r} is not name=module:attribute "
-                                 "(e.g. shopify=tajo_shopify:connector)", "config_error")
-        points.append(EntryPoint(name.strip(), target.strip(), ENTRY_POINT_GROUP))
-    return points
-
-
 def connectors(only: str | None = None) -> dict[str, Connector]:
     """Every connector: those registered in-process, then ``TAJO_PLUGINS``, then the entry
     points. With ``only``, just that one is loaded when it exists (the others are not
     imported: ``runner read SOURCE`` starts without the destinations)."""
     found = dict(_registry)
-    allowed = _allowed()
-    points = [*_plugins_in_development(), *entry_points(group=ENTRY_POINT_GROUP)]
+    allowed = declared.allowed()
+    points = declared.points()
     if only is not None and (only in found or any(ep.name == only for ep in points)):
         points = [ep for ep in points if ep.name == only]
     for ep in points:
