@@ -27,6 +27,7 @@ from test_sync import seed_config
 from webhook_kit import HEADER, SECRET, Poster, Receiver, payload, spool_key, start_receiver
 
 from app.leases import Leases
+from connectors.brevo.ledger import Ledger
 from framework.protocol.statestore import StateStore
 from framework.storage import close_pools, located
 from framework.webhooks.spool import Event, Spool
@@ -143,7 +144,8 @@ storage: "{storage}"
 
 def store_folder(folder: Path, stores: list[dict[str, str]], bc_url: str, brevo: BrevoBox,
                  storage: str, state_root: Path) -> None:
-    """One sync config per store (its ledger in a state_dir of its own)."""
+    """One sync config per store, a state_dir each; with storage set, every store's
+    ledger is the one Brevo ledger in PostgreSQL that all the workers share."""
     folder.mkdir()
     for store in stores:
         (folder / f"{store['store_hash']}.yaml").write_text(STORE_YAML.format(
@@ -266,6 +268,14 @@ def test_three_workers_share_thirty_stores_and_take_over_a_killed_ones(
     assert len(held["orders"]) == orders == 30 * 5
     events = [json.dumps(e, sort_keys=True) for e in held["events"]]
     assert len(events) == len(set(events))
+    # The ledger the three shared, in PostgreSQL: every order once, no SQLite ledger made.
+    assert not list((tmp_path / "state").rglob("brevo.db"))
+    shared = Ledger(located(postgres_url, "brevo"))
+    try:
+        assert shared.orders_sent() == 30 * 5
+        assert shared.db.execute("SELECT COUNT(*) FROM customers").fetchone()[0] == 30 * 6
+    finally:
+        shared.close()
 
 
 def test_a_lease_is_held_renewed_and_lapses(postgres_url: str) -> None:
@@ -312,6 +322,9 @@ def test_a_state_dir_migrates_to_postgresql_and_the_sync_resumes_there(
                     "${PG_URL}", env={**env, "PG_URL": postgres_url})
     assert moved.returncode == 0, moved.stderr.decode()
     assert "2 events, 1 dead letters" in moved.stdout.decode()
+    # The ledger too: the orders sent before are known in PostgreSQL, not sent again.
+    assert "brevo.db, dead-letter.jsonl -> " in moved.stdout.decode()
+    assert "20 orders" in moved.stdout.decode()
     again = run_cli("runner", "storage", "migrate", "--from", str(state_dir), "--to",
                     postgres_url, env=env)
     assert again.returncode == 2 and "already holds 2 spooled events" in again.stderr.decode()
@@ -340,6 +353,12 @@ def test_a_state_dir_migrates_to_postgresql_and_the_sync_resumes_there(
                                 env={**env, "PG_URL": postgres_url}).stdout)
     last = status["connectors"]["bigcommerce"]["last_run"]
     assert last["status"] == "succeeded" and last["records"] < 30
+    assert len(brevo.state()["orders"]) == 20  # none twice
+    ledger = Ledger(located(postgres_url, "brevo"))  # the resumed sync's ledger
+    try:
+        assert ledger.orders_sent() == 20
+    finally:
+        ledger.close()
 
 
 def test_the_forwarder_takes_the_same_lease_as_the_workers(postgres_url: str) -> None:
