@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from framework.declarative.formats import CURSOR_FORMATS
+from framework.declarative.graphql import GraphQLClient, GraphQLRequest, check_files
 from framework.declarative.paginators import PAGINATORS
 from framework.protocol.catalog import data_path
 from framework.protocol.config import config_fields as loaded_config_fields
@@ -353,6 +354,8 @@ class Stream(_Strict):
     copy_fields: dict[str, str] = Field(default_factory=dict)
     #: Left out of the default catalog (a stream that costs requests many users can spare).
     optional: bool = False
+    #: A stream read with a GraphQL query instead of ``path`` (``framework.declarative.graphql``).
+    request: GraphQLRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -413,6 +416,8 @@ class Client(_Strict):
     #: and is the key of every stream state's per-account positions (default ``accounts``).
     account_field: str | None = None
     accounts: str | None = None
+    #: The API's GraphQL endpoint, cost reader and bulk operations, for GraphQL streams.
+    graphql: GraphQLClient | None = None
 
 
 class ConnectorSpecFile(_Strict):
@@ -482,6 +487,21 @@ def _check_live(stream: Stream, model: ConnectorSpecFile, where: str) -> None:
     if bool(by_id) == bool(live.param):
         raise SpecError(f"{where}.live: give either a path with {{id}} (one request per id) "
                         "or param (an id-list filter on the stream's path)")
+
+
+def _check_graphql(stream: Stream, model: ConnectorSpecFile, path: Path, where: str) -> None:
+    request = stream.request
+    assert request is not None and model.client is not None
+    if stream.path is not None:
+        raise SpecError(f"{where}.path: a GraphQL stream has no path (its query says what "
+                        "it reads)")
+    if request.filter is not None and stream.incremental is None:
+        raise SpecError(f"{where}.request.filter: the filter takes the cursor, so the stream "
+                        "needs 'incremental' (its param is the query variable)")
+    try:
+        check_files(request, model.client.graphql, path, where)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
 
 
 class RecordSchemas(dict[str, dict[str, Any]]):
@@ -590,9 +610,11 @@ def parse_spec(raw: Any, path: Path) -> LoadedSpec:
             if own is not None and own not in properties:
                 raise SpecError(f"{where}.parent.cursor_field: {own!r} is not a property of "
                                 f"the record schema {stream.schema_file}")
+        elif stream.request is not None:
+            _check_graphql(stream, model, path, where)
         elif stream.path is None and not (stream.live and stream.live.payload):
-            raise SpecError(f"{where}.path: a stream needs a path (or a parent, or "
-                            "live.payload)")
+            raise SpecError(f"{where}.path: a stream needs a path (or a parent, a GraphQL "
+                            "request, or live.payload)")
         if stream.live is not None:
             _check_live(stream, model, where)
         if PAGINATORS[stream.paginator.type].needs_cursor and not stream.incremental:

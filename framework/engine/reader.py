@@ -88,6 +88,9 @@ class Unit:
     helper_key: int = 0
     #: The settings of the account's config (``framework.declarative.spec.ConfigNames``).
     settings: Settings = field(default_factory=Settings)
+    #: The saved state of the unit's stream for its account (a GraphQL read finds the bulk
+    #: operation it was waiting for there).
+    resume: dict[str, Any] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -126,6 +129,9 @@ class Page:
     offset: int | None = None
     #: The slice's next request (``None``: the slice is done).
     following: dict[str, Any] | None = None
+    #: State fields of the unit's account to set with this page (``None`` values: to remove),
+    #: e.g. the bulk operation a read waits for, so that a killed read finds it again.
+    marks: dict[str, Any] | None = None
 
 
 def _format(stream: Stream, value: str) -> str:

@@ -28,6 +28,7 @@ from framework.declarative.formats import compile_plan, format_utc, iso_utc
 from framework.declarative.paginators import PAGINATORS
 from framework.declarative.spec import Settings, Stream
 from framework.engine import page_process
+from framework.engine.graphql import read_graphql
 from framework.engine.http import HttpClient
 from framework.engine.reader import (
     Hook,
@@ -341,7 +342,8 @@ class HttpSource(Source):
                         incremental=incremental, start=start,
                         params={**stream.params, **params}, plans=plans,
                         added=added, keep=keep, slices=[Slice(lower=start)],
-                        spool_mark=mark if live else None)
+                        spool_mark=mark if live else None,
+                        resume=saved(members[0].name, key + suffix) if stream.request else {})
 
     @staticmethod
     def _live_filter(stream: Stream, account_channels: list[Any] | None
@@ -471,6 +473,14 @@ def _recipes(units: list[Unit]) -> dict[int, page_process.Recipe]:
             added=dict(unit.added),
             keys=tuple(dict.fromkeys(filter(None, [cursor, *stream.primary_key]))))
     return recipes
+
+
+def _sorted(stream: Stream) -> bool:
+    """Whether a stream's records come in ascending cursor order (state may move after each
+    page): its paginator's, or its GraphQL request's, say."""
+    if stream.request is not None:
+        return stream.request.sorted_by_cursor
+    return PAGINATORS[stream.paginator.type].sorted_by_cursor
 
 
 def _spool_mark(spool_path: str | None, settle_s: float) -> int | None:
@@ -618,8 +628,15 @@ class _Coordinator:
             return self.stop.is_set() or id(unit) in self.failed
 
         try:
-            pages = (read_live(unit, self.source.hooks, stopped) if unit.live else
-                     read_slice(unit, index, self.source.hooks, probe, stopped))
+            if unit.live:
+                pages = read_live(unit, self.source.hooks, stopped)
+            elif unit.stream.request is not None:
+                loaded = self.source.loaded
+                assert loaded.model.client is not None
+                pages = read_graphql(unit, loaded.path, loaded.model.client.graphql,
+                                     self.source.hooks, stopped)
+            else:
+                pages = read_slice(unit, index, self.source.hooks, probe, stopped)
             for page in pages:
                 self._put(("page", page))
         except BaseException as exc:  # reported to the coordinating thread
@@ -677,9 +694,18 @@ class _Coordinator:
             for number in range(2, page.pages + 1):
                 unit.slices.append(Slice(page=number))
                 self._submit(unit, len(unit.slices) - 1)
-        if unit.incremental and (unit.live or
-                                 PAGINATORS[unit.stream.paginator.type].sorted_by_cursor):
+        if unit.incremental and (unit.live or _sorted(unit.stream)):
             yield from self._checkpoint(unit)
+        if page.marks:  # after the cursor: a bulk read's id goes once its cursor is saved
+            yield from self._mark(unit, page.marks)
+
+    def _mark(self, unit: Unit, marks: dict[str, Any]) -> Iterator[bytes]:
+        """Set (or remove, for ``None``) fields of the unit's account state, e.g. the bulk
+        operation a GraphQL read waits for, and say so in a STATE."""
+        for name in unit.emit:
+            entry = {**self.saved[name].get(unit.account, {}), **marks}
+            self.saved[name][unit.account] = {k: v for k, v in entry.items() if v is not None}
+            yield self._state(name)
 
     def _split(self, unit: Unit, at: tuple[str | None, set[tuple[Any, ...]]],
                total: int | None) -> None:
@@ -750,7 +776,7 @@ class _Coordinator:
         if unit.live:
             moves.append((unit.account, SPOOL_OFFSET, unit.slices[0].offset))
         else:
-            if cursor is not None and PAGINATORS[unit.stream.paginator.type].sorted_by_cursor:
+            if cursor is not None and _sorted(unit.stream):
                 moves.append((unit.account, cursor, unit.frontier()))
             elif cursor is not None:  # unsorted: only the end of the unit is safe
                 moves.append((unit.account, cursor, max(
