@@ -54,6 +54,8 @@ def test_receivers_workers_and_backfill_are_laid_out() -> None:
     assert receiver["spec"]["replicas"] >= 2
     probe = _pod(receiver)["containers"][0]["readinessProbe"]["httpGet"]
     assert probe["path"] == "/healthz"
+    # Not restarted for a storage outage: liveness asks only that the process answers.
+    assert _pod(receiver)["containers"][0]["livenessProbe"]["httpGet"]["path"] == "/livez"
     budget = of_kind("PodDisruptionBudget")[0]
     assert budget["spec"]["selector"]["matchLabels"] == receiver["spec"]["selector"][
         "matchLabels"]

@@ -182,3 +182,78 @@ def test_an_unreachable_database_is_a_config_error_without_its_password(
         Spool(located(url, "spool"))
     assert "hidden-pass" not in str(raised.value)
     assert "cannot connect to PostgreSQL at postgresql://nobody@127.0.0.1" in str(raised.value)
+
+
+# --- a receiver's readiness --------------------------------------------------------------
+
+def _health(location: str) -> tuple[int, dict[str, Any]]:
+    """GET /healthz and /livez of a receiver whose spool is at ``location``."""
+    from starlette.testclient import TestClient
+
+    from framework.webhooks.receiver import SpoolWriter, build_app
+
+    writer = SpoolWriter(location)
+    try:
+        app = build_app(None, writer, "/webhooks/x")  # type: ignore[arg-type]
+        with TestClient(app) as client:
+            ready, alive = client.get("/healthz"), client.get("/livez")
+            assert alive.status_code == 200  # the process answers, whatever its storage
+            return ready.status_code, ready.json()
+    finally:
+        writer.close()
+
+
+def test_a_receiver_is_ready_while_its_spool_answers(storage: Location) -> None:
+    status, body = _health(storage("spool"))
+    assert status == 200 and body["ok"] is True
+
+
+@pytest.mark.e2e
+def test_a_receiver_whose_spool_is_unreachable_is_not_ready_until_it_is_back() -> None:
+    """PostgreSQL stops under a receiver: /healthz says 503 (Kubernetes stops sending it
+    webhooks, the other replicas take them) within the probe's timeout, without the URL's
+    password; it is ready again once the server is back, without a restart."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from postgres_kit import binaries, start
+    from starlette.testclient import TestClient
+
+    from framework.storage import close_pools
+    from framework.webhooks.receiver import SpoolWriter, build_app
+
+    folder = Path(tempfile.mkdtemp(prefix="tajo-pg-ready-"))
+    folder.chmod(0o755)
+    server_run = start(folder)
+    server = next(server_run)
+    url = server.new_database().replace("@127.0.0.1", ":pw-s3cret@127.0.0.1")  # (trust)
+    owner = ["runuser", "-u", server.user, "--"] if os.geteuid() == 0 else []
+    pg_ctl = [*owner, str(binaries() / "pg_ctl"), "-D", str(folder / "data"), "-w"]
+    writer = SpoolWriter(located(url, "bigcommerce"))
+    try:
+        with TestClient(build_app(None, writer, "/webhooks/x")) as client:  # type: ignore[arg-type]
+            assert client.get("/healthz").status_code == 200
+            subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=True,
+                           capture_output=True)
+            started = time.monotonic()
+            down = client.get("/healthz")
+            assert down.status_code == 503 and down.json()["ok"] is False
+            assert time.monotonic() - started < 10
+            assert "127.0.0.1" in down.json()["storage"]
+            assert "pw-s3cret" not in down.text
+            assert client.get("/livez").status_code == 200
+            subprocess.run([*pg_ctl, "-o", f"-c listen_addresses=127.0.0.1 -c port="
+                            f"{server.port} -c unix_socket_directories={folder}", "-l",
+                            str(folder / "log"), "start"], check=True, capture_output=True)
+            deadline = time.monotonic() + 20
+            while client.get("/healthz").status_code != 200:  # a stale connection: once
+                assert time.monotonic() < deadline, "not ready again after the restart"
+                time.sleep(0.2)
+    finally:
+        writer.close()
+        close_pools(url)
+        server_run.close()
+        shutil.rmtree(folder, ignore_errors=True)

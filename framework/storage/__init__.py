@@ -115,6 +115,35 @@ def close_pools(url: str | None = None) -> None:
             _made.discard(made)
 
 
+#: How long a readiness check waits for a PostgreSQL connection (a probe must answer fast).
+PROBE_TIMEOUT_S = 2.0
+
+
+def problem(location: str | Path, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why the store at ``location`` cannot be used right now, or None when it answers
+    (a receiver's readiness): a SQLite file is opened read-only and read, PostgreSQL answers
+    ``SELECT 1`` on a pooled connection within ``timeout_s``. Secrets are left out."""
+    try:
+        if not is_postgres(location):
+            db = sqlite3.connect(f"file:{Path(location).resolve()}?mode=ro", uri=True,
+                                 timeout=timeout_s)
+            try:
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            finally:
+                db.close()
+            return None
+        url, _ = split(str(location))
+        with pool(url).connection(timeout=timeout_s) as conn:
+            conn.execute("SELECT 1")
+        return None
+    except ConfigError as exc:
+        return exc.message
+    except Exception as exc:  # the driver's, the pool's timeout, SQLite's: said in one line
+        text = str(exc).strip()
+        return REDACT(f"{describe(location)}: " + (text.splitlines()[0] if text else
+                                                    type(exc).__name__))
+
+
 class Result:
     """Rows of one statement, read at once (the connection goes back to its pool)."""
 

@@ -47,6 +47,7 @@ from starlette.routing import Route
 
 from framework.declarative.paginators import dig
 from framework.declarative.spec import Webhooks
+from framework.storage import problem as storage_problem
 from framework.webhooks.guard import Limits, Proxies, RefusalLog
 from framework.webhooks.spool import Event, Spool, check_id
 
@@ -354,7 +355,18 @@ def build_app(verifier: Verifier, writer: SpoolWriter, path: str, max_body: int 
         return Response(orjson.dumps({"status": status}), 200, media_type="application/json")
 
     async def health(_: Request) -> Response:
+        """Readiness: 503 while the spool's storage does not answer (a replica that cannot
+        commit must not be sent webhooks it would refuse; the others take them)."""
+        broken = await asyncio.to_thread(storage_problem, writer.path)
+        if broken is not None:
+            return Response(orjson.dumps({"ok": False, "storage": broken, **counts}), 503,
+                            media_type="application/json")
         return Response(orjson.dumps({"ok": True, **counts}), media_type="application/json")
 
+    async def alive(_: Request) -> Response:
+        """Liveness: the process answers (a storage outage is no reason to restart it)."""
+        return Response(orjson.dumps({"ok": True}), media_type="application/json")
+
     return Starlette(routes=[Route(path, receive, methods=["POST"]),
-                             Route("/healthz", health, methods=["GET"]), *(more_routes or [])])
+                             Route("/healthz", health, methods=["GET"]),
+                             Route("/livez", alive, methods=["GET"]), *(more_routes or [])])
