@@ -325,6 +325,7 @@ def test_a_state_dir_migrates_to_postgresql_and_the_sync_resumes_there(
     # The ledger too: the orders sent before are known in PostgreSQL, not sent again.
     assert "brevo.db, dead-letter.jsonl -> " in moved.stdout.decode()
     assert "20 orders" in moved.stdout.decode()
+    (state_dir / "brevo.db").unlink()  # from now on only PostgreSQL's ledger can answer
     again = run_cli("runner", "storage", "migrate", "--from", str(state_dir), "--to",
                     postgres_url, env=env)
     assert again.returncode == 2 and "already holds 2 spooled events" in again.stderr.decode()
@@ -353,6 +354,8 @@ def test_a_state_dir_migrates_to_postgresql_and_the_sync_resumes_there(
                                 env={**env, "PG_URL": postgres_url}).stdout)
     last = status["connectors"]["bigcommerce"]["last_run"]
     assert last["status"] == "succeeded" and last["records"] < 30
+    assert status["brevo"]["orders"] == 20  # runner status reads the ledger there
+    assert not (state_dir / "brevo.db").exists()
     assert len(brevo.state()["orders"]) == 20  # none twice
     ledger = Ledger(located(postgres_url, "brevo"))  # the resumed sync's ledger
     try:

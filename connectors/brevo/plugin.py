@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 from connectors.brevo import SPEC_FILE, destination
-from connectors.brevo.ledger import Ledger
+from connectors.brevo.ledger import Ledger, ledger_location
 from connectors.brevo.mapping import check_mapping
 from connectors.brevo.sandbox import sandbox_command
 from connectors.brevo.storefront import storefront_counts
@@ -88,7 +87,7 @@ class BrevoDestination(Destination):
         products = ask("/v3/products", {"limit": 1}) or {}
         lists = {name: (ask(f"/v3/contacts/lists/{list_id}") or {}).get("uniqueSubscribers")
                  for name, list_id in sorted((config.get("lists") or {}).items())}
-        ledger = Ledger(Path(config.get("state_dir") or ".tajo") / "brevo.db")
+        ledger = Ledger(ledger_location(config))  # state_dir's brevo.db, or storage's
         try:
             orders = ledger.orders_sent()
             skipped = ledger.skipped_carts()
