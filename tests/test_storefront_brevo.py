@@ -1,10 +1,11 @@
 """The Brevo destination's storefront part (connectors/brevo/storefront.py), in this process:
 who gets an event, held and joined visitors, deduplication, the per-contact rate, and
-browse_abandoned after the configured window."""
+browse_abandoned after the configured window; on both of the ledger's backends (SQLite,
+PostgreSQL)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -40,8 +41,8 @@ def event(kind: str, minutes: float = 0, visitor: str = "v1", email: str | None 
 
 
 class Part:
-    def __init__(self, tmp_path: Path, **settings: Any) -> None:
-        self.ledger = Ledger(tmp_path / "brevo.db")
+    def __init__(self, location: str, **settings: Any) -> None:
+        self.ledger = Ledger(location)  # SQLite or PostgreSQL: the storage fixture
         outbox = EventOutbox(self.ledger, None, None, lambda *a: None)  # type: ignore[arg-type]
         self.part = StorefrontEvents(self.ledger, outbox, settings, "store_hash")
 
@@ -51,8 +52,8 @@ class Part:
 
 
 @pytest.fixture
-def part(tmp_path: Path) -> Part:
-    return Part(tmp_path)
+def part(storage: Callable[[str], str]) -> Part:
+    return Part(storage("brevo"))
 
 
 def test_nothing_goes_out_for_a_visitor_nobody_named(part: Part) -> None:
@@ -74,8 +75,8 @@ def test_a_visitor_named_later_gets_what_they_did_before(part: Part) -> None:
     assert storefront_counts(part.ledger.db)["joined"] == 2
 
 
-def test_duplicates_are_one_event_and_cost_no_rate(tmp_path: Path) -> None:
-    part = Part(tmp_path, events_per_contact_per_hour=2)
+def test_duplicates_are_one_event_and_cost_no_rate(storage: Callable[[str], str]) -> None:
+    part = Part(storage("brevo"), events_per_contact_per_hour=2)
     for minutes in (0, 5, 10):  # the same product, within the hour
         part.part.record("s1", event("product_viewed", minutes, email="b@example.com"),
                          epoch(T0))
@@ -88,8 +89,8 @@ def test_duplicates_are_one_event_and_cost_no_rate(tmp_path: Path) -> None:
                                                  "rate_limited": 1}
 
 
-def test_browse_abandoned_after_the_window_once(tmp_path: Path) -> None:
-    part = Part(tmp_path, browse_abandoned_minutes=30)
+def test_browse_abandoned_after_the_window_once(storage: Callable[[str], str]) -> None:
+    part = Part(storage("brevo"), browse_abandoned_minutes=30)
     part.part.record("s1", event("product_viewed", 0, email="c@example.com", product="1"),
                      epoch(T0))
     part.part.record("s1", event("product_viewed", 10, email="c@example.com", product="2"),
@@ -109,16 +110,16 @@ def test_browse_abandoned_after_the_window_once(tmp_path: Path) -> None:
                             epoch(T0)),
     lambda p: p.part.bought("s1", "D@example.com"),
 ])
-def test_no_browse_abandoned_after_a_cart_checkout_or_order(tmp_path: Path,
+def test_no_browse_abandoned_after_a_cart_checkout_or_order(storage: Callable[[str], str],
                                                             closing: Any) -> None:
-    part = Part(tmp_path, browse_abandoned_minutes=30)
+    part = Part(storage("brevo"), browse_abandoned_minutes=30)
     part.part.record("s1", event("product_viewed", 0, email="d@example.com"), epoch(T0))
     closing(part)
     assert part.part.due(epoch(at(200))) == 0
 
 
-def test_an_emptied_cart_does_not_close_the_browse(tmp_path: Path) -> None:
-    part = Part(tmp_path, browse_abandoned_minutes=30)
+def test_an_emptied_cart_does_not_close_the_browse(storage: Callable[[str], str]) -> None:
+    part = Part(storage("brevo"), browse_abandoned_minutes=30)
     part.part.record("s1", event("product_viewed", 0, email="e@example.com"), epoch(T0))
     part.part.record("s1", event("cart_updated", 1, email="e@example.com", items=[]),
                      epoch(T0))

@@ -252,7 +252,7 @@ class StorefrontEvents:
 
     def _count(self, name: str, n: int = 1) -> None:
         self.db.execute("INSERT INTO storefront_counts VALUES (?, ?) ON CONFLICT (name) DO "
-                        "UPDATE SET n = n + excluded.n", (name, n))
+                        "UPDATE SET n = storefront_counts.n + excluded.n", (name, n))
 
     def _prune(self, now: float) -> None:
         """What is kept about visitors, and for how long (the module's doc)."""
