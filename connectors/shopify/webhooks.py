@@ -1,0 +1,200 @@
+"""Shopify's webhook deliveries, for the framework's receiver (``framework.webhooks.receiver``).
+
+Shopify signs the raw body, not a shared-secret header: ``X-Shopify-Hmac-Sha256`` is the
+base64 HMAC-SHA256 of the body with the app's client secret. It is checked before the body
+is parsed, in constant time, against every configured shop's secret (a shop may have its own
+app, ``shops[].client_secret``; all are compared every time, so the time taken says nothing
+about which matched). What the framework reads from a BigCommerce body, Shopify sends in
+headers: the topic (``X-Shopify-Topic``), the shop (``X-Shopify-Shop-Domain``), the event
+(``X-Shopify-Event-Id``, the same on every re-delivery: the dedupe key) and when it happened
+(``X-Shopify-Triggered-At``). The spec's ``webhooks`` section names those headers in the
+fields the framework reads from a body (``producer_field``, ``payload.scope``,
+``payload.dedupe``, ``payload.created_at``), and :class:`ShopifyVerifier` reads them there.
+
+The receiver hands ``event`` only what ``authentic`` returned, so the headers ride along with
+the accounts they speak for (:class:`Delivery`).
+
+Topics and streams: each topic names a spool resource (the spec's ``webhooks.scopes``) and
+:data:`RESOURCE_STREAMS` the streams whose records it changes. The mandatory privacy topics
+are spooled like the others, before the 200 Shopify requires: ``customers/redact`` (resource
+``customer_redaction``: the shopper whose personal data must go, with the orders to redact),
+``shop/redact`` (``shop_redaction``, 48 hours after the app is uninstalled: forget the shop) and
+``customers/data_request`` (``data_request``: the merchant is to send the shopper their data;
+nothing here holds more than the shop does). :func:`redaction` reads a privacy event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from framework.declarative.paginators import dig
+from framework.declarative.spec import Webhooks
+from framework.webhooks.receiver import (
+    MAX_DEPTH,
+    SIGNATURE_SKEW_S,
+    STALE_AFTER_S,
+    Refused,
+    Verifier,
+    _deeper_than,
+)
+from framework.webhooks.spool import Event, check_id
+
+SIGNATURE_HEADER = "x-shopify-hmac-sha256"
+SHOP_SUFFIX = ".myshopify.com"
+
+#: The streams whose records a resource's webhook changes (an order changes its customer's
+#: numberOfOrders and amountSpent too; a refund is its order's).
+RESOURCE_STREAMS: dict[str, list[str]] = {
+    "customer": ["customers"],
+    "order": ["orders", "customers"],
+    "refund": ["orders", "customers"],
+    "product": ["products"],
+    "collection": ["collections"],
+    "inventory_level": ["inventory_levels"],
+    "checkout": ["abandoned_checkouts"],
+    "customer_redaction": [],
+    "shop_redaction": [],
+    "data_request": [],
+}
+#: The privacy topics every public app must answer (the app's listing is refused without).
+PRIVACY_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
+
+
+class Delivery(frozenset[str]):
+    """The accounts a delivery's signature speaks for, with its headers."""
+
+    headers: Any
+
+    def __new__(cls, accounts: set[str], headers: Any) -> Delivery:
+        made = super().__new__(cls, accounts)
+        made.headers = headers
+        return made
+
+
+def signature(secret: bytes, body: bytes) -> str:
+    """``X-Shopify-Hmac-Sha256`` of a body (what Shopify sends, what a test signs with)."""
+    return base64.b64encode(hmac.new(secret, body, hashlib.sha256).digest()).decode()
+
+
+def streams_of(topic: str, spec: Webhooks) -> list[str]:
+    """The streams a topic's webhook changes (none: a privacy topic, or one not declared)."""
+    declared = spec.scopes.get(topic)
+    return list(RESOURCE_STREAMS.get(declared.resource, [])) if declared else []
+
+
+class ShopifyVerifier(Verifier):
+    """A Shopify delivery made a spool event: signature, shop, topic, id, freshness, dedupe.
+
+    ``secrets`` are the shops' client secrets (``client.config.webhook_secret`` of the spec
+    names the ``client_secret`` field, a shop's own or the shared one); ``client_secret``
+    is not used apart from them.
+    """
+
+    def __init__(self, spec: Webhooks, accounts: dict[str, str], scopes: list[str],
+                 secrets: dict[str, str], client_secret: str | None = None) -> None:
+        super().__init__(spec, accounts, scopes, secrets, None)
+        self.topic_header = spec.payload.scope.lower()
+        self.shop_header = spec.producer_field.lower()
+        self.event_headers = [name.lower() for name in spec.payload.dedupe]
+        self.when_header = (spec.payload.created_at or "").lower()
+
+    def authentic(self, headers: Any, body: bytes) -> Delivery | None:
+        """The shops whose client secret signed the body (None: no valid signature)."""
+        given = headers.get(SIGNATURE_HEADER)
+        if not given:
+            return None
+        sent = given.strip().encode()
+        matches = {account for account, secret in self.secrets.items()
+                   if hmac.compare_digest(sent, signature(secret, body).encode())}
+        return Delivery(matches, headers) if matches else None
+
+    def event(self, body: bytes, allowed: set[str] | None = None) -> Event:
+        headers = getattr(allowed, "headers", None)
+        if headers is None:  # not a delivery authentic() vouched for
+            raise Refused(401, "no valid X-Shopify-Hmac-Sha256 signature")
+        payload = _payload(body)
+        shop = str(headers.get(self.shop_header) or "")
+        account = self.accounts.get(shop)
+        if account is None:
+            raise Refused(401, f"shop {shop[:80]!r} is not a configured shop")
+        if account not in allowed:
+            raise Refused(401, f"the signature is not made with shop {account}'s client "
+                               "secret")
+        topic = str(headers.get(self.topic_header) or "")
+        if topic not in self.scopes:
+            raise Refused(400, f"topic {topic[:80]!r} is not subscribed; subscribed: "
+                               f"{', '.join(sorted(self.scopes))}")
+        declared = self.spec.scopes[topic]
+        resource_id = dig(payload, declared.id)
+        if resource_id is None or resource_id == "" or isinstance(resource_id, bool):
+            raise Refused(400, f"{topic} payload has no resource id at {declared.id}")
+        try:  # Shopify's ids pass 2**31: kept as text
+            resource_id = check_id(str(resource_id), declared.id_type)
+        except ValueError as exc:
+            raise Refused(400, f"{topic} payload: the {declared.resource} id at "
+                               f"{declared.id} {exc}") from None
+        _check_fresh(headers.get(self.when_header))
+        event_id = next((str(headers[name]) for name in self.event_headers
+                         if headers.get(name)), None)
+        if event_id is None:
+            raise Refused(400, "no X-Shopify-Event-Id header: a delivery that cannot be told "
+                               "from its re-deliveries is not stored")
+        key = hashlib.sha1(f"{account}|{event_id}|{topic}".encode()).hexdigest()
+        return Event(account, topic, declared.resource, resource_id, payload, key)
+
+
+def _payload(body: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise Refused(400, "the body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise Refused(400, "the body is not a JSON object")
+    if _deeper_than(payload, MAX_DEPTH):
+        raise Refused(400, f"the body nests objects or arrays more than {MAX_DEPTH} levels "
+                           "deep")
+    return payload
+
+
+def _check_fresh(stamp: Any) -> None:
+    """``X-Shopify-Triggered-At`` (ISO 8601, nanoseconds) within Shopify's retries (about
+    four hours; the receiver's horizon is three days) and not in the future: else a
+    replay. A delivery without it is taken (it is signed)."""
+    if not stamp:
+        return
+    text = str(stamp).strip().replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:  # Python reads at most microseconds
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
+    try:
+        when = datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise Refused(400, "X-Shopify-Triggered-At is not an ISO 8601 date-time") from None
+    age = time.time() - when
+    if age > STALE_AFTER_S or age < -SIGNATURE_SKEW_S:
+        raise Refused(400, f"X-Shopify-Triggered-At {str(stamp)[:40]} is out of range (older "
+                           "than three days, or in the future): a replay")
+
+
+def redaction(event: Event) -> dict[str, Any] | None:
+    """What a privacy event asks to forget: ``{"kind": "customer", "shop", "customer_id",
+    "email", "phone", "orders"}`` for ``customers/redact``, ``{"kind": "shop", "shop"}`` for
+    ``shop/redact``; None for any other event."""
+    payload = event.payload
+    if event.scope == "customers/redact":
+        customer = payload.get("customer") or {}
+        return {"kind": "customer", "shop": event.account,
+                "customer_id": str(customer.get("id")) if customer.get("id") else None,
+                "email": customer.get("email") or None, "phone": customer.get("phone") or None,
+                "orders": [str(o) for o in payload.get("orders_to_redact") or []]}
+    if event.scope == "shop/redact":
+        return {"kind": "shop", "shop": event.account}
+    return None
