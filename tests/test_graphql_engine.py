@@ -185,11 +185,13 @@ def test_a_record_changed_during_the_read_is_not_lost(tmp_path: Path, api: Serve
     changed: list[str] = []
 
     def change(server: Server, variables: dict[str, Any]) -> None:
-        if variables.get("after") is None or len(changed) >= 4:
+        if variables.get("after") is None or changed:
             return
-        for cid in (ids[len(changed) * 2], ids[-1 - len(changed)]):  # behind and ahead
+        time.sleep(1.1)  # the changes come a second or more after the read started,
+        for cid in (ids[0], ids[2], ids[-1], ids[-2]):  # behind it and ahead of it
             server.touch(cid, f"changed-{len(changed)}@example.com")
             changed.append(cid)
+        time.sleep(1.1)  # and a second or more before it ends
 
     api.after_answer = change
     source = make_source(tmp_path, [customers()])
@@ -201,8 +203,10 @@ def test_a_record_changed_during_the_read_is_not_lost(tmp_path: Path, api: Serve
                                                                                 "customers")}
     newest = {(c["id"], c["email"]) for c in api.customers.values()}
     assert newest <= seen
-    # the first read ended: its upper bound left the records changed after it started out
-    assert len(records(first, "customers")) < 40 + len(changed) + 1
+    # the first read's upper bound (its start) left the changed records to the second
+    assert not any(r["email"].startswith("changed") for r in records(first, "customers"))
+    assert sorted(r["id"] for r in records(second, "customers")
+                  if r["email"].startswith("changed")) == sorted(changed)
 
 
 def test_a_graphql_error_fails_its_stream_with_one_line(tmp_path: Path, api: Server) -> None:
@@ -225,6 +229,19 @@ def test_a_graphql_error_fails_its_stream_with_one_line(tmp_path: Path, api: Ser
     assert len(records(messages, "orders")) == 1  # the other stream was read
 
 
+def test_check_runs_each_graphql_query_for_one_record(tmp_path: Path, api: Server) -> None:
+    seed_customers(api, 3)
+    bad = {"name": "customers", "primary_key": ["id"], "schema": "customer.json",
+           "request": {"kind": "graphql", "query": "queries/bad.graphql",
+                       "connection": "customers"}}
+    config = {"api_url": api.url, "token": "t"}
+    assert make_source(tmp_path, [ORDERS]).check(config).status == "SUCCEEDED"
+    assert api.requests[-1][1] == {"first": 1}
+    status = make_source(tmp_path, [ORDERS, bad]).check(config)
+    assert status.status == "FAILED"
+    assert "has no field 'emailx' on Customer" in (status.message or "")
+
+
 # --- cost ----------------------------------------------------------------------------------
 
 def test_a_read_is_paced_by_points_within_ten_percent_of_the_floor(tmp_path: Path) -> None:
@@ -245,6 +262,7 @@ def test_a_read_is_paced_by_points_within_ten_percent_of_the_floor(tmp_path: Pat
     floor = server.points / 400
     assert elapsed <= 1.10 * floor, (elapsed, floor)
     assert elapsed >= (server.points - 100) / 400 * 0.95  # the bucket did bind
+    assert any(m["type"] == "TRACE" and "RATE_LIMITED" in json.dumps(m) for m in messages)
 
 
 def test_a_throttled_answer_waits_for_the_restore_and_is_retried(tmp_path: Path) -> None:

@@ -99,8 +99,9 @@ class CostBucket:
                     self.held += cost
                     return
                 seconds = need / self.rate
-            self.wait(seconds, f"query cost {cost:g} points: the bucket holds "
-                                f"{max(0.0, level - self.held):g}; waiting for the restore")
+            self.wait(seconds, f"query cost {cost:g} points, the bucket holds "
+                               f"{max(0.0, level - self.held):g}: points quota used up; "
+                               "waiting for the restore")
 
     def settle(self, cost: float, reading: CostReading | None) -> None:
         """A query holding ``cost`` was answered: release it and take in the answer's reading

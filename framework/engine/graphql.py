@@ -33,6 +33,7 @@ from typing import Any
 from framework.declarative.formats import CURSOR_FORMATS, format_utc
 from framework.declarative.graphql import GraphQLClient, GraphQLRequest, query_text
 from framework.declarative.paginators import dig
+from framework.declarative.spec import Stream
 from framework.engine.cost import CostBucket, read_cost
 from framework.engine.http import HttpClient, _snippet
 from framework.engine.reader import Hook, Page, Unit, _prepare, _serialize, horizon
@@ -50,7 +51,8 @@ class GraphQLApi:
         self.client = client
         self.spec = spec
         self.url = client.base_url + spec.endpoint
-        self.bucket = CostBucket(on_wait=_log_wait)
+        # The client's own report of waits (logs, and the RATE_LIMITED statuses of a read).
+        self.bucket = CostBucket(on_wait=client.on_wait or _log_wait)
         #: The requested cost each query text last had: what the bucket must hold before it
         #: runs again (unknown the first time: it is sent, and its answer says).
         self.estimates: dict[str, float] = {}
@@ -261,6 +263,22 @@ class Reader:
             if not more:
                 return
             after = following
+
+
+def check_stream(client: HttpClient, spec_path: Path, client_spec: GraphQLClient | None,
+                 stream: Stream) -> None:
+    """Run a GraphQL stream's page query for one record: what ``check`` asks of it (the
+    API knows every field, the credentials may read it).
+
+    Raises:
+        ConnectorError: what the API said, in one line.
+    """
+    request = stream.request
+    assert request is not None
+    api = api_for(client, client_spec)
+    api.run(query_text(spec_path, request.query),
+            {**request.variables, request.first_variable: 1},
+            what=f"{request.query} (stream {stream.name!r})")
 
 
 def read_graphql(unit: Unit, spec_path: Path, client_spec: GraphQLClient | None,

@@ -28,7 +28,7 @@ from framework.declarative.formats import compile_plan, format_utc, iso_utc
 from framework.declarative.paginators import PAGINATORS
 from framework.declarative.spec import Settings, Stream
 from framework.engine import page_process
-from framework.engine.graphql import read_graphql
+from framework.engine.graphql import check_stream, read_graphql
 from framework.engine.http import HttpClient
 from framework.engine.reader import (
     Hook,
@@ -174,6 +174,11 @@ class HttpSource(Source):
             checked = set()
             try:
                 for stream in self.loaded.model.streams:
+                    if stream.request is not None:
+                        assert self.loaded.model.client is not None
+                        check_stream(client, self.loaded.path, self.loaded.model.client.graphql,
+                                     stream)
+                        continue
                     if stream.path is None or "{" in stream.path:
                         continue
                     # One request per scope and API version: V2 and V3 endpoints of one scope
