@@ -1,0 +1,194 @@
+"""Shopify's webhook deliveries through the framework's receiver: the HMAC of the raw body
+checked before parsing, the shop and topic from the headers, dedupe on X-Shopify-Event-Id,
+topics to streams, the privacy topics spooled and read."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from connectors.shopify import connector
+from connectors.shopify.webhooks import (
+    PRIVACY_TOPICS,
+    ShopifyVerifier,
+    redaction,
+    signature,
+    streams_of,
+)
+from framework.webhooks.receiver import SpoolWriter, build_app
+from framework.webhooks.spool import Event, Spool
+from framework.webhooks.subscriptions import declared, secrets_of
+
+SECRET = "shpss_client-secret-of-the-app-0123"
+OTHER = "shpss_another-app-s-secret-456789"
+TOPICS = ["customers/update", "orders/updated", "refunds/create", "inventory_levels/update",
+          "checkouts/update", "customers/redact", "shop/redact", "customers/data_request"]
+
+
+def _verifier(config: dict[str, Any]) -> ShopifyVerifier:
+    spec = declared(connector)
+    accounts = {spec.producer.format(**a): connector.account_key(a)
+                for a in connector.accounts(config)}
+    return ShopifyVerifier(spec, accounts, TOPICS, secrets_of(connector, config),
+                           config.get("client_secret"))
+
+
+CONFIG = {"shop_setup": {"mode": "several_shops", "shops": [
+    {"shop": "acme", "access_token": "shpat_1"},
+    {"shop": "other.myshopify.com", "access_token": "shpat_2", "client_secret": OTHER}]},
+    "client_secret": SECRET}
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Any:
+    config = {**CONFIG, "shops": CONFIG["shop_setup"]["shops"]}
+    writer = SpoolWriter(tmp_path / "spool.db")
+    app = build_app(_verifier(config), writer, "/webhooks/shopify")
+    with TestClient(app) as client:
+        yield client, tmp_path / "spool.db"
+    writer.close()
+
+
+def headers(body: bytes, topic: str = "customers/update", shop: str = "acme.myshopify.com",
+            secret: str = SECRET, event_id: str | None = None, **extra: str) -> dict[str, str]:
+    return {"Content-Type": "application/json", "X-Shopify-Topic": topic,
+            "X-Shopify-Hmac-Sha256": signature(secret.encode(), body),
+            "X-Shopify-Shop-Domain": shop, "X-Shopify-API-Version": "2026-07",
+            "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+            "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
+            "X-Shopify-Triggered-At": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            **extra}
+
+
+def _rows(path: Path) -> list[tuple[Any, ...]]:
+    spool = Spool(path)
+    try:
+        return spool.events()
+    finally:
+        spool.close()
+
+
+def _stored(path: Path) -> list[tuple[str, str, str, str]]:
+    """(account, topic, resource, resource id) of each spooled event, oldest first."""
+    return [tuple(row[1:5]) for row in _rows(path)]
+
+
+def test_shopify_s_signature_is_the_base64_hmac_of_the_raw_body() -> None:
+    body = b'{"id": 1}'
+    expected = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest())
+    assert signature(SECRET.encode(), body) == expected.decode()
+
+
+def test_a_signed_delivery_is_spooled_by_shop_topic_and_id(receiver: Any) -> None:
+    client, spool = receiver
+    body = orjson.dumps({"id": 7365453201593, "email": "ada@example.com"})
+    answer = client.post("/webhooks/shopify", content=body, headers=headers(body))
+    assert (answer.status_code, answer.json()) == (200, {"status": "stored"})
+    assert _stored(spool) == [("acme", "customers/update", "customer", "7365453201593")]
+
+
+def test_each_shop_is_verified_with_its_own_app_s_secret(receiver: Any) -> None:
+    client, spool = receiver
+    body = orjson.dumps({"id": 5, "order_id": 9})
+    ok = client.post("/webhooks/shopify", content=body,
+                     headers=headers(body, "refunds/create", "other.myshopify.com", OTHER))
+    assert ok.status_code == 200
+    # Signed with acme's secret but naming the other shop: refused.
+    crossed = client.post("/webhooks/shopify", content=body,
+                          headers=headers(body, "refunds/create", "other.myshopify.com"))
+    assert crossed.status_code == 401
+    assert "not made with shop other's client secret" in crossed.json()["error"]
+    assert _stored(spool) == [("other", "refunds/create", "refund", "9")]
+
+
+@pytest.mark.parametrize(("mutate", "status", "reason"), [
+    (lambda h, b: {**h, "X-Shopify-Hmac-Sha256": signature(b"wrong", b)}, 401,
+     "no valid secret header or signature"),
+    (lambda h, b: {k: v for k, v in h.items() if k != "X-Shopify-Hmac-Sha256"}, 401,
+     "no valid secret header or signature"),
+    (lambda h, b: {**h, "X-Shopify-Shop-Domain": "stranger.myshopify.com"}, 401,
+     "shop 'stranger.myshopify.com' is not a configured shop"),
+    (lambda h, b: {**h, "X-Shopify-Topic": "themes/publish"}, 400,
+     "topic 'themes/publish' is not subscribed"),
+    (lambda h, b: {k: v for k, v in h.items() if k != "X-Shopify-Event-Id"}, 400,
+     "no X-Shopify-Event-Id header"),
+    (lambda h, b: {**h, "X-Shopify-Triggered-At": (datetime.now(UTC) - timedelta(days=4))
+                   .isoformat()}, 400, "a replay"),
+])
+def test_refusals(receiver: Any, mutate: Any, status: int, reason: str) -> None:
+    client, spool = receiver
+    body = orjson.dumps({"id": 1})
+    answer = client.post("/webhooks/shopify", content=body, headers=mutate(headers(body), body))
+    assert answer.status_code == status
+    assert reason in answer.json()["error"]
+    assert _stored(spool) == []
+
+
+def test_the_signature_is_checked_before_the_body_is_parsed(receiver: Any) -> None:
+    client, _ = receiver
+    body = b"not json at all"
+    unsigned = client.post("/webhooks/shopify", content=body,
+                           headers={**headers(body), "X-Shopify-Hmac-Sha256": "AAAA"})
+    assert unsigned.status_code == 401  # not 400: an unsigned body is never read
+    signed = client.post("/webhooks/shopify", content=body, headers=headers(body))
+    assert (signed.status_code, signed.json()["error"]) == (400, "the body is not JSON")
+
+
+def test_a_redelivery_keeps_its_event_id_and_is_stored_once(receiver: Any) -> None:
+    client, spool = receiver
+    body = orjson.dumps({"id": 11})
+    event = str(uuid.uuid4())
+    first = client.post("/webhooks/shopify", content=body,
+                        headers=headers(body, "orders/updated", event_id=event))
+    again = client.post("/webhooks/shopify", content=body,
+                        headers=headers(body, "orders/updated", event_id=event))
+    assert (first.json(), again.json()) == ({"status": "stored"}, {"status": "duplicate"})
+    other = client.post("/webhooks/shopify", content=body,
+                        headers=headers(body, "orders/updated"))
+    assert other.json() == {"status": "stored"}  # another event of the same order
+    assert len(_stored(spool)) == 2
+
+
+def test_privacy_topics_are_spooled_and_say_what_to_forget(receiver: Any) -> None:
+    client, spool = receiver
+    redact = orjson.dumps({"shop_id": 954889, "shop_domain": "acme.myshopify.com",
+                           "customer": {"id": 191167, "email": "john@example.com",
+                                        "phone": "555-625-1199"},
+                           "orders_to_redact": [299938, 280263]})
+    shop = orjson.dumps({"shop_id": 954889, "shop_domain": "acme.myshopify.com"})
+    for body, topic in ((redact, "customers/redact"), (shop, "shop/redact")):
+        answer = client.post("/webhooks/shopify", content=body, headers=headers(body, topic))
+        assert answer.status_code == 200
+    assert _stored(spool) == [("acme", "customers/redact", "customer_redaction", "191167"),
+                              ("acme", "shop/redact", "shop_redaction", "954889")]
+    asked = [redaction(Event(row[1], row[2], row[3], row[4], orjson.loads(row[6])))
+             for row in _rows(spool)]
+    assert asked[0] == {"kind": "customer", "shop": "acme", "customer_id": "191167",
+                        "email": "john@example.com", "phone": "555-625-1199",
+                        "orders": ["299938", "280263"]}
+    assert asked[1] == {"kind": "shop", "shop": "acme"}
+
+
+def test_topics_name_the_streams_they_change() -> None:
+    spec = declared(connector)
+    assert streams_of("orders/updated", spec) == ["orders", "customers"]
+    assert streams_of("refunds/create", spec) == ["orders", "customers"]
+    assert streams_of("inventory_levels/update", spec) == ["inventory_levels"]
+    assert streams_of("checkouts/update", spec) == ["abandoned_checkouts"]
+    assert streams_of("customers/redact", spec) == []
+    assert set(PRIVACY_TOPICS) <= set(spec.scopes)
+    streams = set(connector.loaded.streams)
+    for topic in spec.scopes:
+        assert set(streams_of(topic, spec)) <= streams
+    default = connector.loaded.model.connectionSpecification["properties"]["webhooks"]["default"]
+    assert {"customers/redact", "shop/redact"} <= {row["scope"] for row in default}
+    assert {row["scope"] for row in default} <= set(spec.scopes)
