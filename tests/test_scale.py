@@ -44,6 +44,12 @@ def test_runner_sync_keeps_its_state_in_postgresql(make_sandbox, brevo: BrevoBox
     assert first.returncode == 0, first.stderr.decode()
     state_dir = tmp_path / "state"
     assert not list(state_dir.glob("*.state.db")) and not list(state_dir.glob("*.spool.db"))
+    assert not (state_dir / "brevo.db").exists()  # the ledger too is in PostgreSQL
+    ledger = Ledger(located(postgres_url, "brevo"))
+    try:
+        assert ledger.orders_sent() == 30
+    finally:
+        ledger.close()
     states = StateStore(located(postgres_url, f"bigcommerce.state.{store.store_hash}"))
     try:
         assert "commerce_customers" in states.load()
@@ -59,6 +65,9 @@ def test_runner_sync_keeps_its_state_in_postgresql(make_sandbox, brevo: BrevoBox
     report = json.loads(status.stdout)["connectors"]["bigcommerce"]
     assert report["last_run"]["status"] == "succeeded" and report["last_run"]["records"] < 40
     assert report["spool"] == {"events": 0, "unread": 0, "dead_letters": 0}
+    assert json.loads(status.stdout)["brevo"]["orders"] == 30
+    assert len(brevo.state()["events"]) == len({json.dumps(e, sort_keys=True)
+                                                for e in brevo.state()["events"]})
 
 
 # --- receivers as replicas -----------------------------------------------------------------
