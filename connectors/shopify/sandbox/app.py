@@ -92,17 +92,17 @@ class ShopState:
     def node(self, record_id: str) -> dict[str, Any] | None:
         return self.bulk.operations.get(record_id) or self.hooks.subscriptions.get(record_id)
 
-    def current_bulk(self, ctx: Context, info: Any, type: str = "QUERY") -> Any:
+    def current_bulk(self, ctx: Context, info: Any, type: str = "QUERY", **_: Any) -> Any:
         return self.bulk.current(type)
 
-    def bulk_by_id(self, ctx: Context, info: Any, id: str) -> Any:
+    def bulk_by_id(self, ctx: Context, info: Any, id: str, **_: Any) -> Any:
         return self.bulk.operations.get(id)
 
     def run_bulk(self, ctx: Context, info: Any, query: str, groupObjects: bool | None = None
-                 ) -> dict[str, Any]:
+                 , **_: Any) -> dict[str, Any]:
         return self.bulk.run(ctx, info, query)
 
-    def cancel_bulk(self, ctx: Context, info: Any, id: str) -> dict[str, Any]:
+    def cancel_bulk(self, ctx: Context, info: Any, id: str, **_: Any) -> dict[str, Any]:
         return self.bulk.cancel(id)
 
     def bulk_finished(self, operation: dict[str, Any]) -> None:
@@ -118,17 +118,17 @@ class ShopState:
                       or s["uri"] == (args.get("uri") or args.get("callbackUrl")))]
         return paginate(ctx, found, args, info.return_type.of_type)
 
-    def subscription(self, ctx: Context, info: Any, id: str) -> Any:
+    def subscription(self, ctx: Context, info: Any, id: str, **_: Any) -> Any:
         return self.hooks.subscriptions.get(id)
 
     def create_subscription(self, ctx: Context, info: Any, topic: str,
-                            webhookSubscription: dict[str, Any]) -> dict[str, Any]:
+                            webhookSubscription: dict[str, Any], **_: Any) -> dict[str, Any]:
         given = webhookSubscription
         created, errors = self.hooks.create(topic, given.get("uri") or given.get("callbackUrl"),
                                             ctx.version, given.get("includeFields") or [])
         return {"webhookSubscription": created, "userErrors": errors}
 
-    def delete_subscription(self, ctx: Context, info: Any, id: str) -> dict[str, Any]:
+    def delete_subscription(self, ctx: Context, info: Any, id: str, **_: Any) -> dict[str, Any]:
         deleted, errors = self.hooks.delete(id)
         return {"deletedWebhookSubscriptionId": deleted, "userErrors": errors}
 

@@ -21,6 +21,8 @@ from connectors.shopify.sandbox.resolvers import (
     paginate,
 )
 
+#: Each resolver takes the field's arguments it uses by name and the rest (the schema's
+#: defaults, which graphql-core passes too) as ``**rest``.
 Resolve = Callable[..., Any]
 
 
@@ -36,12 +38,12 @@ def _lookup(ctx: Context, record_id: Any, info: GraphQLResolveInfo) -> Any:
     record = ctx.shop.nodes.get(str(record_id))
     if record is None and ctx.app is not None:
         record = ctx.app.node(str(record_id))
-    if record is None or not ctx.visible(record):
+    if record is None:
         return None
     needed = ctx.scope_data.get((record["__typename"], None))
     if needed and not ctx.granted(needed):
         raise access_denied(info.field_name, needed)
-    return record
+    return record if ctx.visible(record) else None
 
 
 def _root_one(kind: str) -> Resolve:
@@ -51,15 +53,15 @@ def _root_one(kind: str) -> Resolve:
     return resolve
 
 
-def node(_: Any, info: GraphQLResolveInfo, id: str) -> Any:
+def node(_: Any, info: GraphQLResolveInfo, id: str, **rest: Any) -> Any:
     return _lookup(info.context, id, info)
 
 
-def nodes(_: Any, info: GraphQLResolveInfo, ids: list[str]) -> list[Any]:
+def nodes(_: Any, info: GraphQLResolveInfo, ids: list[str], **rest: Any) -> list[Any]:
     return [_lookup(info.context, i, info) for i in ids]
 
 
-def shop(_: Any, info: GraphQLResolveInfo) -> Any:
+def shop(_: Any, info: GraphQLResolveInfo, **rest: Any) -> Any:
     return info.context.shop.shop_record
 
 
@@ -78,12 +80,12 @@ def _orders_of(ctx: Context, customer: dict[str, Any]) -> list[dict[str, Any]]:
     return [o for o in found if o is not None]
 
 
-def number_of_orders(source: dict[str, Any], info: GraphQLResolveInfo) -> str:
+def number_of_orders(source: dict[str, Any], info: GraphQLResolveInfo, **rest: Any) -> str:
     """Shopify's own count (UnsignedInt64: a string), every order of the customer."""
     return str(len(info.context.shop.orders_of.get(source["id"], [])))
 
 
-def amount_spent(source: dict[str, Any], info: GraphQLResolveInfo) -> dict[str, Any]:
+def amount_spent(source: dict[str, Any], info: GraphQLResolveInfo, **rest: Any) -> dict[str, Any]:
     """What the customer has spent: orders' current totals (net of refunds), cancelled
     orders left out. Shopify does not say how it counts; this is the sandbox's reading."""
     total = sum(float(o["currentTotalPriceSet"]["shopMoney"]["amount"])
@@ -96,7 +98,7 @@ def customer_orders(source: dict[str, Any], info: GraphQLResolveInfo, **args: An
                     get_named_type(info.return_type))
 
 
-def last_order(source: dict[str, Any], info: GraphQLResolveInfo) -> Any:
+def last_order(source: dict[str, Any], info: GraphQLResolveInfo, **rest: Any) -> Any:
     visible = [o for o in _orders_of(info.context, source) if info.context.visible(o)]
     return max(visible, key=lambda o: o["createdAt"], default=None)
 
@@ -106,43 +108,46 @@ def _available(item: dict[str, Any]) -> int:
                for q in level["quantities"] if q["name"] == "available")
 
 
-def inventory_quantity(source: dict[str, Any], info: GraphQLResolveInfo) -> int:
+def inventory_quantity(source: dict[str, Any], info: GraphQLResolveInfo, **rest: Any) -> int:
     item = info.context.shop.nodes.get(source.get("inventoryItem") or "")
     return _available(item) if item else 0
 
 
-def total_inventory(source: dict[str, Any], info: GraphQLResolveInfo) -> int:
+def total_inventory(source: dict[str, Any], info: GraphQLResolveInfo, **rest: Any) -> int:
     shop = info.context.shop
     return sum(_available(shop.nodes[v.replace("ProductVariant", "InventoryItem")])
                for v in source.get("variants", [])
                if v.replace("ProductVariant", "InventoryItem") in shop.nodes)
 
 
-def quantities(source: dict[str, Any], info: GraphQLResolveInfo, names: list[str]) -> Any:
+def quantities(source: dict[str, Any], info: GraphQLResolveInfo, names: list[str],
+               **rest: Any) -> Any:
     return [q for q in source.get("quantities", []) if q["name"] in names]
 
 
-def inventory_level(source: dict[str, Any], info: GraphQLResolveInfo, locationId: str) -> Any:
+def inventory_level(source: dict[str, Any], info: GraphQLResolveInfo,
+                    locationId: str, **rest: Any) -> Any:
     return next((lv for lv in source.get("inventoryLevels", [])
                  if lv["location"] == locationId), None)
 
 
-def refunds(source: dict[str, Any], info: GraphQLResolveInfo, first: int | None = None) -> Any:
+def refunds(source: dict[str, Any], info: GraphQLResolveInfo, first: int | None = None,
+            **rest: Any) -> Any:
     found = source.get("refunds", [])
     return found[:first] if first is not None else found
 
 
-def variants_count(source: dict[str, Any], info: GraphQLResolveInfo) -> Any:
+def variants_count(source: dict[str, Any], info: GraphQLResolveInfo, **rest: Any) -> Any:
     return {"__typename": "Count", "count": len(source.get("variants", [])),
             "precision": "EXACT"}
 
 
-def access_scopes(source: Any, info: GraphQLResolveInfo) -> list[dict[str, Any]]:
+def access_scopes(source: Any, info: GraphQLResolveInfo, **rest: Any) -> list[dict[str, Any]]:
     return [{"__typename": "AccessScope", "handle": s, "description": s}
             for s in sorted(info.context.scopes)]
 
 
-def current_installation(_: Any, info: GraphQLResolveInfo) -> dict[str, Any]:
+def current_installation(_: Any, info: GraphQLResolveInfo, **rest: Any) -> dict[str, Any]:
     ctx: Context = info.context
     return {"__typename": "AppInstallation", "id": g.gid("AppInstallation", 1),
             "launchUrl": f"https://{ctx.shop.name}.myshopify.com/admin/apps/sandbox",
