@@ -72,7 +72,8 @@ def spec(streams: list[dict[str, Any]]) -> dict[str, Any]:
         "name": "gqltest", "kind": "source",
         "connectionSpecification": {"type": "object", "properties": {
             "api_url": {"type": "string"}, "token": {"type": "string", "airbyte_secret": True},
-            "page_size": {"type": "integer"}, "start_date": {"type": "string"}}},
+            "page_size": {"type": "integer"}, "start_date": {"type": "string"},
+            "concurrency": {"type": "integer"}}},
         "client": {"base_url": "{api_url}",
                    "auth": {"type": "header", "header": "X-Token", "config_field": "token"},
                    "graphql": {"endpoint": "/graphql", "bulk": {
@@ -263,6 +264,24 @@ def test_a_read_is_paced_by_points_within_ten_percent_of_the_floor(tmp_path: Pat
     assert elapsed <= 1.10 * floor, (elapsed, floor)
     assert elapsed >= (server.points - 100) / 400 * 0.95  # the bucket did bind
     assert any(m["type"] == "TRACE" and "RATE_LIMITED" in json.dumps(m) for m in messages)
+
+
+def test_streams_read_at_once_share_the_accounts_bucket(tmp_path: Path) -> None:
+    server = Server(tmp_path, maximum=100, rate=400)
+    seed_customers(server, 200)
+    for n in range(60):
+        server.add_order(n, f"2024-01-01T00:{n:02d}:00Z", 4 if n % 5 else 7)
+    running = Running(server)
+    try:
+        source = make_source(tmp_path, [customers(page_size=10), ORDERS])
+        started = time.monotonic()
+        messages, _ = read(source, server, concurrency=2)
+        elapsed = time.monotonic() - started
+    finally:
+        running.stop()
+    assert len(records(messages, "customers")) == 200 and len(records(messages, "orders")) == 60
+    assert server.throttled == 0
+    assert elapsed <= 1.10 * server.points / 400, (elapsed, server.points / 400)
 
 
 def test_a_throttled_answer_waits_for_the_restore_and_is_retried(tmp_path: Path) -> None:

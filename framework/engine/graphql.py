@@ -68,7 +68,9 @@ class GraphQLApi:
         """
         in_a_row = 0
         while True:
-            cost = self.estimates.get(query, 0.0)
+            # A query not sent before is taken to cost as much as the dearest one sent: its
+            # first answer says what it asks.
+            cost = self.estimates.get(query, max(self.estimates.values(), default=0.0))
             self.bucket.take(cost)
             try:
                 status, answer = self.client.send(
