@@ -35,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from framework.errors import REDACT, ConnectorError
+from framework.storage import _made as storage_made
 from framework.storage import describe, pool, schema_name, split
 
 _IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\s", re.I)
@@ -42,6 +43,10 @@ _REPLACE = re.compile(r"^\s*INSERT\s+OR\s+REPLACE\s+INTO\s+(\w+)\s*(\(([^)]*)\))
 _IS_NOT = re.compile(r"\bIS\s+NOT\s+(?!NULL\b)", re.I)
 _MASTER = re.compile(r"\bsqlite_master\s+WHERE\s+name\s*=", re.I)
 _SQLITE_ONLY = re.compile(r"^\s*(UPDATE\s+OR\s|PRAGMA\s)", re.I)
+
+
+#: (url, schema, ddl) already run by this process (``framework.storage``'s, for its stores).
+_made = storage_made
 
 
 def ddl_to_postgres(script: str) -> str:
@@ -68,6 +73,7 @@ class PostgresSession:
 
         self.what, self.where = what, describe(location)
         url, namespace = split(location)
+        self.url = url
         self.schema = schema_name(namespace)
         pool(url)  # a wrong URL or a server that is down: one clear line, the secret noted
         self.statements = 0
@@ -95,15 +101,20 @@ class PostgresSession:
             raise self._error(exc) from None
 
     def _create(self, ddl: str) -> None:
-        """The schema and its tables; an advisory lock keeps writers that open the same
-        namespace at once from racing on CREATE ... IF NOT EXISTS (which can fail then)."""
-        lock = int(hashlib.sha1(self.schema.encode()).hexdigest()[:15], 16)
-        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-        self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-        self.conn.execute(f'SET search_path TO "{self.schema}"')
-        for statement in statements_of(ddl_to_postgres(ddl)):
-            self.conn.execute(statement)
+        """The schema and its tables, once per process (a forwarder opens its ledger every
+        few seconds); an advisory lock keeps writers that open the same namespace at once
+        from racing on CREATE ... IF NOT EXISTS (which can fail then)."""
+        made = (self.url, self.schema, ddl)
+        if made not in _made:
+            lock = int(hashlib.sha1(self.schema.encode()).hexdigest()[:15], 16)
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            self.conn.execute(f'SET search_path TO "{self.schema}"')
+            for statement in statements_of(ddl_to_postgres(ddl)):
+                self.conn.execute(statement)
+        self.conn.execute(f'SET search_path TO "{self.schema}"')  # this connection's
         self.conn.commit()
+        _made.add(made)
 
     # --- SQLite's dialect in PostgreSQL's ---------------------------------------------------
 
