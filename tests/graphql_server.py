@@ -61,6 +61,7 @@ type Query {
   orders(first: Int, after: String, query: String): OrderConnection!
   customersCount(query: String): Count!
   node(id: ID!): Node
+  nodes(ids: [ID!]!): [Node]!
 }
 type Mutation { bulkRun(query: String!): BulkRunPayload! }
 """
@@ -213,6 +214,7 @@ class Server:
             "customersCount": lambda info, query=None: {"count": len(
                 _connection(list(self.customers.values()), None, None, query)["nodes"])},
             "node": lambda info, id: self._node(id),
+            "nodes": lambda info, ids: [self._node(i) for i in ids],
             "bulkRun": lambda info, query: self._bulk_run(query),
         }
 

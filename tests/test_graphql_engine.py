@@ -59,6 +59,8 @@ query Lines($id: ID!, $first: Int!, $after: String) {
   bulkRun(query: $query) { operation { id status } userErrors { message } } }""",
     "bulk_poll.graphql": """query($id: ID!) {
   node(id: $id) { ... on BulkOperation { id status url errorCode } } }""",
+    "customers_by_id.graphql": """query($ids: [ID!]!) {
+  nodes(ids: $ids) { ... on Customer { id email updatedAt } } }""",
     "bad.graphql": """query($first: Int!, $after: String) {
   customers(first: $first, after: $after) { nodes { id emailx } pageInfo { hasNextPage } } }""",
 }
@@ -73,7 +75,8 @@ def spec(streams: list[dict[str, Any]]) -> dict[str, Any]:
         "connectionSpecification": {"type": "object", "properties": {
             "api_url": {"type": "string"}, "token": {"type": "string", "airbyte_secret": True},
             "page_size": {"type": "integer"}, "start_date": {"type": "string"},
-            "concurrency": {"type": "integer"}}},
+            "concurrency": {"type": "integer"}, "spool_path": {"type": "string"},
+            "read_mode": {"type": "string"}}},
         "client": {"base_url": "{api_url}",
                    "auth": {"type": "header", "header": "X-Token", "config_field": "token"},
                    "graphql": {"endpoint": "/graphql", "bulk": {
@@ -99,13 +102,13 @@ ORDERS = {"name": "orders", "primary_key": ["id"], "schema": "order.json",
                                   "connection": "node.lineItems", "page_size": 2}]}}
 
 
-def make_source(folder: Path, streams: list[dict[str, Any]]) -> HttpSource:
+def make_source(folder: Path, streams: list[dict[str, Any]], **extra: Any) -> HttpSource:
     (folder / "queries").mkdir(exist_ok=True)
     for name, text in QUERIES.items():
         (folder / "queries" / name).write_text(text)
     (folder / "customer.json").write_text(json.dumps(CUSTOMER))
     (folder / "order.json").write_text(json.dumps(ORDER))
-    (folder / "spec.json").write_text(json.dumps(spec(streams)))
+    (folder / "spec.json").write_text(json.dumps({**spec(streams), **extra}))
     return HttpSource(folder / "spec.json")
 
 
@@ -422,6 +425,48 @@ def test_out_of_order_bulk_lines_are_a_clear_error() -> None:
     with pytest.raises(ConnectorError, match=r"line 3 names parent 'a', which is not the "
                                              r"record being read"):
         list(reassemble(lines, "__parentId", {"T": "things"}))
+
+
+# --- records webhooks named ----------------------------------------------------------------
+
+WEBHOOKS = {"platform": "Test", "path": "/hooks", "producer_field": "shop", "producer": "x",
+            "secret_header": "X-Secret", "max_per_scope": 1, "max_total": 10,
+            "scopes": {"customers/update": {"resource": "customer", "id": "id",
+                                            "oauth_scope": "read"}},
+            "payload": {"required": {"id": "integer"}, "dedupe": ["event"]}}
+
+
+def test_ids_webhooks_named_are_fetched_with_the_by_ids_query(tmp_path: Path,
+                                                              api: Server) -> None:
+    from framework.webhooks.spool import Spool
+
+    seed_customers(api, 5)
+    stream = customers(by_ids={"query": "queries/customers_by_id.graphql",
+                               "id_template": "gid://test/Customer/{id}"})
+    source = make_source(tmp_path, [{**stream, "live": {"resource": "customer", "key": "id"}}],
+                         webhooks=WEBHOOKS)
+    spool = Spool(tmp_path / "spool.db")
+    for n in ("1", "3", "77"):
+        spool.append("", "customers/update", "customer", n, {"id": int(n)})
+    spool.close()
+    messages, states = read(source, api, spool_path=str(tmp_path / "spool.db"),
+                            read_mode="webhooks")
+    got = {r["id"]: r for r in records(messages, "customers")}
+    assert sorted(got) == ["gid://test/Customer/1", "gid://test/Customer/3",
+                           "gid://test/Customer/77"]
+    assert got["gid://test/Customer/1"]["email"] == "c1@example.com"
+    assert got["gid://test/Customer/1"]["webhook_scope"] == "customers/update"
+    assert got["gid://test/Customer/77"]["is_deleted"] is True  # gone: a tombstone
+    assert [v for q, v in api.requests if "nodes(ids" in q] == [
+        {"ids": ["gid://test/Customer/1", "gid://test/Customer/3", "gid://test/Customer/77"]}]
+    assert states["customers"]["accounts"][""]["spool_offset"] == 3
+
+
+def test_a_graphql_live_stream_needs_its_by_ids_query(tmp_path: Path) -> None:
+    stream = {**customers(), "live": {"resource": "customer", "key": "id"}}
+    with pytest.raises(SpecError, match=r"request\.by_ids: a GraphQL stream read from "
+                                        r"webhooks needs"):
+        make_source(tmp_path, [stream], webhooks=WEBHOOKS)
 
 
 # --- the spec ------------------------------------------------------------------------------

@@ -115,6 +115,17 @@ class Bulk(_Strict):
     min_records: int = Field(default=0, ge=0)
 
 
+class ByIds(_Strict):
+    """How the records webhooks named are fetched (a stream's ``live`` reads): a ``query``
+    taking ``$ids: [ID!]!`` whose ``path`` in ``data`` lists the nodes (``null`` for an id
+    that is gone: written as a tombstone). ``id_template`` makes the API's id of a spooled id
+    (e.g. a global id of a number); the record's ``live.key`` field holds it."""
+
+    query: str
+    path: str = "nodes"
+    id_template: str = Field(default="{id}", pattern=r"\{id\}")
+
+
 class GraphQLRequest(_Strict):
     """A stream read with a GraphQL query (``request.kind: graphql``)."""
 
@@ -132,10 +143,13 @@ class GraphQLRequest(_Strict):
     sorted_by_cursor: bool = True
     nested: list[Nested] = Field(default_factory=list)
     bulk: Bulk | None = None
+    by_ids: ByIds | None = None
 
     def files(self) -> list[str]:
         """Every query file the request names."""
         found = [self.query, *(n.query for n in self.nested)]
+        if self.by_ids is not None:
+            found.append(self.by_ids.query)
         if self.bulk is not None:
             found.append(self.bulk.query)
             if self.bulk.count is not None:

@@ -483,6 +483,11 @@ def _check_live(stream: Stream, model: ConnectorSpecFile, where: str) -> None:
     if live.resource not in resources:
         raise SpecError(f"{where}.live.resource: no webhook scope names {live.resource!r}; "
                         f"valid: {', '.join(sorted(resources)) or '(no webhooks declared)'}")
+    if stream.request is not None:  # fetched by id with a GraphQL query
+        if stream.request.by_ids is None:
+            raise SpecError(f"{where}.request.by_ids: a GraphQL stream read from webhooks "
+                            "needs the query that fetches records by their ids")
+        return
     by_id = live.path or (stream.path if "{id}" in (stream.path or "") else None)
     if bool(by_id) == bool(live.param):
         raise SpecError(f"{where}.live: give either a path with {{id}} (one request per id) "

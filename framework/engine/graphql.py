@@ -283,6 +283,24 @@ def check_stream(client: HttpClient, spec_path: Path, client_spec: GraphQLClient
             what=f"{request.query} (stream {stream.name!r})")
 
 
+def fetch_by_ids(unit: Unit, ids: list[str], *, spec_path: Path,
+                 client_spec: GraphQLClient | None) -> tuple[list[dict[str, Any]],
+                                                            dict[str, str]]:
+    """The records of spooled ids (``request.by_ids``), whole (nested connections paged),
+    and the API's id of each spooled id."""
+    request = unit.stream.request
+    assert request is not None and request.by_ids is not None
+    by_ids = request.by_ids
+    named = {i: by_ids.id_template.replace("{id}", i) for i in ids}
+    reader = Reader(unit, spec_path, client_spec, {})
+    data = reader.api.run(reader.text(by_ids.query), {"ids": list(named.values())},
+                          what=f"{by_ids.query} (stream {unit.stream.name!r})")
+    found = dig(data, by_ids.path)
+    nodes = [n for n in found if isinstance(n, dict)] if isinstance(found, list) else []
+    reader.complete(nodes)
+    return nodes, named
+
+
 def read_graphql(unit: Unit, spec_path: Path, client_spec: GraphQLClient | None,
                  hooks: dict[str, Hook], stopped: Callable[[], bool]) -> Iterator[Page]:
     """Read a GraphQL stream's unit: as a bulk operation on a backfill the spec sends to

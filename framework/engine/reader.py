@@ -42,6 +42,10 @@ PARSING = threading.BoundedSemaphore(2)
 #: A child hook: (parent record, fetch) -> the child records it holds.
 Hook = Callable[[dict[str, Any], Callable[..., Any]], list[dict[str, Any]]]
 
+#: Fetches the records of spooled ids with a GraphQL query (``framework.engine.graphql``):
+#: (unit, ids) -> (the records found, the record id of each spooled id).
+ByIds = Callable[["Unit", list[str]], tuple[list[dict[str, Any]], dict[str, str]]]
+
 
 @dataclass
 class Slice:
@@ -262,8 +266,8 @@ def _page(unit: Unit, index: int, params: dict[str, Any], paginator: Any, first:
                 following=following)
 
 
-def read_live(unit: Unit, hooks: dict[str, Hook], stopped: Callable[[], bool]
-              ) -> Iterator[Page]:
+def read_live(unit: Unit, hooks: dict[str, Hook], stopped: Callable[[], bool],
+              by_ids: ByIds | None = None) -> Iterator[Page]:
     """The resources webhooks named since the unit's spool offset, fetched by id.
 
     Every record carries ``webhook_scope``, the scope of the latest event about it (e.g.
@@ -297,7 +301,7 @@ def read_live(unit: Unit, hooks: dict[str, Hook], stopped: Callable[[], bool]
                 return
             reject = _rejecter(unit, spool, batch)
             usable = [row for row in batch if _valid(unit, row, reject)]
-            yield _live_page(unit, usable, one_by_one, params, hooks, hook, reject)
+            yield _live_page(unit, usable, one_by_one, params, hooks, hook, reject, by_ids)
             last = batch[-1][0]
     finally:
         spool.close()
@@ -374,7 +378,7 @@ def _valid(unit: Unit, row: tuple[int, str, str], reject: Reject) -> bool:
 
 def _live_page(unit: Unit, batch: list[tuple[int, str, str]], one_by_one: str | None,
                params: dict[str, Any], hooks: dict[str, Hook], hook: Hook | None,
-               reject: Reject) -> Page:
+               reject: Reject, by_ids: ByIds | None = None) -> Page:
     """One batch of spooled ids, fetched, as a page of records (tombstones included)."""
     stream, live = unit.stream, unit.stream.live
     assert live is not None
@@ -382,7 +386,10 @@ def _live_page(unit: Unit, batch: list[tuple[int, str, str]], one_by_one: str | 
         return Page(unit, 0, b"", {name: 0 for name in unit.names}, None, False)
     scopes = {resource_id: scope for _, resource_id, scope in batch}
     refused: dict[str, str] = {}
-    if one_by_one:
+    if by_ids is not None:  # a GraphQL query; the records name the ids as the API does
+        records, named = by_ids(unit, list(scopes))
+        scopes = {named[resource_id]: scope for resource_id, scope in scopes.items()}
+    elif one_by_one:
         found = [_fetch_one(unit, one_by_one, resource_id, params, refused)
                  for resource_id in scopes]
         records = [r for r in found if r is not None]

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from framework.declarative.formats import compile_plan, format_utc, iso_utc
 from framework.declarative.paginators import PAGINATORS
 from framework.declarative.spec import Settings, Stream
 from framework.engine import page_process
-from framework.engine.graphql import check_stream, read_graphql
+from framework.engine.graphql import check_stream, fetch_by_ids, read_graphql
 from framework.engine.http import HttpClient
 from framework.engine.reader import (
     Hook,
@@ -633,13 +634,14 @@ class _Coordinator:
             return self.stop.is_set() or id(unit) in self.failed
 
         try:
+            loaded = self.source.loaded
+            graphql = loaded.model.client.graphql if loaded.model.client else None
             if unit.live:
-                pages = read_live(unit, self.source.hooks, stopped)
+                by_ids = (partial(fetch_by_ids, spec_path=loaded.path, client_spec=graphql)
+                          if unit.stream.request is not None else None)
+                pages = read_live(unit, self.source.hooks, stopped, by_ids)
             elif unit.stream.request is not None:
-                loaded = self.source.loaded
-                assert loaded.model.client is not None
-                pages = read_graphql(unit, loaded.path, loaded.model.client.graphql,
-                                     self.source.hooks, stopped)
+                pages = read_graphql(unit, loaded.path, graphql, self.source.hooks, stopped)
             else:
                 pages = read_slice(unit, index, self.source.hooks, probe, stopped)
             for page in pages:
