@@ -464,6 +464,28 @@ def test_webhooks_are_signed_retried_and_idempotent_to_subscribe(box: dict[str, 
         receiver.close()
 
 
+def test_consent_and_stock_changes_have_their_own_topics(box: dict[str, Any]) -> None:
+    receiver = Receiver()
+    try:
+        for topic in ("CUSTOMERS_EMAIL_MARKETING_CONSENT_UPDATE", "INVENTORY_LEVELS_UPDATE"):
+            made = gql(box, CREATE, {"topic": topic, "uri": receiver.url})
+            assert made["data"]["webhookSubscriptionCreate"]["userErrors"] == []
+        admin(box, "mutate", {"resource": "customers", "ids": [21], "set": {
+            "emailMarketingConsent": {"marketingState": "SUBSCRIBED"}}})
+        admin(box, "inventory", {"variant_id": 2, "location_id": 2, "available": 5})
+        wait_for(lambda: len(receiver.received) == 2)
+        topics = {h["X-Shopify-Topic"]: json.loads(b) for h, b in receiver.received}
+        consent = topics["customers_email_marketing_consent/update"]
+        assert consent["id"] == 21
+        assert consent["email_marketing_consent"]["state"] == "subscribed"
+        assert topics["inventory_levels/update"] == {
+            "inventory_item_id": 2, "location_id": 2, "available": 5,
+            "updated_at": topics["inventory_levels/update"]["updated_at"],
+            "admin_graphql_api_id": "gid://shopify/InventoryLevel/2?inventory_item_id=2"}
+    finally:
+        receiver.close()
+
+
 def test_a_subscription_that_keeps_failing_is_removed_after_8_retries(box: dict[str, Any]
                                                                       ) -> None:
     receiver = Receiver(fail=10**6)

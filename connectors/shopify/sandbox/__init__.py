@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import click
 
+from framework.devkit.faults import fault_options, with_faults
+
 PLAN_NAMES = ("standard", "advanced", "plus", "enterprise")
 
 
@@ -55,15 +57,18 @@ def _history_end(text: str | None) -> int | None:
                    "after 60 ms.")
 @click.option("--bulk-delay-ms", default=200, show_default=True,
               help="Time between a bulk operation's statuses (CREATED, RUNNING, COMPLETED).")
+@fault_options
 def sandbox_command(host: str, port: int, seed: int, shops: int, customers: int, orders: int,
                     products: int, checkouts: int | None, plan: str, bucket_seconds: float,
                     history_end: str | None, latency_ms: int, access_token: str | None,
                     client_secret: str | None, webhook_retry_scale: float,
-                    bulk_delay_ms: int) -> None:
+                    bulk_delay_ms: int, faults: str, faults_seed: int,
+                    faults_slow_ms: int) -> None:
     """Serve Shopify shops on loopback.
 
     Prints {"url", "shop", "access_token", "client_secret", "plan", "shops": [...]} once
     ready; the GraphQL endpoint is {url}/{shop}/admin/api/{version}/graphql.json.
+    ``--faults`` injects network faults on GraphQL requests as the other sandboxes do.
     """
     from connectors.shopify import schema
     from connectors.shopify.sandbox.app import ShopState, build_app, resolver_for
@@ -82,5 +87,6 @@ def sandbox_command(host: str, port: int, seed: int, shops: int, customers: int,
                                 bucket_seconds=bucket_seconds,
                                 bulk_delay_s=bulk_delay_ms / 1000, latency_ms=latency_ms))
     listing = [{"shop": s.shop.name, "access_token": s.access_token} for s in served]
-    serve(build_app(served), host, port, {**listing[0], "client_secret": secret, "plan": plan,
-                                          "versions": list(schema.VERSIONS), "shops": listing})
+    app = with_faults(build_app(served), faults, faults_seed, faults_slow_ms)
+    serve(app, host, port, {**listing[0], "client_secret": secret, "plan": plan,
+                            "versions": list(schema.VERSIONS), "shops": listing})

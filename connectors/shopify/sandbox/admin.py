@@ -20,6 +20,7 @@ from starlette.routing import Route
 from connectors.shopify.sandbox.app import DEFAULT_SCOPES, ShopState
 from connectors.shopify.sandbox.data import PLANS
 from connectors.shopify.sandbox.hooks import PRIVACY_TOPICS
+from connectors.shopify.schema import DEFAULT_VERSION
 from framework.devkit.sandbox import RequestStats, json_response
 
 RESOURCES = {"customers": "Customer", "orders": "Order", "products": "Product",
@@ -134,7 +135,7 @@ def privacy(state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
         else:
             payload["orders_requested"] = orders
             payload["data_request"] = {"id": secrets.randbelow(10**6)}
-    sent = state.hooks.privacy(topic, payload, "2026-07")
+    sent = state.hooks.privacy(topic, payload, DEFAULT_VERSION)
     if not sent:
         raise AdminError(422, "no compliance URL: give uri, or set it with /_sandbox/compliance")
     return {"queued": sent, "payload": payload}

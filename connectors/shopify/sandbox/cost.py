@@ -44,6 +44,7 @@ class Pricer:
     schema: Any
     fragments: dict[str, Any]
     variables: dict[str, Any]
+    _cache: dict[tuple[str, int, str | None], list[Any]] = field(default_factory=dict)
 
     def operation(self, operation: OperationDefinitionNode, data: Any = None) -> int:
         if operation.operation.value == "mutation":
@@ -53,6 +54,15 @@ class Pricer:
 
     def _groups(self, parent: Any, selection_set: Any, group: str | None = None
                 ) -> list[tuple[Any, FieldNode, str | None]]:
+        """The fields of a selection, with their owner type and fragment group (cached: the
+        actual cost walks the same selections once per returned node)."""
+        key = (parent.name if parent else "", id(selection_set), group)
+        if key not in self._cache:
+            self._cache[key] = self._collect(parent, selection_set, group)
+        return self._cache[key]
+
+    def _collect(self, parent: Any, selection_set: Any, group: str | None
+                 ) -> list[tuple[Any, FieldNode, str | None]]:
         found: list[tuple[Any, FieldNode, str | None]] = []
         for node in selection_set.selections if selection_set else ():
             if isinstance(node, FieldNode):

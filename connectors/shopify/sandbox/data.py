@@ -208,7 +208,12 @@ class Shop:
             if "emailMarketingConsent" in fields:
                 record["emailMarketingConsent"]["consentUpdatedAt"] = g.iso(time.time())
             g.sync_email_address(record)
-        return self.touch(record, UPDATE_TOPIC[kind])
+        self.touch(record, UPDATE_TOPIC[kind])
+        # Consent has topics of its own (besides customers/update), as in Shopify.
+        for key, topic in CONSENT_TOPICS.items():
+            if kind == "Customer" and key in fields:
+                self.emit(topic, record)
+        return record
 
     def delete(self, kind: str, record_id: str | int) -> dict[str, Any]:
         record = self.remove(kind, self.get(kind, record_id)["id"])
@@ -267,6 +272,8 @@ CREATE_TOPIC = {"Customer": "customers/create", "Order": "orders/create",
 UPDATE_TOPIC = {"Customer": "customers/update", "Order": "orders/updated",
                 "Product": "products/update", "AbandonedCheckout": "checkouts/update",
                 "ProductVariant": "products/update", "Collection": "collections/update"}
+CONSENT_TOPICS = {"emailMarketingConsent": "customers_email_marketing_consent/update",
+                  "smsMarketingConsent": "customers_marketing_consent/update"}
 DELETE_TOPIC = {"Customer": "customers/delete", "Order": "orders/delete",
                 "Product": "products/delete", "AbandonedCheckout": "checkouts/delete"}
 

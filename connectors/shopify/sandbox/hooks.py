@@ -58,6 +58,13 @@ def sign(secret: str, body: bytes) -> str:
 
 def rest_payload(record: dict[str, Any]) -> dict[str, Any]:
     """A record as Shopify's REST-style webhook payloads carry it."""
+    if record.get("__typename") == "InventoryLevel":  # inventory_levels/update's own shape
+        available = next((q["quantity"] for q in record["quantities"]
+                          if q["name"] == "available"), 0)
+        return {"inventory_item_id": int(record["item"].rsplit("/", 1)[1]),
+                "location_id": int(record["location"].rsplit("/", 1)[1]),
+                "available": available, "updated_at": record["updatedAt"],
+                "admin_graphql_api_id": record["id"]}
     payload: dict[str, Any] = {}
     for key, value in record.items():
         if key.startswith("__") or key == "legacyResourceId":
@@ -68,10 +75,24 @@ def rest_payload(record: dict[str, Any]) -> dict[str, Any]:
             payload["admin_graphql_api_id"] = value
         elif isinstance(value, str) and value.startswith("gid://"):
             payload[f"{name}_id"] = int(value.rsplit("/", 1)[1].split("?")[0])
+        elif key in ("emailMarketingConsent", "smsMarketingConsent") and value:
+            payload[name] = {"state": value["marketingState"].lower(),
+                             "opt_in_level": (value.get("marketingOptInLevel") or "").lower()
+                             or None, "consent_updated_at": value.get("consentUpdatedAt")}
         elif not (isinstance(value, list) and value and isinstance(value[0], str)
                   and value[0].startswith("gid://")):
-            payload[name] = value
-    return orjson.loads(orjson.dumps(payload))  # a copy: later edits are later events
+            payload[name] = _snake(value)
+    return payload
+
+
+def _snake(value: Any) -> Any:
+    """Nested objects with REST's snake_case keys (a copy: later edits are later events)."""
+    if isinstance(value, dict):
+        return {CAMEL.sub("_", k).lower(): _snake(v) for k, v in value.items()
+                if not k.startswith("__")}
+    if isinstance(value, list):
+        return [_snake(v) for v in value]
+    return value
 
 
 class Webhooks:

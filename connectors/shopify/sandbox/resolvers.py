@@ -222,29 +222,30 @@ def decode_cursor(cursor: str, width: int) -> tuple[Any, ...]:
     return key if width == 2 else (key[1],)
 
 
-def matches(record: dict[str, Any], search: str | None) -> bool:
+def search(text: str | None) -> Callable[[dict[str, Any]], bool]:
     """Shopify's search syntax, the part sources use: ``field:value`` terms joined by spaces
     or AND, comparisons ``>= <= > <`` on dates and ids, ``-field:`` to negate. Dates compare
     to the second (Shopify keeps them so); a term on a field the sandbox does not know is
-    ignored, as Shopify ignores it; OR is not modelled."""
-    if not search:
-        return True
-    for negate, name, op, raw in TERM.findall(search):
-        column = SEARCH_FIELDS.get(name)
+    ignored, as Shopify ignores it; OR is not modelled. Parsed once per request: the
+    predicate it returns is run on every record."""
+    tests: list[Callable[[dict[str, Any]], bool]] = []
+    for negate, name, op, raw in TERM.findall(text or ""):
+        column, want = SEARCH_FIELDS.get(name), raw.strip("'\"")
         if name == "id":
-            have: Any = _id_number(record)
-            want: Any = int(raw.strip("'\"")) if raw.strip("'\"").isdigit() else -1
-        elif column is None:
-            continue
-        else:
-            have, want = record.get(column), raw.strip("'\"")
-            if column.endswith("At"):
-                want = _normal_date(want)
-            elif column == "customer":
-                have = str(have or "").rsplit("/", 1)[-1]
-        if _compare(have, op or "=", want) == bool(negate):
-            return False
-    return True
+            number = int(want) if want.isdigit() else -1
+            tests.append(_term(_id_number, op or "=", number, bool(negate)))
+        elif column == "customer":
+            tests.append(_term(lambda r: str(r.get("customer") or "").rsplit("/", 1)[-1],
+                               op or "=", want, bool(negate)))
+        elif column is not None:
+            value = _normal_date(want) if column.endswith("At") else want
+            tests.append(_term(lambda r, c=column: r.get(c), op or "=", value, bool(negate)))
+    return lambda record: all(test(record) for test in tests)
+
+
+def _term(read: Callable[[dict[str, Any]], Any], op: str, want: Any, negate: bool
+          ) -> Callable[[dict[str, Any]], bool]:
+    return lambda record: _compare(read(record), op, want) != negate
 
 
 def _normal_date(text: str) -> str:
@@ -282,7 +283,8 @@ def paginate(ctx: Context, items: list[dict[str, Any]], args: dict[str, Any], na
             if size is not None and not 0 <= size <= MAX_PAGE:
                 raise GraphQLError(f"The `{name}` argument must be between 0 and {MAX_PAGE}; "
                                    f"it was {size}.", extensions={"code": "BAD_REQUEST"})
-    items = [r for r in items if ctx.visible(r) and matches(r, args.get("query"))]
+    wanted = search(args.get("query"))
+    items = [r for r in items if ctx.visible(r) and wanted(r)]
     if keyed or args.get("sortKey"):
         order = sort_key(args.get("sortKey"))
         width = 1 if SORT_FIELDS.get(args.get("sortKey") or "ID") is None else 2
