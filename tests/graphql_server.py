@@ -175,6 +175,7 @@ class Server:
         self.orders: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, Operation] = {}
         self.bulk_seconds = 0.2
+        self.one_bulk_at_a_time = True  # as older API versions allow
         self.requests: list[tuple[str, dict[str, Any]]] = []  # (query, variables)
         self.throttled = 0
         self.points = 0.0
@@ -232,6 +233,10 @@ class Server:
         errors = validate(SCHEMA, parse(query))
         if errors:
             return {"operation": None, "userErrors": [{"message": errors[0].message}]}
+        if self.one_bulk_at_a_time and any(op.status == "RUNNING"
+                                           for op in self.operations.values()):
+            return {"operation": None, "userErrors": [
+                {"message": "A bulk operation for this app and account is already running"}]}
         op = Operation(f"gid://test/BulkOperation/{len(self.operations) + 1}", query,
                        ready_at=time.monotonic() + self.bulk_seconds)
         self.operations[op.id] = op

@@ -102,14 +102,15 @@ ORDERS = {"name": "orders", "primary_key": ["id"], "schema": "order.json",
                                   "connection": "node.lineItems", "page_size": 2}]}}
 
 
-def make_source(folder: Path, streams: list[dict[str, Any]], **extra: Any) -> HttpSource:
+def make_source(folder: Path, streams: list[dict[str, Any]], hooks: dict[str, Any] | None = None,
+                **extra: Any) -> HttpSource:
     (folder / "queries").mkdir(exist_ok=True)
     for name, text in QUERIES.items():
         (folder / "queries" / name).write_text(text)
     (folder / "customer.json").write_text(json.dumps(CUSTOMER))
     (folder / "order.json").write_text(json.dumps(ORDER))
     (folder / "spec.json").write_text(json.dumps({**spec(streams), **extra}))
-    return HttpSource(folder / "spec.json")
+    return HttpSource(folder / "spec.json", hooks=hooks)
 
 
 @pytest.fixture
@@ -375,6 +376,35 @@ def test_a_killed_bulk_read_goes_on_with_its_operation(tmp_path: Path, api: Serv
     assert len(records(messages, "customers")) == 10
     assert BULK_KEY not in after["customers"]["accounts"][""]
     assert after["customers"]["accounts"][""]["updatedAt"] == operation["upper"]
+
+
+def test_bulk_operations_of_one_account_run_one_at_a_time(tmp_path: Path,
+                                                          api: Server) -> None:
+    seed_customers(api, 6)
+    for n in range(3):
+        api.add_order(n, f"2024-01-0{n + 1}T00:00:00Z", 2)
+    orders = {**ORDERS, "request": {**ORDERS["request"], "bulk": {
+        "query": "queries/orders_bulk.graphql", "children": {"LineItem": "lineItems"}}}}
+    source = make_source(tmp_path, [bulk_customers(), orders])
+    messages, _ = read(source, api, concurrency=2)  # both streams at once
+    assert len(records(messages, "customers")) == 6 and len(records(messages, "orders")) == 3
+    assert sum("bulkRun" in q for q, _ in api.requests) == 2
+
+
+def test_a_whole_child_read_alone_pages_from_its_own_cursor(tmp_path: Path, api: Server) -> None:
+    seed_customers(api, 6)
+    child = {"name": "emails", "primary_key": ["id"], "schema": "customer.json",
+             "parent": {"stream": "customers", "hook": "emails", "whole": True,
+                        "cursor_field": "email"}}
+    source = make_source(tmp_path, [bulk_customers(), child], hooks={
+        "emails": lambda record, fetch: [{"id": record["id"], "email": record["updatedAt"]}]})
+    catalog = source.configured_catalog()
+    catalog.streams = [c for c in catalog.streams if c.stream.name == "emails"]
+    state = {"emails": {"accounts": {"": {"email": "2023-11-14T22:13:21Z"}}}}
+    out = b"".join(source.read({"api_url": api.url, "token": "t"}, catalog, state))
+    messages = [json.loads(line) for line in out.splitlines()]
+    assert not any("bulkRun" in q for q, _ in api.requests)  # an incremental run: paged
+    assert len(records(messages, "emails")) == 6 - 3
 
 
 def test_a_failed_bulk_operation_is_started_over(tmp_path: Path, api: Server) -> None:

@@ -47,7 +47,10 @@ def wanted(reader: Reader) -> bool:
     if isinstance(unit.resume.get(BULK_KEY), dict):
         return True
     incremental = unit.stream.incremental
-    if unit.incremental and incremental and unit.resume.get(incremental.cursor_field):
+    # The saved cursor: the stream's field, or a whole child's own (read alone in this unit).
+    fields = {incremental.cursor_field if incremental else None,
+              *(c.parent.cursor_field for c in unit.children if c.parent)}
+    if unit.incremental and any(unit.resume.get(f) for f in fields if f):
         return False  # an incremental run pages from its cursor
     if bulk.count is None:
         return True
@@ -195,7 +198,16 @@ def download(url: str, timeout: tuple[float, float]) -> Iterator[bytes]:
 
 
 def read_bulk(reader: Reader, stopped: Callable[[], bool]) -> Iterator[Page]:
-    """The stream read as a bulk operation, resumed from the state's when there is one."""
+    """The stream read as a bulk operation, resumed from the state's when there is one.
+
+    One at a time per account: an API may run one bulk operation per app and account (older
+    versions do), so a second stream's waits for the first's to be read.
+    """
+    with reader.api.bulk_lock:
+        yield from _read_bulk(reader, stopped)
+
+
+def _read_bulk(reader: Reader, stopped: Callable[[], bool]) -> Iterator[Page]:
     unit, spec = reader.unit, _client(reader)
     assert reader.request.bulk is not None
     saved = unit.resume.get(BULK_KEY)

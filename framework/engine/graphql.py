@@ -57,6 +57,8 @@ class GraphQLApi:
         #: runs again (unknown the first time: it is sent, and its answer says).
         self.estimates: dict[str, float] = {}
         self.throttled = 0  # throttled answers, in all
+        #: Held by the stream whose bulk operation runs (``framework.engine.bulk``).
+        self.bulk_lock = threading.Lock()
 
     def run(self, query: str, variables: dict[str, Any], *, what: str,
             idempotent: bool = True) -> dict[str, Any]:
