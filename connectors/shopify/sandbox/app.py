@@ -98,6 +98,11 @@ class ShopState:
     def bulk_by_id(self, ctx: Context, info: Any, id: str, **_: Any) -> Any:
         return self.bulk.operations.get(id)
 
+    def bulk_list(self, ctx: Context, info: Any, **args: Any) -> dict[str, Any]:
+        """``bulkOperations`` (2026-01 on), e.g. ``query: "status:RUNNING"``."""
+        return paginate(ctx, list(self.bulk.operations.values()), args,
+                        info.return_type.of_type)
+
     def run_bulk(self, ctx: Context, info: Any, query: str, groupObjects: bool | None = None
                  , **_: Any) -> dict[str, Any]:
         return self.bulk.run(ctx, info, query)

@@ -182,6 +182,7 @@ SPECIAL: dict[tuple[str, str], Resolve] = {
     ("Order", "refunds"): refunds,
     ("QueryRoot", "currentBulkOperation"): _app("current_bulk"),
     ("QueryRoot", "bulkOperation"): _app("bulk_by_id"),
+    ("QueryRoot", "bulkOperations"): _app("bulk_list"),
     ("QueryRoot", "webhookSubscriptions"): _app("subscriptions"),
     ("QueryRoot", "webhookSubscription"): _app("subscription"),
     ("Mutation", "bulkOperationRunQuery"): _app("run_bulk"),

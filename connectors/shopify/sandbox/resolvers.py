@@ -58,7 +58,8 @@ SEARCH_FIELDS = {"updated_at": "updatedAt", "created_at": "createdAt",
                  "processed_at": "processedAt", "email": "email", "status": "status",
                  "financial_status": "displayFinancialStatus", "sku": "sku",
                  "fulfillment_status": "displayFulfillmentStatus", "title": "title",
-                 "handle": "handle", "tag": "tags", "customer_id": "customer"}
+                 "handle": "handle", "tag": "tags", "customer_id": "customer",
+                 "operation_type": "type"}
 SORT_FIELDS = {"UPDATED_AT": "updatedAt", "CREATED_AT": "createdAt",
                "PROCESSED_AT": "processedAt", "TITLE": "title", "NAME": "displayName"}
 TERM = re.compile(r"""(-?)(\w+):(>=|<=|>|<|=)?('[^']*'|"[^"]*"|\S+)""")
