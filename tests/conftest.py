@@ -18,7 +18,7 @@ from brevo_reference import brevo_reference  # noqa: F401 (autouse: Brevo's SDK 
 from postgres_kit import postgres_server, postgres_url, storage  # noqa: F401 (PostgreSQL)
 
 # Only the built-in connectors load from entry points during tests, whatever else is installed.
-BUILTINS = "bigcommerce,brevo,sqlite"
+BUILTINS = "bigcommerce,brevo,shopify,sqlite"
 os.environ["TAJO_CONNECTORS"] = BUILTINS
 
 RUNNER = shutil.which("runner") or str(Path(sys.executable).parent / "runner")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.shopify import SPEC_FILE, queries_check, schema
+from connectors.shopify.sandbox import sandbox_command
 from connectors.shopify.webhooks import ShopifyVerifier
 from framework.declarative.formats import parse_datetime
 from framework.declarative.graphql import query_text
@@ -175,8 +176,9 @@ class ShopifySource(HttpSource):
 
     def check(self, config: dict[str, Any]) -> p.AirbyteConnectionStatus:
         """The API version takes every query; then, for every shop, the token works, its
-        access scopes cover every stream, and ``read_all_orders`` is granted when orders
-        older than 60 days are wanted."""
+        access scopes cover every stream, ``read_all_orders`` is granted when orders older
+        than 60 days are wanted, and (the engine's check) each stream's query reads a
+        record."""
         accounts = self.accounts(config)
         try:
             self.check_version(config)
@@ -190,7 +192,7 @@ class ShopifySource(HttpSource):
             if problem:
                 prefix = f"{account['shop']}: " if len(accounts) > 1 else ""
                 return p.AirbyteConnectionStatus(status="FAILED", message=prefix + problem)
-        return p.AirbyteConnectionStatus(status="SUCCEEDED")
+        return super().check(config)  # each stream's query, for one record
 
     def _check_shop(self, account: dict[str, Any]) -> str | None:
         client = self.client(account)
@@ -241,7 +243,7 @@ def all_orders_problem(start_date: str | None, handles: set[str], reads_orders: 
             "access) and add it to its scopes, or set start_date within the last 60 days")
 
 
-connector = ShopifySource(SPEC_FILE, sandbox=None, hooks=commerce_hooks())
+connector = ShopifySource(SPEC_FILE, sandbox=sandbox_command, hooks=commerce_hooks())
 
 #: ``source-shopify``: the Airbyte CLI (spec, check, discover, read).
 main = airbyte_cli(connector)
