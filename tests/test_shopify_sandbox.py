@@ -349,6 +349,10 @@ def test_admin_changes_show_in_updated_at_queries(box: dict[str, Any]) -> None:
         paid["totalPriceSet"]["shopMoney"]["amount"]
     assert refunded["currentTotalPriceSet"]["shopMoney"]["amount"] == "0.00"
     assert now_orders[other["id"]]["cancelledAt"] >= since
+    admin(box, "mutate", {"resource": "variants", "ids": [3], "set": {"price": "12.34"}})
+    product = gql(box, '{ productVariant(id: "gid://shopify/ProductVariant/3") { price product'
+                       " { updatedAt } } }")["data"]["productVariant"]
+    assert product["price"] == "12.34" and product["product"]["updatedAt"] >= since
     level = admin(box, "inventory", {"variant_id": 1, "location_id": 1, "available": 77})
     stock = gql(box, '{ productVariant(id: "gid://shopify/ProductVariant/1") { inventoryItem {'
                      ' inventoryLevel(locationId: "gid://shopify/Location/1") { quantities('

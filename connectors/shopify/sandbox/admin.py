@@ -23,8 +23,9 @@ from connectors.shopify.sandbox.hooks import PRIVACY_TOPICS
 from connectors.shopify.schema import DEFAULT_VERSION
 from framework.devkit.sandbox import RequestStats, json_response
 
+#: What ``mutate`` changes (variants: update only; a product is created with its variants).
 RESOURCES = {"customers": "Customer", "orders": "Order", "products": "Product",
-             "checkouts": "AbandonedCheckout"}
+             "checkouts": "AbandonedCheckout", "variants": "ProductVariant"}
 
 
 class AdminError(Exception):
@@ -43,7 +44,8 @@ def _kind(body: dict[str, Any]) -> str:
 def _random_edit(kind: str, rng: random.Random) -> dict[str, Any]:
     tag = f"edited {rng.randrange(10**6)}"
     return {"Customer": {"note": tag}, "Order": {"note": tag},
-            "Product": {"description": tag}, "AbandonedCheckout": {"note": tag}}[kind]
+            "Product": {"description": tag}, "AbandonedCheckout": {"note": tag},
+            "ProductVariant": {"price": f"{rng.randrange(100, 10000) / 100:.2f}"}}[kind]
 
 
 def mutate(state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
@@ -61,8 +63,11 @@ def mutate(state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
         updated = rng.sample(known, min(int(body.get("update", 0)), len(known)))
     for number in updated:
         shop.update(kind, number, body.get("set") or _random_edit(kind, rng))
-    created = [int(shop.create(kind, dict(body.get("fields") or {}), rng)["legacyResourceId"])
-               for _ in range(int(body.get("create", 0)))]
+    try:
+        created = [int(shop.create(kind, dict(body.get("fields") or {}), rng)[
+            "legacyResourceId"]) for _ in range(int(body.get("create", 0)))]
+    except KeyError as exc:
+        raise AdminError(422, str(exc.args[0])) from None
     doomed = body.get("delete", 0)
     if isinstance(doomed, list):
         deleted = [int(i) for i in doomed]

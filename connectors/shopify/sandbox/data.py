@@ -208,6 +208,10 @@ class Shop:
             if "emailMarketingConsent" in fields:
                 record["emailMarketingConsent"]["consentUpdatedAt"] = g.iso(time.time())
             g.sync_email_address(record)
+        if kind == "ProductVariant":  # a variant's change is its product's (products/update)
+            self.touch(record)
+            self.touch(self.nodes[record["product"]], "products/update")
+            return record
         self.touch(record, UPDATE_TOPIC[kind])
         # Consent has topics of its own (besides customers/update), as in Shopify.
         for key, topic in CONSENT_TOPICS.items():

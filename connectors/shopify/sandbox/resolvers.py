@@ -78,16 +78,24 @@ class Context:
     #: The version's scope data (schema.scopes), for records whose type is known late.
     scope_data: dict[tuple[str, str | None], list[str]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._granted: dict[tuple[str, ...], bool] = {}
+        self._recent = _iso(time.time() - RECENT_ORDERS_S)
+
     def granted(self, needed: Iterable[str]) -> bool:
-        return any(s in self.scopes or s.replace("read_", "write_", 1) in self.scopes
-                   for s in needed)
+        """Whether the token has one of ``needed`` (a write scope includes its read)."""
+        key = tuple(needed)
+        if key not in self._granted:
+            self._granted[key] = any(
+                s in self.scopes or s.replace("read_", "write_", 1) in self.scopes for s in key)
+        return self._granted[key]
 
     def visible(self, record: dict[str, Any] | None) -> bool:
         """Orders older than 60 days are hidden from a token without read_all_orders."""
         if record is None or record.get("__typename") != "Order" \
                 or "read_all_orders" in self.scopes:
             return True
-        return record["createdAt"] >= _iso(time.time() - RECENT_ORDERS_S)
+        return bool(record["createdAt"] >= self._recent)
 
 
 def _iso(epoch: float) -> str:
@@ -217,6 +225,9 @@ def decode_cursor(cursor: str, width: int) -> tuple[Any, ...]:
     try:
         body = orjson.loads(base64.b64decode(cursor, validate=True))
         key = (body["last_value"], body["last_id"])
+        # A cursor of another sort order cannot be compared with this one's keys.
+        if not isinstance(key[1], int) or (width == 2) != isinstance(key[0], str):
+            raise TypeError(cursor)
     except (ValueError, KeyError, TypeError):
         raise GraphQLError(f"Invalid cursor for current pagination sort: {cursor}",
                            extensions={"code": "BAD_REQUEST"}) from None
