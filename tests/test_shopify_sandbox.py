@@ -147,6 +147,14 @@ def test_a_bad_token_or_version_is_refused_as_shopify_refuses_it(box: dict[str, 
     empty = requests.post(f"{url}/{schema.DEFAULT_VERSION}/graphql.json", json={},
                           headers={"X-Shopify-Access-Token": box["access_token"]}, timeout=10)
     assert empty.status_code == 400
+    # Network faults, as the other sandboxes inject them (--faults, or queued here).
+    requests.post(f"{box['url']}/_sandbox/fault-profile", json={
+        "kind": "503", "path": "/graphql.json", "count": 1}, timeout=10).raise_for_status()
+    faulty = requests.post(f"{url}/{schema.DEFAULT_VERSION}/graphql.json",
+                           json={"query": "{ shop { id } }"},
+                           headers={"X-Shopify-Access-Token": box["access_token"]}, timeout=10)
+    assert faulty.status_code == 503
+    assert "errors" not in gql(box, "{ shop { id } }")
 
 
 def test_each_version_answers_with_its_own_schema(box: dict[str, Any]) -> None:
