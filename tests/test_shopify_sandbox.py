@@ -423,6 +423,12 @@ def test_bulk_rules_and_one_at_a_time_on_older_versions(box: dict[str, Any]) -> 
     wait_for(lambda: gql(box, POLL)["data"]["currentBulkOperation"]["status"] == "CANCELED")
     listed = gql(box, '{ bulkOperations(first: 10, query: "status:canceled") { nodes { id } } }')
     assert {"id": first["bulkOperation"]["id"]} in listed["data"]["bulkOperations"]["nodes"]
+    token = new_token(box, "bulk", ["read_customers"])
+    denied = gql(box, BULK, {"q": "{ orders { edges { node { id } } } }"}, token=token)
+    operation = denied["data"]["bulkOperationRunQuery"]["bulkOperation"]
+    failed = wait_for(lambda: (op := gql(box, POLL)["data"]["currentBulkOperation"])["status"]
+                      == "FAILED" and op)
+    assert failed["id"] == operation["id"] and failed["errorCode"] == "ACCESS_DENIED"
 
 
 # --- webhooks -------------------------------------------------------------------------------
@@ -462,7 +468,9 @@ CREATE = ('mutation($topic: WebhookSubscriptionTopic!, $uri: String!) { webhookS
 def test_webhooks_are_signed_retried_and_idempotent_to_subscribe(box: dict[str, Any]) -> None:
     receiver = Receiver(fail=1)
     try:
-        made = gql(box, CREATE, {"topic": "CUSTOMERS_UPDATE", "uri": receiver.url})
+        made = gql(box, CREATE.replace("{uri: $uri}", '{uri: $uri, includeFields: ["id", '
+                                                      '"note", "admin_graphql_api_id"]}'),
+                   {"topic": "CUSTOMERS_UPDATE", "uri": receiver.url})
         subscription = made["data"]["webhookSubscriptionCreate"]["webhookSubscription"]
         again = gql(box, CREATE, {"topic": "CUSTOMERS_UPDATE", "uri": receiver.url})
         assert again["data"]["webhookSubscriptionCreate"] == {"webhookSubscription": None,
@@ -486,7 +494,8 @@ def test_webhooks_are_signed_retried_and_idempotent_to_subscribe(box: dict[str, 
         assert body == first_body and "X-Shopify-Triggered-At" in headers
         payload = json.loads(body)
         assert payload["id"] == 9 and payload["admin_graphql_api_id"].endswith("/Customer/9")
-        assert payload["note"] == "hi"
+        assert payload["note"] == "hi" and set(payload) == {"id", "note",
+                                                            "admin_graphql_api_id"}
         gone = gql(box, 'mutation($id: ID!) { webhookSubscriptionDelete(id: $id) { '
                         "deletedWebhookSubscriptionId } }", {"id": subscription["id"]})
         assert gone["data"]["webhookSubscriptionDelete"]["deletedWebhookSubscriptionId"] == \

@@ -11,7 +11,9 @@ streamed. A query with no results completes with ``url`` null, as Shopify's does
 
 Concurrency: Shopify's bulk operations guide allows one bulk query at a time per app and shop
 up to API version 2025-10, and five from 2026-01 (its changelog); the schema's description
-defers to that guide. A query over the limit answers userError OPERATION_IN_PROGRESS.
+defers to that guide. A query over the limit answers userError OPERATION_IN_PROGRESS (counted
+per shop: the sandbox's apps share a shop's bulk operations). A query reaching a field the
+token's scopes do not grant fails when it runs: FAILED, errorCode ACCESS_DENIED.
 """
 
 from __future__ import annotations

@@ -192,6 +192,8 @@ class Shop:
             g.sync_email_address(record)
         self.add(record)
         self.emit(CREATE_TOPIC[kind], record)
+        if kind == "Order" and record["displayFinancialStatus"] == "PAID":
+            self.emit("orders/paid", record)
         if kind == "Order" and buyer is not None:
             self.touch(buyer, "customers/update")  # its numberOfOrders changed
         return record
@@ -226,7 +228,9 @@ class Shop:
                 self.remove("ProductVariant", variant_id)
                 self.remove("InventoryItem", variant_id.replace("ProductVariant",
                                                                 "InventoryItem"))
-        self.emit(DELETE_TOPIC[kind], record)
+        # Shopify's delete payloads name the record and nothing else of it.
+        self.emit(DELETE_TOPIC[kind], {key: record[key] for key in
+                                       ("__typename", "id", "legacyResourceId")})
         return record
 
     def cancel(self, order_id: str | int) -> dict[str, Any]:

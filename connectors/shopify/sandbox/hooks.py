@@ -156,8 +156,10 @@ class Webhooks:
         payload = rest_payload(record)
         for subscription in targets:
             self.stats["events"] += 1
+            wanted = subscription["includeFields"]  # the subscription's own choice of fields
+            shown = {k: v for k, v in payload.items() if k in wanted} if wanted else payload
             self._queue(0.0, {"subscription": subscription["id"], "uri": subscription["uri"],
-                              "topic": topic, "payload": payload, "event": event,
+                              "topic": topic, "payload": shown, "event": event,
                               "webhook": str(uuid.uuid4()), "attempt": 0,
                               "version": subscription["apiVersion"]["handle"],
                               "triggered": datetime.now(UTC).isoformat()})
