@@ -52,6 +52,9 @@ def mutate(state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
     """``{resource, create: n, update: n | ids: [...], set: {...}, delete: n | [ids], seed}``:
     records created, edited (``set`` fields, else a random note) and deleted."""
     shop, kind = state.shop, _kind(body)
+    if kind == "ProductVariant" and (body.get("create") or body.get("delete")):
+        raise AdminError(422, "variants are created and deleted with their product; "
+                              "variants can only be updated")
     rng = random.Random(body.get("seed"))
     known = [int(r["legacyResourceId"]) for r in shop.records[kind].values()]
     if "ids" in body:
@@ -82,7 +85,8 @@ def mutate(state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
     return {"updated": sorted(updated), "created": created, "deleted": sorted(deleted)}
 
 
-def _one(state: ShopState, kind: str, action: Callable[[], Any]) -> Any:
+def _one(action: Callable[[], Any]) -> Any:
+    """``action``'s answer; a record it does not find is a 404."""
     try:
         return action()
     except KeyError as exc:
@@ -92,18 +96,18 @@ def _one(state: ShopState, kind: str, action: Callable[[], Any]) -> Any:
 def refund(state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
     """``{id, amount?}``: refund the order (all that is left when no amount is given)."""
     amount = float(body["amount"]) if body.get("amount") is not None else None
-    made = _one(state, "Order", lambda: state.shop.refund(body["id"], amount))
+    made = _one(lambda: state.shop.refund(body["id"], amount))
     return {"refund": made["id"], "amount": made["totalRefundedSet"]["shopMoney"]["amount"]}
 
 
 def cancel(state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
-    order = _one(state, "Order", lambda: state.shop.cancel(body["id"]))
+    order = _one(lambda: state.shop.cancel(body["id"]))
     return {"order": order["id"], "cancelledAt": order["cancelledAt"]}
 
 
 def stock(state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
     """``{variant_id, location_id (default 1), available}``."""
-    level = _one(state, "ProductVariant", lambda: state.shop.set_stock(
+    level = _one(lambda: state.shop.set_stock(
         body["variant_id"], int(body.get("location_id", 1)), int(body["available"])))
     return {"inventoryLevel": level["id"], "updatedAt": level["updatedAt"]}
 
@@ -112,11 +116,11 @@ def checkouts(state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
     """``{create: n, customer?, complete: [ids]}``: shoppers leaving or finishing checkouts."""
     rng = random.Random(body.get("seed"))
     fields = {"customer": body["customer"]} if body.get("customer") else {}
-    made = [int(_one(state, "Customer", lambda: state.shop.create(
+    made = [int(_one(lambda: state.shop.create(
         "AbandonedCheckout", dict(fields), rng))["legacyResourceId"])
         for _ in range(int(body.get("create", 0)))]
     for number in body.get("complete", []):
-        _one(state, "AbandonedCheckout", lambda n=number: state.shop.complete_checkout(n))
+        _one(lambda n=number: state.shop.complete_checkout(n))
     return {"created": made, "completed": body.get("complete", [])}
 
 
@@ -131,7 +135,7 @@ def privacy(state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
     payload: dict[str, Any] = {"shop_id": int(shop.shop_record["id"].rsplit("/", 1)[1]),
                                "shop_domain": f"{shop.name}.myshopify.com"}
     if topic != "shop/redact":
-        customer = _one(state, "Customer", lambda: shop.get("Customer", body["customer_id"]))
+        customer = _one(lambda: shop.get("Customer", body["customer_id"]))
         orders = [int(o.rsplit("/", 1)[1]) for o in shop.orders_of.get(customer["id"], [])]
         payload["customer"] = {"id": int(customer["legacyResourceId"]),
                                "email": customer["email"], "phone": customer["phone"]}
