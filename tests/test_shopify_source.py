@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import RUNNER, messages, run_cli
+from conftest import LISTS, RUNNER, messages, run_cli
 from jsonschema import Draft7Validator
 
 from connectors.shopify import queries_check, schema
@@ -633,3 +633,57 @@ TestShopifyStandard = source_tests(
     # for the engine in the plan); its model stream follows it.
     empty=frozenset({"shop", "commerce_stores"}))
 TestShopifyStandard = pytest.mark.e2e(TestShopifyStandard)
+
+
+MODEL_STREAMS = {"commerce_customers", "commerce_orders", "commerce_products",
+                 "commerce_categories", "commerce_stock_levels", "commerce_carts"}
+
+
+@pytest.mark.e2e
+def test_a_shop_syncs_into_brevo_with_no_change_to_the_destination(
+        shopify_sandbox: Any, brevo: Any, tmp_path: Path) -> None:
+    """The model streams of a shop, piped into the Brevo sandbox: a contact per customer with
+    an email, Shopify's own totals, the buyers list, and the abandoned-checkout list holding
+    only shoppers subscribed to email marketing (no one unsubscribed is put on a list)."""
+    box = shopify_sandbox("--customers", "60", "--orders", "120", "--products", "10",
+                          "--checkouts", "30", "--seed", "12", "--plan", "enterprise")
+    destination = tmp_path / "brevo.json"
+    destination.write_text(json.dumps({"api_url": brevo.url, "api_key": brevo.key,
+                                       "lists": LISTS, "state_dir": str(tmp_path / "state")}))
+    output, out = _read(tmp_path, box.config(), MODEL_STREAMS | {"customers"})
+    customers = {r["defaultEmailAddress"]["emailAddress"].lower(): r
+                 for r in _records(output, "customers") if r.get("defaultEmailAddress")}
+    model = _records(output, "commerce_customers")
+    # Only the model goes to the destination.
+    piped = b"".join(line + b"\n" for line in out.read_bytes().splitlines()
+                     if b'"stream": "customers"' not in line
+                     and b'"name": "customers"' not in line)
+    written = run_cli("runner", "write", "brevo", "--config", str(destination), stdin=piped,
+                      timeout=300)
+    assert written.returncode == 0, written.stderr.decode()[-2000:]
+    contacts = brevo.contacts()
+    assert set(contacts) == set(customers) and len(model) == len(customers)
+    for email, record in customers.items():
+        attributes = contacts[email]["attributes"]
+        assert attributes["ORDER_COUNT"] == int(record["numberOfOrders"])
+        assert attributes["TOTAL_SPENT"] == pytest.approx(float(record["amountSpent"]["amount"]))
+        assert 40 in contacts[email]["listIds"]
+    # The buyers list is the destination's rule: an order that counts as a purchase (Shopify's
+    # numberOfOrders counts cancelled orders too).
+    bought = {o["customer_id"] for o in _records(output, "commerce_orders")
+              if o["counts_as_purchase"] and o["customer_id"]}
+    for email, record in customers.items():
+        assert (41 in contacts[email]["listIds"]) == (record["legacyResourceId"] in bought)
+    on_cart_list = {e for e, c in contacts.items() if 42 in c["listIds"]}
+    assert on_cart_list, "some subscribed shopper has an abandoned checkout"
+    for email in on_cart_list:
+        assert customers[email]["emailMarketingConsent"]["marketingState"] == "SUBSCRIBED"
+    states = {c["emailMarketingConsent"]["marketingState"] for c in customers.values()}
+    assert {"SUBSCRIBED", "UNSUBSCRIBED"} <= states  # the shop has consent in several states
+
+
+def test_the_shopify_plugin_names_no_brevo_name() -> None:
+    plugin = [SPEC, *(ROOT / "connectors" / "shopify").glob("*.py"),
+              *(ROOT / "connectors" / "shopify").glob("*.json"),
+              *(ROOT / "connectors" / "shopify" / "queries").glob("*.graphql")]
+    assert [path.name for path in plugin if "brevo" in path.read_text().lower()] == []
