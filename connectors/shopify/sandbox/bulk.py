@@ -3,11 +3,13 @@
 The inner query is validated against the version's schema and Shopify's bulk rules (at least
 one connection, at most 5, nested at most 2 deep); connections in it need no ``first``. The
 operation goes CREATED -> RUNNING -> COMPLETED, a step every ``delay_s`` (``--bulk-delay-ms``),
-so a client's polling meets each status. Its result is written to a file, one object per line,
-nested connections flattened: each child is a line of its own with ``__parentId``, the id of
-the object it belongs to, after that object's line (``id`` is added to a parent's selection
-when the query does not ask for it, so that a child can name it). ``url`` serves the file,
-streamed. A query with no results completes with ``url`` null, as Shopify's does.
+so a client's polling meets each status; the query runs in a worker thread, so that the API
+keeps answering while a large shop is written out. Its result is written to a file, one
+object per line, nested connections flattened: each child is a line of its own with
+``__parentId``, the id of the object it belongs to, after that object's line (``id`` is
+added to a parent's selection when the query does not ask for it, so that a child can name
+it). ``url`` serves the file, streamed. A query with no results completes with ``url``
+null, as Shopify's does.
 
 Concurrency: Shopify's bulk operations guide allows one bulk query at a time per app and shop
 up to API version 2025-10, and five from 2026-01 (its changelog); the schema's description
@@ -19,6 +21,7 @@ token's scopes do not grant fails when it runs: FAILED, errorCode ACCESS_DENIED.
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 import time
 from collections.abc import Iterator
@@ -43,6 +46,8 @@ from graphql import (
 from connectors.shopify.sandbox import generate as g
 from connectors.shopify.sandbox.cost import is_connection
 from connectors.shopify.sandbox.resolvers import Context, type_resolver
+
+log = logging.getLogger("tajo.sandbox.shopify")
 
 MAX_CONNECTIONS = 5
 MAX_DEPTH = 2
@@ -104,21 +109,37 @@ class BulkOperations:
         return {"bulkOperation": operation, "userErrors": []}
 
     def _start(self, operation: dict[str, Any], ctx: Context, info: Any, document: Any) -> None:
+        """Run the query in a worker thread (a large shop's keeps the API answering)."""
         if operation["status"] != "CREATED":
             return  # canceled meanwhile
         operation["status"] = "RUNNING"
-        try:
-            self._write(operation, ctx, info, document)
-        except Exception:  # a bug of the sandbox's, shown as Shopify shows its own
+        running = asyncio.get_running_loop().run_in_executor(None, self._write, operation, ctx,
+                                                             info, document)
+        running.add_done_callback(lambda done: self._finish(done, operation, ctx))
+
+    def _finish(self, done: asyncio.Future[tuple[str | None, str | None]],
+                operation: dict[str, Any], ctx: Context) -> None:
+        error = done.exception()
+        if error is not None:  # a bug of the sandbox's, shown as Shopify shows its own
+            log.error("bulk operation %s failed", operation["id"], exc_info=error)
             self._fail(operation, ctx, "INTERNAL_SERVER_ERROR")
-            raise
+            return
+        code, url = done.result()
+        if code is not None:
+            self._fail(operation, ctx, code)
+            return
+        asyncio.get_running_loop().call_later(self.delay_s, self._complete, operation, url,
+                                              ctx)
 
     def _fail(self, operation: dict[str, Any], ctx: Context, code: str) -> None:
+        if operation["status"] != "RUNNING":
+            return
         operation.update(errorCode=code, status="FAILED", completedAt=g.iso(time.time()))
         ctx.app.bulk_finished(operation)
 
     def _write(self, operation: dict[str, Any], ctx: Context, info: Any, document: Any
-               ) -> None:
+               ) -> tuple[str | None, str | None]:
+        """The result file; returns (an error code or None, the file's url or None)."""
         document = _with_parent_ids(info.schema, document)
         result = execute(info.schema, document, context_value=ctx,
                          field_resolver=ctx.app.resolver(ctx.version),
@@ -126,8 +147,7 @@ class BulkOperations:
         if result.errors:
             denied = any((e.extensions or {}).get("code") == "ACCESS_DENIED"
                          for e in result.errors)
-            self._fail(operation, ctx, "ACCESS_DENIED" if denied else "INTERNAL_SERVER_ERROR")
-            return
+            return ("ACCESS_DENIED" if denied else "INTERNAL_SERVER_ERROR"), None
         name = f"{operation['id'].rsplit('/', 1)[1]}.jsonl"
         path = self.folder / f"{ctx.shop.name}-{name}"
         objects = roots = 0
@@ -139,9 +159,7 @@ class BulkOperations:
         self.files[f"{ctx.shop.name}/{name}"] = path
         operation.update(objectCount=str(objects), rootObjectCount=str(roots),
                          fileSize=str(path.stat().st_size) if objects else None)
-        url = f"{ctx.base_url}/_sandbox/bulk/{ctx.shop.name}/{name}" if objects else None
-        asyncio.get_running_loop().call_later(self.delay_s, self._complete, operation, url,
-                                              ctx)
+        return None, f"{ctx.base_url}/_sandbox/bulk/{ctx.shop.name}/{name}" if objects else None
 
     def _complete(self, operation: dict[str, Any], url: str | None, ctx: Context) -> None:
         if operation["status"] != "RUNNING":

@@ -151,7 +151,9 @@ class Webhooks:
 
     def emit(self, topic: str, record: dict[str, Any]) -> int:
         """An event: a delivery to every subscription to its topic."""
-        targets = [s for s in self.subscriptions.values() if s["topic"] == topic_enum(topic)]
+        # (a copy of the values: a delivery thread may remove a failing subscription meanwhile)
+        targets = [s for s in list(self.subscriptions.values())
+                   if s["topic"] == topic_enum(topic)]
         event = str(uuid.uuid4())
         payload = rest_payload(record)
         for subscription in targets:
