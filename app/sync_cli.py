@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from framework.protocol.messages import AirbyteConnectionStatus
 from framework.webhooks.subscriptions import LIMIT_FIX, declared
 
 SANDBOX_LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
+DEMO_PLATFORMS = ("bigcommerce", "shopify", "both")
 
 
 def _fail(exc: ConnectorError) -> None:
@@ -136,18 +137,26 @@ def print_status(report: dict[str, Any]) -> None:
               help="With --sandbox: then keep them up, with a receiver forwarding into Brevo "
                    "and the storefront script installed, until Enter: click through the "
                    "storefront and see its events arrive.")
+@click.option("--platform", type=click.Choice(DEMO_PLATFORMS), default="bigcommerce",
+              show_default=True,
+              help="With --sandbox: the demo's store platform (both: one store of each, into "
+                   "one Brevo).")
 @click.option("--dry-run", is_flag=True, help="Say what would change in Brevo; write nothing.")
 @click.pass_context
 def sync_command(ctx: click.Context, config_path: str | None, sandbox: bool, keep: bool,
-                 dry_run: bool) -> None:
+                 platform: str, dry_run: bool) -> None:
     """Sync every enabled store into Brevo, resuming from the state kept in state_dir."""
     if sandbox == bool(config_path):
         raise click.UsageError("give --config FILE, or --sandbox for the demo")
     if keep and not sandbox:
         raise click.UsageError("--keep keeps the demo's sandboxes up: give it with --sandbox")
+    if keep and platform == "shopify":
+        # The kept demo installs the storefront script, which is BigCommerce's (Scripts API).
+        raise click.UsageError("--keep needs the BigCommerce store's storefront: use "
+                               "--platform bigcommerce or both")
     progress = Progress(sys.stderr.isatty() and not (ctx.obj or {}).get("json_logs"))
     if sandbox:
-        with demo() as path:
+        with demo(platform) as path:
             _sync(path, dry_run, progress)
             click.echo("")
             print_status(sync.status(sync.load(path)))
@@ -212,8 +221,9 @@ def explore(path: Path) -> None:
 
 
 @contextmanager
-def demo() -> Iterator[Path]:
-    """Both sandboxes as subprocesses and a sync config for them, in a temporary directory."""
+def demo(platform: str = "bigcommerce") -> Iterator[Path]:
+    """The store's sandbox (``platform``: bigcommerce, shopify or both) and Brevo's, as
+    subprocesses, and a sync config for them, in a temporary directory."""
     runner = str(Path(sys.executable).parent / "runner")
     started: list[subprocess.Popen[str]] = []
 
@@ -229,30 +239,20 @@ def demo() -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix="tajo-demo-") as tmp:
         try:
-            # The app's client secret signs the storefront's Current Customer JWT.
-            secret = secrets.token_urlsafe(24)
-            store = start("bigcommerce", "--customers", "500", "--orders", "800", "--products",
-                          "60", "--plan", "enterprise", "--client-id", "demo",
-                          "--client-secret", secret)
+            connectors: dict[str, Any] = {}
+            if platform in ("bigcommerce", "both"):
+                connectors["bigcommerce"] = _bigcommerce_demo(start)
+            if platform in ("shopify", "both"):
+                connectors["shopify"] = _shopify_demo(start)
             brevo = start("brevo", "--lists", "40,41,42", "--import-delay-ms", "50")
             config = {
-                "connectors": {"bigcommerce": {
-                    "enabled": True, "store_hash": store["store_hash"],
-                    "access_token": store["access_token"], "client_id": "demo",
-                    "client_secret": secret, "api_url": store["url"],
-                    "sync": {"customers": True, "orders": True, "products": True,
-                             "carts": True, "inventory": True, "storefront": True},
-                    "storefront": {"origins": [store["url"]]},
-                    "lists": SANDBOX_LISTS}},
+                "connectors": connectors,
                 "brevo": {"api_key": brevo["api_key"], "api_url": brevo["url"],
                           "storefront": {"browse_abandoned_minutes": 2}},
                 "state_dir": str(Path(tmp) / "state")}
             path = Path(tmp) / "tajo.json"
             path.write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2))
-            # The sandbox serves its (first) store's storefront at the root of its URL.
-            click.echo(f"demo: BigCommerce sandbox {store['url']} (store {store['store_hash']}),"
-                       f" its storefront {store['url']}/ (with --keep it stays up), Brevo "
-                       f"sandbox {brevo['url']}")
+            click.echo(f"demo: Brevo sandbox {brevo['url']}")
             yield path
         finally:
             for process in started:
@@ -262,6 +262,36 @@ def demo() -> Iterator[Path]:
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def _bigcommerce_demo(start: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """A BigCommerce sandbox store and its block of the demo's config."""
+    # The app's client secret signs the storefront's Current Customer JWT.
+    secret = secrets.token_urlsafe(24)
+    store = start("bigcommerce", "--customers", "500", "--orders", "800", "--products",
+                  "60", "--plan", "enterprise", "--client-id", "demo",
+                  "--client-secret", secret)
+    # The sandbox serves its (first) store's storefront at the root of its URL.
+    click.echo(f"demo: BigCommerce sandbox {store['url']} (store {store['store_hash']}), "
+               f"its storefront {store['url']}/ (with --keep it stays up)")
+    return {"enabled": True, "store_hash": store["store_hash"],
+            "access_token": store["access_token"], "client_id": "demo",
+            "client_secret": secret, "api_url": store["url"],
+            "sync": {"customers": True, "orders": True, "products": True,
+                     "carts": True, "inventory": True, "storefront": True},
+            "storefront": {"origins": [store["url"]]},
+            "lists": SANDBOX_LISTS}
+
+
+def _shopify_demo(start: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """A Shopify sandbox shop (the Plus plan's query budget) and its block of the config."""
+    shop = start("shopify", "--customers", "500", "--orders", "800", "--products", "60",
+                 "--checkouts", "40", "--plan", "plus")
+    click.echo(f"demo: Shopify sandbox {shop['url']} (shop {shop['shop']})")
+    return {"enabled": True,
+            "shop_setup": {"shop": shop["shop"], "access_token": shop["access_token"]},
+            "client_secret": shop["client_secret"], "api_url": shop["url"],
+            "lists": SANDBOX_LISTS}
 
 
 @click.command("status")

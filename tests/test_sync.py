@@ -226,12 +226,17 @@ def test_a_failed_sync_is_reported_by_status(make_sandbox, brevo: BrevoBox,
     assert "77" in source["last_error"]
 
 
-def test_the_sandbox_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = run_cli("runner", "sync", "--sandbox", timeout=300)
+def test_the_sandbox_demo_syncs_both_platforms_into_one_brevo(tmp_path: Path) -> None:
+    # (The BigCommerce-only demo, the default, is README's quick start: CI runs it as is.)
+    result = run_cli("runner", "sync", "--sandbox", "--platform", "both", timeout=300)
     assert result.returncode == 0, result.stderr.decode()
     out = result.stdout.decode()
-    assert "synced " in out and "connected: yes" in out
-    assert "contacts 500, orders 800" in out
+    assert "synced " in out and " from bigcommerce, shopify in " in out
+    assert "connected: yes" in out
+    assert "bigcommerce: connected" in out and "shopify: connected" in out
+    # 500 customers and 800 orders in each store, none of them the same shopper or order.
+    assert "contacts 1000, orders 1600" in out
+    assert "dead letters: none" in out
 
 
 def test_progress_bars_follow_records_estimates_and_rate_limit_waits(
