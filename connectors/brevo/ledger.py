@@ -25,6 +25,7 @@ that is not ``counts_as_purchase`` does not count, and ``refunded`` is taken off
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import sqlite3
@@ -236,10 +237,11 @@ class Ledger:
     Shared in PostgreSQL by writers of different stores, it is correct by its keys: each row
     is a store's (its account in the key) or a contact's (email), written with
     ``INSERT ... ON CONFLICT``, never read-then-written across a commit. Where writers could
-    take the same work, rows are claimed: ``outbox`` and ``events_in_doubt`` read with
-    ``FOR UPDATE SKIP LOCKED`` (another writer's claimed events are skipped, not sent twice),
-    and a batch of events in flight keeps its rows in doubt locked until Brevo answers, so a
-    live writer's batch is never taken for a dead one's. The row locks of a contact that two
+    take the same work, it is claimed: ``outbox`` reads with ``FOR UPDATE SKIP LOCKED``
+    (another writer's claimed events are skipped, not sent twice), and a batch of events in
+    flight holds a session advisory lock per event from before its commit until Brevo answers
+    (or the writer's connection ends), which ``events_in_doubt`` tries: a live writer's batch
+    is never taken for a dead one's. The row locks of a contact that two
     stores' customers share are held until the writer's next commit: the other waits, and
     when two wait on each other PostgreSQL ends one's transaction (a deadlock), whose run
     fails as a transient error and reads its records again from its last STATE.
@@ -269,15 +271,16 @@ class Ledger:
     def commit(self) -> None:
         if not self.dry_run:
             self.db.commit()
-            if self.in_flight:  # still unanswered: locked again, in the next transaction
-                self._lock_in_flight()
 
     def rollback(self) -> None:
         self.db.rollback()
 
-    def _lock_in_flight(self) -> None:
-        self.db.execute("SELECT key FROM events_in_doubt WHERE key = ANY(?) FOR UPDATE",
-                        (self.in_flight,))
+    @property
+    def _lock_space(self) -> int:
+        """The first of the two keys of this ledger's advisory locks on events (its schema's;
+        the second is the event key's hash, ``hashtext``)."""
+        return int(hashlib.sha1(str(getattr(self.db, "schema", "")).encode()).hexdigest()[:7],
+                   16)
 
     def close(self) -> None:
         self.db.commit()
@@ -335,20 +338,33 @@ class Ledger:
                             [(key, orjson.dumps(event).decode()) for key, event in events])
         self.db.executemany("DELETE FROM events_outbox WHERE key = ?",
                             [(key,) for key, _ in events])
-        if self.pg:  # locked from the commit that follows until Brevo answers
+        if self.pg:  # held until Brevo answers, past the commit that follows (session locks)
             self.in_flight = [key for key, _ in events]
+            self.db.execute("SELECT pg_advisory_lock(?::int4, hashtext(k)) FROM "
+                            "unnest(?::text[]) AS k", (self._lock_space, self.in_flight))
 
     def settle_events(self, keys: list[str]) -> None:
         """Brevo answered about these events (taken or refused): no longer in doubt."""
         self.db.executemany("DELETE FROM events_in_doubt WHERE key = ?", [(k,) for k in keys])
         settled = set(keys)
-        self.in_flight = [key for key in self.in_flight if key not in settled]
+        answered = [key for key in self.in_flight if key in settled]
+        if answered:
+            self.db.execute("SELECT pg_advisory_unlock(?::int4, hashtext(k)) FROM "
+                            "unnest(?::text[]) AS k", (self._lock_space, answered))
+            self.in_flight = [key for key in self.in_flight if key not in settled]
 
     def events_in_doubt(self) -> list[tuple[str, dict[str, Any]]]:
-        """Events sent by a run that ended before Brevo answered."""
-        return [(key, orjson.loads(event)) for key, event in
-                self.db.execute("SELECT key, event FROM events_in_doubt ORDER BY key"
-                                + self._claim)]
+        """Events sent by a run that ended before Brevo answered. In PostgreSQL, only those
+        no live writer holds (its batch posted and not yet answered): each taken here is
+        locked until this writer's next commit, so two do not look up the same."""
+        if not self.pg:
+            rows = self.db.execute("SELECT key, event FROM events_in_doubt ORDER BY key")
+        else:
+            rows = self.db.execute(
+                "SELECT key, event FROM events_in_doubt WHERE "
+                "pg_try_advisory_xact_lock(?::int4, hashtext(key)) ORDER BY key",
+                (self._lock_space,))
+        return [(key, orjson.loads(event)) for key, event in rows]
 
     def release_event(self, key: str) -> None:
         """Forget an event Brevo refused, so that a later run may send it."""
