@@ -43,7 +43,8 @@ def storage() -> None:
 @storage.command("migrate")
 @click.option("--from", "state_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
-              help="The state_dir whose spool and state databases are copied.")
+              help="The state_dir whose spool and state databases, Brevo ledger and "
+                   "dead-letter file are copied.")
 @click.option("--to", "url", required=True,
               help="The PostgreSQL URL (postgresql://USER:PASSWORD@HOST/DB); ${VAR} is read "
                    "from the environment.")
@@ -52,8 +53,8 @@ def storage() -> None:
               help="The sync config, to name each state by its stores (default: the stores "
                    "its saved states name).")
 def migrate_command(state_dir: Path, url: str, config_path: Path | None) -> None:
-    """Copy STATE_DIR's webhook spools, stream states, runs and dead letters into
-    PostgreSQL."""
+    """Copy STATE_DIR's webhook spools, stream states, runs, Brevo ledger and dead letters
+    into PostgreSQL."""
     from framework.protocol.config import substitute_env
 
     try:
@@ -66,7 +67,8 @@ def migrate_command(state_dir: Path, url: str, config_path: Path | None) -> None
 
 
 def migrate(state_dir: Path, url: str, config_path: Path | None = None) -> list[str]:
-    """Copy every spool and state database of ``state_dir``; one line per database."""
+    """Copy every spool and state database of ``state_dir``, and its Brevo ledger with the
+    dead-letter file; one line per database."""
     if not is_postgres(url):
         raise ConfigError(f"--to {describe(url)} is not a PostgreSQL URL; give "
                           "postgresql://USER:PASSWORD@HOST/DB")

@@ -11,6 +11,10 @@ rows returned at once) and ``transaction``. SQLite is opened in autocommit mode;
 through one psycopg connection pool per URL and process (``psycopg_pool``), shared by every
 store opened on it, so opening a store per read costs no connection.
 
+A store written like a ``sqlite3.Connection``, with transactions that span many statements
+(a destination's ledger), runs on PostgreSQL through :mod:`framework.storage.session`, which
+speaks SQLite's dialect to it.
+
 A location's password never appears in text bound for people: :func:`describe` leaves it
 out and the URL's secrets are added to :data:`framework.errors.REDACT`.
 """
