@@ -335,6 +335,18 @@ def test_cursors_page_through_every_record_in_sort_key_order(box: dict[str, Any]
         assert following and page["variants"]["nodes"][0] not in following
 
 
+def test_counts_and_array_arguments_keep_shopifys_limits(box: dict[str, Any]) -> None:
+    counted = gql(box, "{ ordersCount { count precision } customersCount(query: \"id:<=10\")"
+                       " { count precision } }")["data"]
+    assert counted["ordersCount"] == {"count": ORDERS, "precision": "EXACT"}
+    assert counted["customersCount"] == {"count": 10, "precision": "EXACT"}
+    ids = [f"gid://shopify/Customer/{n}" for n in range(1, 252)]
+    body = gql(box, "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids})
+    assert body["errors"][0]["extensions"]["code"] == "MAX_INPUT_SIZE_EXCEEDED"
+    assert len(gql(box, "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", {"ids": ids[:250]})[
+        "data"]["nodes"]) == 250
+
+
 def test_search_query_filters_on_updated_and_created_at(box: dict[str, Any]) -> None:
     listed = all_pages(box, "customers", "id updatedAt createdAt", size=250)
     middle = sorted(c["updatedAt"] for c in listed)[CUSTOMERS // 2]

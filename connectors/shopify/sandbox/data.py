@@ -20,9 +20,10 @@ from connectors.shopify.sandbox import generate as g
 
 #: Restore rate in points per second by plan (shopify-api.md, "Rate limits").
 PLANS: dict[str, int] = {"standard": 100, "advanced": 200, "plus": 1000, "enterprise": 2000}
-#: The bucket holds this many seconds of restore. Not in shopify-api.md: it is what Shopify's
-#: ``throttleStatus`` reports (maximumAvailable 2,000 for a restore rate of 100), and
-#: ``--bucket-seconds`` changes it.
+#: The bucket holds this many seconds of restore. Its size is in neither shopify-api.md nor
+#: the rate-limits page's table (which gives restore rates only); Shopify's older page gave a
+#: bucket of 1,000 points at 50 a second, 20 s of restore, and this sandbox keeps that ratio
+#: (2,000 points for Standard). ``--bucket-seconds`` changes it.
 BUCKET_SECONDS = 20
 HISTORY_S = 2 * 365 * 86400
 LOCATIONS = 2

@@ -24,6 +24,8 @@ from connectors.shopify.sandbox.resolvers import (
 #: Each resolver takes the field's arguments it uses by name and the rest (the schema's
 #: defaults, which graphql-core passes too) as ``**rest``.
 Resolve = Callable[..., Any]
+MAX_COUNT = 25_000  # Shopify's counts are exact up to here (API limits, "Pagination limits")
+MAX_INPUT_ARRAY = 250  # the most items an array argument takes (API limits, "Input limits")
 
 
 def _root_list(kind: str) -> Resolve:
@@ -58,6 +60,10 @@ def node(_: Any, info: GraphQLResolveInfo, id: str, **rest: Any) -> Any:
 
 
 def nodes(_: Any, info: GraphQLResolveInfo, ids: list[str], **rest: Any) -> list[Any]:
+    if len(ids) > MAX_INPUT_ARRAY:  # Shopify's limit on every array argument
+        raise GraphQLError(f"The input array size of {len(ids)} is greater than the maximum "
+                           f"allowed of {MAX_INPUT_ARRAY}.", extensions={
+                               "code": "MAX_INPUT_SIZE_EXCEEDED"})
     return [_lookup(info.context, i, info) for i in ids]
 
 
@@ -71,7 +77,10 @@ def count(kind: str) -> Resolve:
         listed = paginate(Context(ctx.shop, ctx.scopes, ctx.version, bulk=True),
                           list(ctx.shop.records[kind].values()), {"query": args.get("query")},
                           get_named_type(info.schema.type_map["PageInfo"]))
-        return {"__typename": "Count", "count": len(listed["nodes"]), "precision": "EXACT"}
+        # Shopify counts exactly up to 25,000 and answers 25,001 "at least" past it.
+        found = len(listed["nodes"])
+        return {"__typename": "Count", "count": min(found, MAX_COUNT + 1),
+                "precision": "EXACT" if found <= MAX_COUNT else "AT_LEAST"}
     return resolve
 
 
