@@ -224,8 +224,10 @@ def serve_command(config_path: str, source_name: str, host: str, port: int, max_
         accounts = {spec.producer.format(**a): source.account_key(a)
                     for a in source.accounts(config)}
         secrets = secrets_of(source, config)
-        verifier = Verifier(spec, accounts, subscribed(source, config), secrets,
-                            config.get("client_secret"))
+        # A platform that signs and addresses deliveries its own way gives its verifier.
+        make = getattr(source, "verifier", None) or Verifier
+        verifier = make(spec, accounts, subscribed(source, config), secrets,
+                        config.get("client_secret"))
         forwarder = None
         if forward_config:
             commands.tune_memory()

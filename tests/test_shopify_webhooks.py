@@ -7,6 +7,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import subprocess
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +17,10 @@ from typing import Any
 
 import orjson
 import pytest
+import requests
+from conftest import RUNNER
 from starlette.testclient import TestClient
+from webhook_kit import start_receiver
 
 from connectors.shopify import connector
 from connectors.shopify.webhooks import (
@@ -192,3 +198,49 @@ def test_topics_name_the_streams_they_change() -> None:
     default = connector.loaded.model.connectionSpecification["properties"]["webhooks"]["default"]
     assert {"customers/redact", "shop/redact"} <= {row["scope"] for row in default}
     assert {row["scope"] for row in default} <= set(spec.scopes)
+
+
+@pytest.mark.e2e
+def test_the_sandbox_s_signed_privacy_webhooks_reach_the_spool(tmp_path: Path) -> None:
+    """Shopify's signature as the sandbox makes it (not this module's): ``runner webhooks
+    serve --source shopify`` takes its customers/redact and shop/redact deliveries."""
+    process = subprocess.Popen([RUNNER, "sandbox", "shopify", "--port", "0", "--customers",
+                                "5", "--orders", "5", "--products", "2", "--seed", "9"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    ready = json.loads(process.stdout.readline())
+    config = tmp_path / "shopify.json"
+    config.write_text(json.dumps({
+        "shop": ready["shop"], "access_token": ready["access_token"], "api_url": ready["url"],
+        "client_secret": ready["client_secret"], "spool_path": str(tmp_path / "spool.db")}))
+    receiver = start_receiver(config, "--source", "shopify")
+    try:
+        def admin(path: str, body: dict[str, Any]) -> Any:
+            answer = requests.post(f"{ready['url']}/_sandbox/{path}", json=body, timeout=30,
+                                   headers={"X-Shopify-Access-Token": ready["access_token"]})
+            answer.raise_for_status()
+            return answer.json()
+
+        admin("privacy", {"topic": "customers/redact", "customer_id": 3,
+                          "uri": receiver.endpoint})
+        admin("privacy", {"topic": "shop/redact"})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(_stored(tmp_path / "spool.db")) < 2:
+            time.sleep(0.1)
+        # Shopify does not promise an order of delivery.
+        stored = {row[1]: row for row in _stored(tmp_path / "spool.db")}
+        assert stored["customers/redact"] == (ready["shop"], "customers/redact",
+                                              "customer_redaction", "3")
+        assert stored["shop/redact"][:3] == (ready["shop"], "shop/redact", "shop_redaction")
+        assert stored["shop/redact"][3].isdigit()  # the shop's id
+        asked = {row[2]: redaction(Event(row[1], row[2], row[3], row[4], orjson.loads(row[6])))
+                 for row in _rows(tmp_path / "spool.db")}
+        customer = asked["customers/redact"]
+        assert customer is not None and customer["customer_id"] == "3" and customer["email"]
+        assert asked["shop/redact"] == {"kind": "shop", "shop": ready["shop"]}
+    finally:
+        log = receiver.stop()
+        process.terminate()
+        process.wait(timeout=10)
+    assert "refused" not in log, log
+
