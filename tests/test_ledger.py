@@ -6,6 +6,7 @@ and dead letters there."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -188,6 +189,32 @@ def test_writers_of_different_stores_do_not_wait_for_each_other(postgres_url: st
         other.commit()
         one.commit()
         assert other.totals_of(["ann@x.io"]) == {"ann@x.io": (2, 15.0)}
+    finally:
+        one.close()
+        other.close()
+
+
+@pytest.mark.e2e
+def test_two_writers_counting_one_contact_count_each_others_orders(postgres_url: str) -> None:
+    """Two stores' writers each write an order of the same customer, uncommitted: the
+    second to count waits for the first's commit, and counts both (each counting only its
+    own would send Brevo ORDER_COUNT 1, twice)."""
+    location = located(postgres_url, "brevo")
+    one, other = Ledger(location), Ledger(location)
+    try:
+        one.put_orders([("s1", "1", "ann@x.io", 1, 10.0, "1")])
+        other.put_orders([("s2", "1", "ann@x.io", 1, 5.0, "1")])
+        assert one.totals_of(["ann@x.io"]) == {"ann@x.io": (1, 10.0)}  # its own so far
+        counted: list[dict[str, tuple[int, float]]] = []
+        waiting = threading.Thread(target=lambda: counted.append(
+            other.totals_of(["ann@x.io"])))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and counted == []  # held until the first one commits
+        one.commit()
+        waiting.join(10)
+        assert counted == [{"ann@x.io": (2, 15.0)}]
+        other.commit()
     finally:
         one.close()
         other.close()

@@ -280,7 +280,7 @@ class Ledger:
         """The first of the two keys of this ledger's advisory locks on events (its schema's;
         the second is the event key's hash, ``hashtext``)."""
         return int(hashlib.sha1(str(getattr(self.db, "schema", "")).encode()).hexdigest()[:7],
-                   16)
+                   16)  # (under 2**28: the contacts' locks use the next number)
 
     def close(self) -> None:
         self.db.commit()
@@ -626,7 +626,16 @@ class Ledger:
             "ON c.email = k.column1", [(email,) for email in emails])}
 
     def totals_of(self, emails: Collection[str]) -> dict[str, tuple[int, float]]:
-        """email -> (orders, spent) over every store, of the contacts with orders."""
+        """email -> (orders, spent) over every store, of the contacts with orders.
+
+        In a shared ledger each contact is locked first (a transaction advisory lock, in
+        email order) until this writer's commit: two writers that each wrote an order of
+        the same contact, uncommitted, would otherwise each count only their own and send
+        Brevo a total short of the other's. The second now waits, and counts both."""
+        if self.pg and emails:
+            self.db.execute("SELECT pg_advisory_xact_lock(?::int4 + 1, hashtext(e)) FROM "
+                            "(SELECT DISTINCT e FROM unnest(?::text[]) AS e ORDER BY e) AS m",
+                            (self._lock_space, sorted(set(emails))))
         return {email: (int(orders or 0), round(float(spent or 0), 2))
                 for email, orders, spent in self._lookup(
                     "SELECT k.column1, SUM(o.counted), SUM(o.spent) FROM (VALUES {keys}) AS k "
