@@ -6,28 +6,30 @@ version keeps its accounts' keys."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from connectors.brevo.ledger import Ledger
 
 
 def test_the_first_comer_keeps_its_name_and_the_other_platform_is_qualified(
-        tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "brevo.db")
+        storage: Callable[[str], str]) -> None:
+    ledger = Ledger(storage("brevo"))  # SQLite or PostgreSQL
     assert ledger.account_key("bigcommerce", "abc123") == "abc123"
     assert ledger.account_key("marketbox", "abc123") == "marketbox-abc123"
     assert ledger.account_key("marketbox", "shop-2") == "shop-2"
     assert ledger.account_key("bigcommerce", "abc123") == "abc123"
     ledger.commit()
     ledger.close()
-    again = Ledger(tmp_path / "brevo.db")  # kept: ids in Brevo never change
+    again = Ledger(storage("brevo"))  # kept: ids in Brevo never change
     assert again.account_key("marketbox", "abc123") == "marketbox-abc123"
     assert again.account_key("bigcommerce", "abc123") == "abc123"
     again.close()
 
 
-def test_a_key_given_in_a_run_that_did_not_commit_is_given_again(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "brevo.db")
+def test_a_key_given_in_a_run_that_did_not_commit_is_given_again(
+        storage: Callable[[str], str]) -> None:
+    ledger = Ledger(storage("brevo"))
     ledger.account_key("marketbox", "abc123")
     ledger.db.rollback()  # the run died before its records were committed
     ledger.keys.clear()
