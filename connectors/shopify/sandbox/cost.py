@@ -5,7 +5,8 @@ before it runs and refunded the difference to its actual cost (the same rules ov
 really returned: a page of 3 customers costs 2 + 3 x node, not 2 + 250 x node).
 
 What the rules leave open, decided here: a list of objects that is not a connection
-(``addresses``, ``refunds``) costs as one object; a field of an interface (``node(id:)``)
+(``addresses``, ``refunds``) costs as one object, except a list asked by ids (``nodes(ids:)``),
+which costs one object per id; a field of an interface (``node(id:)``)
 costs, when requested, its common fields plus the dearest of its ``... on Type`` fragments;
 a field whose argument is a variable is priced with the variable's value.
 """
@@ -105,12 +106,24 @@ class Pricer:
             return 0
         if is_connection(named):
             return self.connection(named, definition, node, value)
+        if "ids" in definition.args:  # nodes(ids:) and its kind: one object per id
+            return self.by_ids(named, definition, node, value)
         if value is MISSING:
             return 1 + self.selections(named, node.selection_set, None)
         if value is None or value == []:
             return 0
         one = value[0] if isinstance(value, list) else value
         return 1 + self.selections(named, node.selection_set, one)
+
+    def by_ids(self, named: Any, definition: Any, node: FieldNode, value: Any) -> int:
+        if value is MISSING:
+            try:
+                ids = get_argument_values(definition, node, self.variables).get("ids") or []
+            except Exception:  # a bad argument: execution reports it
+                ids = []
+            return len(ids) * (1 + self.selections(named, node.selection_set, None))
+        return sum(1 + self.selections(named, node.selection_set, item)
+                   for item in value or [] if item is not None)
 
     def connection(self, named: Any, definition: Any, node: FieldNode, value: Any) -> int:
         node_type = get_named_type(named.fields["nodes"].type) if "nodes" in named.fields \
