@@ -113,7 +113,7 @@ def test_each_shop_is_verified_with_its_own_app_s_secret(receiver: Any) -> None:
                           headers=headers(body, "refunds/create", "other.myshopify.com"))
     assert crossed.status_code == 401
     assert "not made with shop other's client secret" in crossed.json()["error"]
-    assert _stored(spool) == [("other", "refunds/create", "refund", "9")]
+    assert _stored(spool) == [("other", "refunds/create", "order", "9")]
 
 
 @pytest.mark.parametrize(("mutate", "status", "reason"), [
@@ -186,15 +186,19 @@ def test_privacy_topics_are_spooled_and_say_what_to_forget(receiver: Any) -> Non
 
 def test_topics_name_the_streams_they_change() -> None:
     spec = declared(connector)
-    assert streams_of("orders/updated", spec) == ["orders", "customers"]
-    assert streams_of("refunds/create", spec) == ["orders", "customers"]
+    assert streams_of("orders/updated", spec) == ["orders"]
+    assert streams_of("refunds/create", spec) == ["orders"]
     assert streams_of("inventory_levels/update", spec) == ["inventory_levels"]
     assert streams_of("checkouts/update", spec) == ["abandoned_checkouts"]
     assert streams_of("customers/redact", spec) == []
     assert set(PRIVACY_TOPICS) <= set(spec.scopes)
     streams = set(connector.loaded.streams)
-    for topic in spec.scopes:
+    live = {s.live.resource: s.name for s in connector.loaded.model.streams if s.live}
+    for topic, declared_scope in spec.scopes.items():
         assert set(streams_of(topic, spec)) <= streams
+        # A topic's resource is the one its stream reads by id (privacy topics have none).
+        assert streams_of(topic, spec) == ([live[declared_scope.resource]]
+                                           if declared_scope.resource in live else [])
     default = connector.loaded.model.connectionSpecification["properties"]["webhooks"]["default"]
     assert {"customers/redact", "shop/redact"} <= {row["scope"] for row in default}
     assert {row["scope"] for row in default} <= set(spec.scopes)

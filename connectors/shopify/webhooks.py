@@ -49,15 +49,16 @@ from framework.webhooks.spool import Event, check_id
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
 SHOP_SUFFIX = ".myshopify.com"
 
-#: The streams whose records a resource's webhook changes (an order changes its customer's
-#: numberOfOrders and amountSpent too; a refund is its order's).
+#: The stream whose records a resource's webhook names (read by id in ``read_mode:
+#: webhooks``, the spec's ``live``). A refund names its order (``order_id``); an inventory
+#: level its item; an order's new totals for its customer come as Shopify's own
+#: ``customers/update``.
 RESOURCE_STREAMS: dict[str, list[str]] = {
     "customer": ["customers"],
-    "order": ["orders", "customers"],
-    "refund": ["orders", "customers"],
+    "order": ["orders"],
     "product": ["products"],
     "collection": ["collections"],
-    "inventory_level": ["inventory_levels"],
+    "inventory_item": ["inventory_levels"],
     "checkout": ["abandoned_checkouts"],
     "customer_redaction": [],
     "shop_redaction": [],
