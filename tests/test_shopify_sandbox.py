@@ -520,6 +520,18 @@ def test_webhooks_are_signed_retried_and_idempotent_to_subscribe(box: dict[str, 
         listed = gql(box, "{ webhookSubscriptions(first: 10, topics: [CUSTOMERS_UPDATE]) { "
                           "nodes { id uri } } }")["data"]["webhookSubscriptions"]["nodes"]
         assert listed == [{"id": subscription["id"], "uri": receiver.url}]
+        # Another app neither sees nor removes it, and may subscribe the same address.
+        other = new_token(box, "another-app")
+        theirs = gql(box, "{ webhookSubscriptions(first: 10) { nodes { id } } }", token=other)
+        assert theirs["data"]["webhookSubscriptions"]["nodes"] == []
+        refused = gql(box, 'mutation($id: ID!) { webhookSubscriptionDelete(id: $id) { '
+                           "userErrors { message } } }", {"id": subscription["id"]}, token=other)
+        assert refused["data"]["webhookSubscriptionDelete"]["userErrors"]
+        own = gql(box, CREATE, {"topic": "CUSTOMERS_UPDATE", "uri": receiver.url + "/x"},
+                  token=other)["data"]["webhookSubscriptionCreate"]["webhookSubscription"]
+        removed = gql(box, 'mutation($id: ID!) { webhookSubscriptionDelete(id: $id) { '
+                           "deletedWebhookSubscriptionId } }", {"id": own["id"]}, token=other)
+        assert removed["data"]["webhookSubscriptionDelete"]["deletedWebhookSubscriptionId"]
         admin(box, "mutate", {"resource": "customers", "ids": [9], "set": {"note": "hi"}})
         wait_for(lambda: len(receiver.received) >= 2)  # refused once, retried
         (first_headers, first_body), (headers, body) = receiver.received[:2]

@@ -10,8 +10,9 @@ refunded what it did not use. Every answer carries ``extensions.cost`` (an answe
 before pricing, for a syntax or validation error, with a cost of 0).
 
 One app per shop holds its tokens (each with its scopes) and its bucket; ``/_sandbox/tokens``
-makes a token of another app (its own bucket). The admin API (``/_sandbox/...``, any token
-of the shop, never throttled) changes the shop and reads its counters (see ``admin.py``).
+makes a token of another app (its own bucket, its own webhook subscriptions). The admin API
+(``/_sandbox/...``, any token of the shop, never throttled) changes the shop and reads its
+counters (see ``admin.py``).
 """
 
 from __future__ import annotations
@@ -89,8 +90,10 @@ class ShopState:
     def resolver(self, version: str) -> Resolver:
         return resolver_for(version)
 
-    def node(self, record_id: str) -> dict[str, Any] | None:
-        return self.bulk.operations.get(record_id) or self.hooks.subscriptions.get(record_id)
+    def node(self, record_id: str, client: str) -> dict[str, Any] | None:
+        found = self.hooks.subscriptions.get(record_id)
+        mine = found if found is not None and found["_client"] == client else None
+        return self.bulk.operations.get(record_id) or mine
 
     def current_bulk(self, ctx: Context, info: Any, type: str = "QUERY", **_: Any) -> Any:
         return self.bulk.current(type)
@@ -117,24 +120,25 @@ class ShopState:
             "completedAt": operation["completedAt"], "type": operation["type"].lower()})
 
     def subscriptions(self, ctx: Context, info: Any, **args: Any) -> dict[str, Any]:
-        found = [s for s in self.hooks.subscriptions.values()
+        found = [s for s in self.hooks.mine(ctx.client)
                  if (not args.get("topics") or s["topic"] in args["topics"])
                  and (not (args.get("uri") or args.get("callbackUrl"))
                       or s["uri"] == (args.get("uri") or args.get("callbackUrl")))]
         return paginate(ctx, found, args, info.return_type.of_type)
 
     def subscription(self, ctx: Context, info: Any, id: str, **_: Any) -> Any:
-        return self.hooks.subscriptions.get(id)
+        return self.node(id, ctx.client) if "WebhookSubscription" in id else None
 
     def create_subscription(self, ctx: Context, info: Any, topic: str,
                             webhookSubscription: dict[str, Any], **_: Any) -> dict[str, Any]:
         given = webhookSubscription
-        created, errors = self.hooks.create(topic, given.get("uri") or given.get("callbackUrl"),
+        created, errors = self.hooks.create(ctx.client, topic,
+                                            given.get("uri") or given.get("callbackUrl"),
                                             ctx.version, given.get("includeFields") or [])
         return {"webhookSubscription": created, "userErrors": errors}
 
     def delete_subscription(self, ctx: Context, info: Any, id: str, **_: Any) -> dict[str, Any]:
-        deleted, errors = self.hooks.delete(id)
+        deleted, errors = self.hooks.delete(ctx.client, id)
         return {"deletedWebhookSubscriptionId": deleted, "userErrors": errors}
 
 
@@ -185,7 +189,8 @@ def run_query(state: ShopState, token: str, version: str, payload: dict[str, Any
             "code": "THROTTLED", "documentation": RATE_DOCS}}],
             "extensions": _cost(requested, None, bucket)}
     ctx = Context(state.shop, state.tokens[token], version, app=state, base_url=base_url,
-                  scope_data=shopify_schema.scopes(version))
+                  scope_data=shopify_schema.scopes(version),
+                  client=state.token_app.get(token, "sandbox-app"))
     result = execute(schema, document, context_value=ctx, variable_values=payload.get(
         "variables") or {}, operation_name=payload.get("operationName"),
         field_resolver=resolver_for(version), type_resolver=type_resolver)

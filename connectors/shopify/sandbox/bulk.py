@@ -103,7 +103,7 @@ class BulkOperations:
                      "partialDataUrl": None}
         self.operations[operation["id"]] = operation
         bulk_ctx = Context(ctx.shop, ctx.scopes, ctx.version, app=ctx.app, bulk=True,
-                           base_url=ctx.base_url, scope_data=ctx.scope_data)
+                           base_url=ctx.base_url, scope_data=ctx.scope_data, client=ctx.client)
         loop = asyncio.get_running_loop()
         loop.call_later(self.delay_s, self._start, operation, bulk_ctx, info, document)
         return {"bulkOperation": operation, "userErrors": []}

@@ -39,7 +39,7 @@ def _root_list(kind: str) -> Resolve:
 def _lookup(ctx: Context, record_id: Any, info: GraphQLResolveInfo) -> Any:
     record = ctx.shop.nodes.get(str(record_id))
     if record is None and ctx.app is not None:
-        record = ctx.app.node(str(record_id))
+        record = ctx.app.node(str(record_id), ctx.client)
     if record is None:
         return None
     needed = ctx.scope_data.get((record["__typename"], None))

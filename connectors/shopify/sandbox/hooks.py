@@ -116,22 +116,28 @@ class Webhooks:
 
     # --- subscriptions ---------------------------------------------------------------------
 
-    def create(self, topic: str, uri: str | None, version: str, include_fields: list[str]
+    def mine(self, client: str) -> list[dict[str, Any]]:
+        """An app's subscriptions (an app sees and changes its own only)."""
+        return [s for s in list(self.subscriptions.values()) if s["_client"] == client]
+
+    def create(self, client: str, topic: str, uri: str | None, version: str,
+               include_fields: list[str]
                ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        """A subscription, or Shopify's userErrors."""
+        """A subscription of the app ``client``, or Shopify's userErrors."""
         field = ["webhookSubscription", "callbackUrl"]
         parts = urlsplit(uri or "")
         if not parts.hostname or not (parts.scheme == "https" or (
                 parts.scheme == "http" and LOOPBACK.match(parts.hostname))):
             return None, [{"__typename": "UserError", "field": field,
                            "message": "Address is invalid"}]
-        if any(s["topic"] == topic and s["uri"] == uri for s in self.subscriptions.values()):
+        if any(s["topic"] == topic and s["uri"] == uri for s in self.mine(client)):
             return None, [{"__typename": "UserError", "field": field,
                            "message": "Address for this topic has already been taken"}]
         number, now = self.next_id, g.iso(time.time())
         self.next_id += 1
         subscription = {
-            "__typename": "WebhookSubscription", "id": g.gid("WebhookSubscription", number),
+            "__typename": "WebhookSubscription", "_client": client,
+            "id": g.gid("WebhookSubscription", number),
             "legacyResourceId": str(number), "topic": topic, "uri": uri, "callbackUrl": uri,
             "endpoint": {"__typename": "WebhookHttpEndpoint", "callbackUrl": uri},
             "format": "JSON", "includeFields": include_fields, "metafieldNamespaces": [],
@@ -141,10 +147,13 @@ class Webhooks:
         self.subscriptions[subscription["id"]] = subscription
         return subscription, []
 
-    def delete(self, subscription_id: str) -> tuple[str | None, list[dict[str, Any]]]:
-        if self.subscriptions.pop(subscription_id, None) is None:
+    def delete(self, client: str, subscription_id: str
+               ) -> tuple[str | None, list[dict[str, Any]]]:
+        found = self.subscriptions.get(subscription_id)
+        if found is None or found["_client"] != client:
             return None, [{"__typename": "UserError", "field": ["id"],
                            "message": "Webhook subscription does not exist"}]
+        del self.subscriptions[subscription_id]
         return subscription_id, []
 
     # --- deliveries ------------------------------------------------------------------------

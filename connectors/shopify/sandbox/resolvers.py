@@ -77,6 +77,7 @@ class Context:
     base_url: str = ""
     #: The version's scope data (schema.scopes), for records whose type is known late.
     scope_data: dict[tuple[str, str | None], list[str]] = field(default_factory=dict)
+    client: str = "sandbox-app"  # the app the token belongs to
 
     def __post_init__(self) -> None:
         self._granted: dict[tuple[str, ...], bool] = {}
