@@ -306,13 +306,11 @@ def paginate(ctx: Context, items: list[dict[str, Any]], args: dict[str, Any], na
         width, keys = 1, [(n,) for n in range(len(items))]
     pairs = sorted(zip(keys, range(len(items)), strict=True), reverse=bool(args.get("reverse")))
     ahead = (lambda k, c: k < c) if args.get("reverse") else (lambda k, c: k > c)
-    before_all = bool(pairs)
+    before_all = False  # whether records come before the page (hasPreviousPage)
     if args.get("after"):
         mark = decode_cursor(args["after"], width)
         kept = [p for p in pairs if ahead(p[0], mark)]
         before_all, pairs = len(kept) < len(pairs), kept
-    else:
-        before_all = False
     if args.get("before"):
         mark = decode_cursor(args["before"], width)
         pairs = [p for p in pairs if ahead(mark, p[0])]
