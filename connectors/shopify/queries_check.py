@@ -162,3 +162,34 @@ def record_schema(version: str, text: str) -> dict[str, Any]:
     else:
         record = _selection(version, returned, field.selection_set)
     return {**record, "type": "object"}
+
+
+#: Fields the source adds to a record beside the query's (``shop``; a spooled record's topic
+#: and a tombstone's mark), kept as they are when the record schemas are made again.
+ADDED = ("shop", "webhook_scope", "is_deleted")
+
+
+def refresh_record_schemas(folder: Path, version: str = schema.DEFAULT_VERSION) -> list[Path]:
+    """Make each stream's record schema (``folder/<stream>.json``) the fields its query asks
+    for again, keeping its title, description and the fields the source adds (after a query
+    changed: ``python -m connectors.shopify.queries_check specs/schemas/shopify``)."""
+    import json
+
+    written = []
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        made = record_schema(version, query(path.stem))["properties"]
+        added = {k: v for k, v in record["properties"].items() if k in ADDED}
+        shop = {"shop": added.pop("shop")} if "shop" in added else {}
+        record["properties"] = {**shop, **made, **added}
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    for done in refresh_record_schemas(Path(sys.argv[1] if len(sys.argv) > 1
+                                            else "specs/schemas/shopify")):
+        print(done)
