@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -120,7 +121,7 @@ def checkouts(state: ShopState, body: dict[str, Any]) -> dict[str, Any]:
         "AbandonedCheckout", dict(fields), rng))["legacyResourceId"])
         for _ in range(int(body.get("create", 0)))]
     for number in body.get("complete", []):
-        _one(lambda n=number: state.shop.complete_checkout(n))
+        _one(partial(state.shop.complete_checkout, number))
     return {"created": made, "completed": body.get("complete", [])}
 
 

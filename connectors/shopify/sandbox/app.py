@@ -24,9 +24,9 @@ from typing import Any
 
 import orjson
 from graphql import (
+    FragmentDefinitionNode,
     GraphQLError,
-    OperationDefinitionNode,
-    execute,
+    execute_sync,
     get_operation_ast,
     parse,
     validate,
@@ -172,7 +172,7 @@ def run_query(state: ShopState, token: str, version: str, payload: dict[str, Any
     if isinstance(coerced, list):
         return _errors(coerced, bucket)
     fragments = {d.name.value: d for d in document.definitions
-                 if not isinstance(d, OperationDefinitionNode)}
+                 if isinstance(d, FragmentDefinitionNode)}
     pricer = Pricer(schema, fragments, coerced)
     requested = pricer.operation(operation)
     if requested > MAX_QUERY_COST:
@@ -191,7 +191,7 @@ def run_query(state: ShopState, token: str, version: str, payload: dict[str, Any
     ctx = Context(state.shop, state.tokens[token], version, app=state, base_url=base_url,
                   scope_data=shopify_schema.scopes(version),
                   client=state.token_app.get(token, "sandbox-app"))
-    result = execute(schema, document, context_value=ctx, variable_values=payload.get(
+    result = execute_sync(schema, document, context_value=ctx, variable_values=payload.get(
         "variables") or {}, operation_name=payload.get("operationName"),
         field_resolver=resolver_for(version), type_resolver=type_resolver)
     actual = min(requested, pricer.operation(operation, result.data or {}))

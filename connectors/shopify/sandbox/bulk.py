@@ -37,7 +37,7 @@ from graphql import (
     NameNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    execute,
+    execute_sync,
     get_named_type,
     parse,
     validate,
@@ -96,11 +96,11 @@ class BulkOperations:
                 f"{running[0]['id']}.", "OPERATION_IN_PROGRESS")]}
         number = self.next_id
         self.next_id += 1
-        operation = {"__typename": "BulkOperation", "id": g.gid("BulkOperation", number),
-                     "status": "CREATED", "type": "QUERY", "query": query, "errorCode": None,
-                     "createdAt": g.iso(time.time()), "completedAt": None, "objectCount": "0",
-                     "rootObjectCount": "0", "fileSize": None, "url": None,
-                     "partialDataUrl": None}
+        operation: dict[str, Any] = {
+            "__typename": "BulkOperation", "id": g.gid("BulkOperation", number),
+            "status": "CREATED", "type": "QUERY", "query": query, "errorCode": None,
+            "createdAt": g.iso(time.time()), "completedAt": None, "objectCount": "0",
+            "rootObjectCount": "0", "fileSize": None, "url": None, "partialDataUrl": None}
         self.operations[operation["id"]] = operation
         bulk_ctx = Context(ctx.shop, ctx.scopes, ctx.version, app=ctx.app, bulk=True,
                            base_url=ctx.base_url, scope_data=ctx.scope_data, client=ctx.client)
@@ -141,7 +141,7 @@ class BulkOperations:
                ) -> tuple[str | None, str | None]:
         """The result file; returns (an error code or None, the file's url or None)."""
         document = _with_parent_ids(info.schema, document)
-        result = execute(info.schema, document, context_value=ctx,
+        result = execute_sync(info.schema, document, context_value=ctx,
                          field_resolver=ctx.app.resolver(ctx.version),
                          type_resolver=type_resolver)
         if result.errors:
@@ -277,7 +277,7 @@ def _fix_connection(named: Any, selection_set: Any) -> SelectionSetNode:
             child = _copy(child, SelectionSetNode(selections=tuple(
                 _copy(e, _fix(node_type, e.selection_set))
                 if isinstance(e, FieldNode) and e.name.value == "node" else e
-                for e in child.selection_set.selections)))
+                for e in (child.selection_set.selections if child.selection_set else ()))))
         out.append(child)
     return SelectionSetNode(selections=tuple(out))
 

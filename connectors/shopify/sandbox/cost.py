@@ -44,7 +44,7 @@ class Pricer:
 
     schema: Any
     fragments: dict[str, Any]
-    variables: dict[str, Any]
+    variables: Any  # the operation's coerced variables (graphql-core's get_variable_values)
     _cache: dict[tuple[str, int, str | None], list[Any]] = field(default_factory=dict)
 
     def operation(self, operation: OperationDefinitionNode, data: Any = None) -> int:
@@ -118,7 +118,8 @@ class Pricer:
     def by_ids(self, named: Any, definition: Any, node: FieldNode, value: Any) -> int:
         if value is MISSING:
             try:
-                ids = get_argument_values(definition, node, self.variables).get("ids") or []
+                args = get_argument_values(definition, node, self.variables)
+                ids = args.get("ids") or []
             except Exception:  # a bad argument: execution reports it
                 ids = []
             return len(ids) * (1 + self.selections(named, node.selection_set, None))
@@ -136,7 +137,7 @@ class Pricer:
                 paths.append((_key(child), None, child.selection_set))
             elif child.name.value == "edges":
                 paths.extend((_key(child), _key(inner), inner.selection_set)
-                             for inner in child.selection_set.selections
+                             for inner in _selections(child)
                              if isinstance(inner, FieldNode) and inner.name.value == "node")
         if value is MISSING:
             try:
@@ -157,6 +158,10 @@ class Pricer:
             total += sum(1 + self.selections(node_type, selections, item)
                          for item in items if item is not None)
         return total
+
+
+def _selections(node: FieldNode) -> tuple[Any, ...]:
+    return tuple(node.selection_set.selections) if node.selection_set else ()
 
 
 def _key(node: FieldNode) -> str:

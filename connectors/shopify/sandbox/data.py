@@ -47,8 +47,8 @@ class Shop:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.orders_of: dict[str, list[str]] = {}  # customer gid -> its orders' gids
         self.next_number: dict[str, int] = {}
-        self.emit: Callable[[str, dict[str, Any]], None] = lambda topic, record: None
-        self.shop_record = {
+        self.emit: Callable[[str, dict[str, Any]], Any] = lambda topic, record: None
+        self.shop_record: dict[str, Any] = {
             "__typename": "Shop", "id": g.gid("Shop", 1000 + seed), "name": f"Sandbox {name}",
             "myshopifyDomain": f"{name}.myshopify.com", "email": f"owner@{name}.example.com",
             "contactEmail": f"owner@{name}.example.com", "currencyCode": g.CURRENCY,

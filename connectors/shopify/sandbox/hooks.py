@@ -135,7 +135,7 @@ class Webhooks:
                            "message": "Address for this topic has already been taken"}]
         number, now = self.next_id, g.iso(time.time())
         self.next_id += 1
-        subscription = {
+        subscription: dict[str, Any] = {
             "__typename": "WebhookSubscription", "_client": client,
             "id": g.gid("WebhookSubscription", number),
             "legacyResourceId": str(number), "topic": topic, "uri": uri, "callbackUrl": uri,

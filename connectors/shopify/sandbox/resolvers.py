@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -168,7 +169,8 @@ def deref(ctx: Context, value: Any) -> Any:
 def type_resolver(value: Any, info: GraphQLResolveInfo, abstract: Any) -> str | None:
     """The concrete type of a record in an interface or union field (its ``__typename``)."""
     name = value.get("__typename") if isinstance(value, dict) else None
-    if name and info.schema.is_sub_type(abstract, info.schema.type_map.get(name)):
+    concrete = info.schema.type_map.get(name) if name else None
+    if concrete is not None and info.schema.is_sub_type(abstract, concrete):
         return str(name)
     possible = info.schema.get_possible_types(abstract)
     return possible[0].name if possible else None
@@ -248,12 +250,19 @@ def search(text: str | None) -> Callable[[dict[str, Any]], bool]:
             number = int(want) if want.isdigit() else -1
             tests.append(_term(_id_number, op or "=", number, bool(negate)))
         elif column == "customer":
-            tests.append(_term(lambda r: str(r.get("customer") or "").rsplit("/", 1)[-1],
-                               op or "=", want, bool(negate)))
+            tests.append(_term(_customer_number, op or "=", want, bool(negate)))
         elif column is not None:
             value = _normal_date(want) if column.endswith("At") else want
-            tests.append(_term(lambda r, c=column: r.get(c), op or "=", value, bool(negate)))
+            tests.append(_term(partial(_read, column), op or "=", value, bool(negate)))
     return lambda record: all(test(record) for test in tests)
+
+
+def _customer_number(record: dict[str, Any]) -> str:
+    return str(record.get("customer") or "").rsplit("/", 1)[-1]
+
+
+def _read(column: str, record: dict[str, Any]) -> Any:
+    return record.get(column)
 
 
 def _term(read: Callable[[dict[str, Any]], Any], op: str, want: Any, negate: bool
