@@ -149,12 +149,13 @@ def _selection(version: str, named: Any, selection_set: Any) -> dict[str, Any]:
 def record_schema(version: str, text: str) -> dict[str, Any]:
     """The schema of a query's records: the nodes of its one root connection (or its one
     root object), nested connections as lists of their nodes."""
-    from graphql import get_named_type, parse
+    from graphql import OperationDefinitionNode, get_named_type, parse
 
     operation = parse(text).definitions[0]
-    root = schema.load(version).query_type
-    field = operation.selection_set.selections[0]
-    returned = get_named_type(root.fields[field.name.value].type)
+    assert isinstance(operation, OperationDefinitionNode), "a query file holds one operation"
+    root: Any = schema.load(version).query_type
+    field: Any = operation.selection_set.selections[0]  # the root field (a FieldNode)
+    returned: Any = get_named_type(root.fields[field.name.value].type)
     if returned.name.endswith("Connection"):
         nodes = next(s for s in field.selection_set.selections if s.name.value == "nodes")
         record = _selection(version, get_named_type(returned.fields["nodes"].type),

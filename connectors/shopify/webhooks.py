@@ -68,15 +68,12 @@ RESOURCE_STREAMS: dict[str, list[str]] = {
 PRIVACY_TOPICS = ("customers/data_request", "customers/redact", "shop/redact")
 
 
-class Delivery(frozenset[str]):
+class Delivery(set[str]):
     """The accounts a delivery's signature speaks for, with its headers."""
 
-    headers: Any
-
-    def __new__(cls, accounts: set[str], headers: Any) -> Delivery:
-        made = super().__new__(cls, accounts)
-        made.headers = headers
-        return made
+    def __init__(self, accounts: set[str], headers: Any) -> None:
+        super().__init__(accounts)
+        self.headers = headers
 
 
 def signature(secret: bytes, body: bytes) -> str:
@@ -117,9 +114,9 @@ class ShopifyVerifier(Verifier):
         return Delivery(matches, headers) if matches else None
 
     def event(self, body: bytes, allowed: set[str] | None = None) -> Event:
-        headers = getattr(allowed, "headers", None)
-        if headers is None:  # not a delivery authentic() vouched for
+        if not isinstance(allowed, Delivery):  # not a delivery authentic() vouched for
             raise Refused(401, "no valid X-Shopify-Hmac-Sha256 signature")
+        headers = allowed.headers
         payload = _payload(body)
         shop = str(headers.get(self.shop_header) or "")
         account = self.accounts.get(shop)
