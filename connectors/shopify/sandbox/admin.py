@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from connectors.shopify.sandbox.app import DEFAULT_SCOPES, ShopState
@@ -253,9 +253,9 @@ def admin_routes(states: list[ShopState]) -> list[Route]:
         """A bulk result (its ``url``: like Shopify's signed URL, no token needed)."""
         shop, name = request.path_params["shop"], request.path_params["name"]
         for state in states:
-            path = state.bulk.files.get(f"{shop}/{name}")
-            if path is not None:
-                return FileResponse(path, media_type="application/jsonl")
+            chunks = state.bulk.read(f"{shop}/{name}")
+            if chunks is not None:
+                return StreamingResponse(chunks, media_type="application/jsonl")
         return json_response({"errors": "Not Found"}, 404)
 
     table: list[tuple[str, Callable[..., Any], str, bool]] = [

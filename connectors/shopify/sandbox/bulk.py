@@ -4,12 +4,12 @@ The inner query is validated against the version's schema and Shopify's bulk rul
 one connection, at most 5, nested at most 2 deep); connections in it need no ``first``. The
 operation goes CREATED -> RUNNING -> COMPLETED, a step every ``delay_s`` (``--bulk-delay-ms``),
 so a client's polling meets each status; the query runs in a worker thread, so that the API
-keeps answering while a large shop is written out. Its result is written to a file, one
-object per line, nested connections flattened: each child is a line of its own with
-``__parentId``, the id of the object it belongs to, after that object's line (``id`` is
-added to a parent's selection when the query does not ask for it, so that a child can name
-it). ``url`` serves the file, streamed. A query with no results completes with ``url``
-null, as Shopify's does.
+keeps answering while a large shop is written out. Its result is written to a temporary file
+(anonymous: it goes with the process, however it stops), one object per line, nested
+connections flattened: each child is a line of its own with ``__parentId``, the id of the
+object it belongs to, after that object's line (``id`` is added to a parent's selection when
+the query does not ask for it, so that a child can name it). ``url`` serves the file,
+streamed. A query with no results completes with ``url`` null, as Shopify's does.
 
 Concurrency: Shopify's bulk operations guide allows one bulk query at a time per app and shop
 up to API version 2025-10, and five from 2026-01 (its changelog); the schema's description
@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from graphql import (
@@ -65,11 +65,12 @@ def _user_error(message: str, code: str) -> dict[str, Any]:
 class BulkOperations:
     """One shop's bulk operations and their result files."""
 
-    def __init__(self, folder: Path | None = None, delay_s: float = 0.2) -> None:
-        self.folder = folder or Path(tempfile.mkdtemp(prefix="shopify-bulk-"))
+    def __init__(self, delay_s: float = 0.2) -> None:
         self.delay_s = delay_s
         self.operations: dict[str, dict[str, Any]] = {}
-        self.files: dict[str, Path] = {}  # file name -> path
+        #: Result files by name: anonymous temporary files (gone with the process, however it
+        #: stops), read back by position (``read``).
+        self.files: dict[str, IO[bytes]] = {}
         self.next_id = 1
 
     def current(self, kind: str = "QUERY") -> dict[str, Any] | None:
@@ -149,17 +150,31 @@ class BulkOperations:
                          for e in result.errors)
             return ("ACCESS_DENIED" if denied else "INTERNAL_SERVER_ERROR"), None
         name = f"{operation['id'].rsplit('/', 1)[1]}.jsonl"
-        path = self.folder / f"{ctx.shop.name}-{name}"
+        out = tempfile.TemporaryFile()  # noqa: SIM115 (kept open: it is served later)
         objects = roots = 0
-        with path.open("wb") as out:
-            for line in flatten(info.schema, document, result.data or {}):
-                out.write(orjson.dumps(line) + b"\n")
-                objects += 1
-                roots += "__parentId" not in line
-        self.files[f"{ctx.shop.name}/{name}"] = path
+        for line in flatten(info.schema, document, result.data or {}):
+            out.write(orjson.dumps(line) + b"\n")
+            objects += 1
+            roots += "__parentId" not in line
+        out.flush()
+        self.files[f"{ctx.shop.name}/{name}"] = out
         operation.update(objectCount=str(objects), rootObjectCount=str(roots),
-                         fileSize=str(path.stat().st_size) if objects else None)
+                         fileSize=str(out.tell()) if objects else None)
         return None, f"{ctx.base_url}/_sandbox/bulk/{ctx.shop.name}/{name}" if objects else None
+
+    def read(self, name: str, chunk: int = 1 << 16) -> Iterator[bytes] | None:
+        """A result file's bytes, in chunks (None: no such file). Positional reads, so that
+        two downloads of one file do not move each other's place."""
+        file = self.files.get(name)
+        if file is None:
+            return None
+
+        def chunks() -> Iterator[bytes]:
+            offset = 0
+            while block := os.pread(file.fileno(), chunk, offset):
+                offset += len(block)
+                yield block
+        return chunks()
 
     def _complete(self, operation: dict[str, Any], url: str | None, ctx: Context) -> None:
         if operation["status"] != "RUNNING":
