@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 import requests
-from conftest import RUNNER
+from conftest import RUNNER, run_cli
 from starlette.testclient import TestClient
 from webhook_kit import start_receiver
 
@@ -200,8 +200,28 @@ def test_topics_name_the_streams_they_change() -> None:
         assert streams_of(topic, spec) == ([live[declared_scope.resource]]
                                            if declared_scope.resource in live else [])
     default = connector.loaded.model.connectionSpecification["properties"]["webhooks"]["default"]
-    assert {"customers/redact", "shop/redact"} <= {row["scope"] for row in default}
+    # The privacy topics are no subscriptions (the app configuration's compliance URL).
+    assert not set(PRIVACY_TOPICS) & {row["scope"] for row in default}
     assert {row["scope"] for row in default} <= set(spec.scopes)
+
+
+def test_privacy_topics_are_taken_whatever_the_topic_table_says(tmp_path: Path) -> None:
+    config = {**CONFIG, "shops": CONFIG["shop_setup"]["shops"]}
+    spec = declared(connector)
+    accounts = {spec.producer.format(**a): connector.account_key(a)
+                for a in connector.accounts(config)}
+    verifier = ShopifyVerifier(spec, accounts, ["orders/updated"],
+                               secrets_of(connector, config))
+    writer = SpoolWriter(tmp_path / "spool.db")
+    with TestClient(build_app(verifier, writer, "/webhooks/shopify")) as client:
+        body = orjson.dumps({"shop_id": 1, "shop_domain": "acme.myshopify.com"})
+        taken = client.post("/webhooks/shopify", content=body,
+                            headers=headers(body, "shop/redact"))
+        other = client.post("/webhooks/shopify", content=body,
+                            headers=headers(body, "customers/update"))
+    writer.close()
+    assert taken.status_code == 200
+    assert (other.status_code, "is not subscribed" in other.json()["error"]) == (400, True)
 
 
 @pytest.mark.e2e
@@ -248,3 +268,76 @@ def test_the_sandbox_s_signed_privacy_webhooks_reach_the_spool(tmp_path: Path) -
         process.wait(timeout=10)
     assert "refused" not in log, log
 
+
+
+@pytest.mark.e2e
+def test_register_subscribe_receive_and_read_what_webhooks_named(tmp_path: Path) -> None:
+    """``runner webhooks register --source shopify`` subscribes the topics once (a second run
+    changes nothing, a subscription of another topic is left alone, a new URL moves them);
+    the sandbox's signed deliveries of a change reach the spool through ``runner webhooks
+    serve``, and a read in ``read_mode: webhooks`` brings the records they named."""
+    process = subprocess.Popen([RUNNER, "sandbox", "shopify", "--port", "0", "--customers",
+                                "10", "--orders", "10", "--products", "3", "--seed", "6",
+                                "--plan", "enterprise"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    ready = json.loads(process.stdout.readline())
+    spool = tmp_path / "spool.db"
+    config = tmp_path / "shopify.json"
+    config.write_text(json.dumps({
+        "shop": ready["shop"], "access_token": ready["access_token"], "api_url": ready["url"],
+        "client_secret": ready["client_secret"], "spool_path": str(spool)}))
+    token = {"X-Shopify-Access-Token": ready["access_token"]}
+    graphql = f"{ready['url']}/{ready['shop']}/admin/api/2026-07/graphql.json"
+    theirs = requests.post(graphql, headers=token, timeout=30, json={
+        "query": 'mutation { webhookSubscriptionCreate(topic: APP_UNINSTALLED, '
+                 'webhookSubscription: {uri: "https://other.example/hooks"}) '
+                 '{ webhookSubscription { id } } }'}).json()
+    assert theirs["data"]["webhookSubscriptionCreate"]["webhookSubscription"]["id"]
+    receiver = start_receiver(config, "--source", "shopify")
+
+    def register(url: str) -> list[dict[str, Any]]:
+        done = run_cli("runner", "webhooks", "register", "--config", str(config), "--source",
+                       "shopify", "--url", url, "--json")
+        assert done.returncode == 0, done.stderr.decode()
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    try:
+        assert register("http://127.0.0.1:9/old")  # somewhere else first
+        moved = register(receiver.endpoint)
+        assert {row["action"] for row in moved} == {"updated"}
+        assert {row["action"] for row in register(receiver.endpoint)} == {"unchanged"}
+        topics = {row["scope"] for row in moved}
+        assert "customers/update" in topics and not topics & set(PRIVACY_TOPICS)
+        hooks = requests.get(f"{ready['url']}/_sandbox/hooks", headers=token, timeout=30)
+        assert "https://other.example/hooks" in hooks.text  # not ours: untouched
+        changed = requests.post(f"{ready['url']}/_sandbox/mutate", headers=token, timeout=30,
+                                json={"resource": "customers", "update": 3, "seed": "w"}
+                                ).json()["updated"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(
+                {r for _, t, _, r in _stored(spool) if t == "customers/update"}) < 3:
+            time.sleep(0.1)
+        named = {r for _, t, _, r in _stored(spool) if t == "customers/update"}
+        assert named == {str(i) for i in changed}
+    finally:
+        log = receiver.stop()
+    try:
+        time.sleep(1.1)  # a spooled event is read once it is a second old
+        read_config = tmp_path / "read.json"
+        read_config.write_text(json.dumps({**json.loads(config.read_text()),
+                                           "read_mode": "webhooks"}))
+        catalog = connector.configured_catalog()
+        catalog.streams = [c for c in catalog.streams if c.stream.name == "customers"]
+        catalog_path = tmp_path / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog.model_dump(mode="json", exclude_none=True)))
+        read = run_cli("runner", "read", "shopify", "--config", str(read_config), "--catalog",
+                       str(catalog_path))
+        assert read.returncode == 0, read.stderr.decode()
+        got = {m["record"]["data"]["legacyResourceId"] for m in map(json.loads,
+               read.stdout.splitlines()) if m["type"] == "RECORD"}
+        assert got == {str(i) for i in changed}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert "refused" not in log, log

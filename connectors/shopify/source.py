@@ -26,7 +26,7 @@ from typing import Any
 
 from connectors.shopify import SPEC_FILE, queries_check, schema
 from connectors.shopify.sandbox import sandbox_command
-from connectors.shopify.webhooks import ShopifyVerifier
+from connectors.shopify.webhooks import ShopifyHooks, ShopifyVerifier, signs_with
 from framework.declarative.formats import parse_datetime
 from framework.declarative.graphql import query_text
 from framework.declarative.mapping import Mapping, Scope
@@ -109,6 +109,12 @@ class ShopifySource(HttpSource):
     #: How the webhook receiver verifies and reads Shopify's deliveries.
     verifier = ShopifyVerifier
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        client = self.loaded.model.client
+        if isinstance(self.subscriptions, ShopifyHooks) and client and client.graphql:
+            self.subscriptions.graphql = client.graphql
+
     def accounts(self, config: dict[str, Any]) -> list[dict[str, Any]]:
         """One config per shop, its name without ``.myshopify.com`` (the key of its state,
         its records and its sandbox path), the API version filled in."""
@@ -129,6 +135,7 @@ class ShopifySource(HttpSource):
         if not config.get("api_url"):
             client.base_url = (f"https://{config['shop']}{SHOP_SUFFIX}/admin/api/"
                                f"{config['api_version']}")
+        signs_with(client, config.get("client_secret"))  # what its subscriptions "send"
         return client
 
     # --- the API version -------------------------------------------------------------------
@@ -243,7 +250,8 @@ def all_orders_problem(start_date: str | None, handles: set[str], reads_orders: 
             "access) and add it to its scopes, or set start_date within the last 60 days")
 
 
-connector = ShopifySource(SPEC_FILE, sandbox=sandbox_command, hooks=commerce_hooks())
+connector = ShopifySource(SPEC_FILE, sandbox=sandbox_command, hooks=commerce_hooks(),
+                          subscriptions=ShopifyHooks)
 
 #: ``source-shopify``: the Airbyte CLI (spec, check, discover, read).
 main = airbyte_cli(connector)

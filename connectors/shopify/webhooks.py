@@ -20,7 +20,15 @@ are spooled like the others, before the 200 Shopify requires: ``customers/redact
 ``customer_redaction``: the shopper whose personal data must go, with the orders to redact),
 ``shop/redact`` (``shop_redaction``, 48 hours after the app is uninstalled: forget the shop) and
 ``customers/data_request`` (``data_request``: the merchant is to send the shopper their data;
-nothing here holds more than the shop does). :func:`redaction` reads a privacy event.
+nothing here holds more than the shop does). :func:`redaction` reads a privacy event. They
+are not subscriptions (Shopify sends them to the compliance URL of the app's configuration),
+so the receiver takes them whatever the config's topic table says.
+
+Subscriptions (:class:`ShopifyHooks`, for ``runner webhooks register``): the GraphQL Admin API's
+``webhookSubscriptions``, ``webhookSubscriptionCreate`` and ``webhookSubscriptionDelete``.
+Shopify lists only the calling app's subscriptions and signs all of them with the app's
+secret, so a subscription to a topic this connector knows is ours and "sends" that secret;
+a subscription to any other topic (one the app's configuration declares) is never touched.
 """
 
 from __future__ import annotations
@@ -29,13 +37,16 @@ import base64
 import hashlib
 import hmac
 import time
+import weakref
 from datetime import datetime
 from typing import Any
 
 import orjson
 
+from framework.declarative.graphql import GraphQLClient
 from framework.declarative.paginators import dig
 from framework.declarative.spec import Webhooks
+from framework.errors import ConnectorError
 from framework.webhooks.receiver import (
     MAX_DEPTH,
     SIGNATURE_SKEW_S,
@@ -45,6 +56,7 @@ from framework.webhooks.receiver import (
     _deeper_than,
 )
 from framework.webhooks.spool import Event, check_id
+from framework.webhooks.subscriptions import Subscriptions
 
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
 SHOP_SUFFIX = ".myshopify.com"
@@ -98,6 +110,7 @@ class ShopifyVerifier(Verifier):
     def __init__(self, spec: Webhooks, accounts: dict[str, str], scopes: list[str],
                  secrets: dict[str, str], client_secret: str | None = None) -> None:
         super().__init__(spec, accounts, scopes, secrets, None)
+        self.scopes |= {topic for topic in PRIVACY_TOPICS if topic in spec.scopes}
         self.topic_header = spec.payload.scope.lower()
         self.shop_header = spec.producer_field.lower()
         self.event_headers = [name.lower() for name in spec.payload.dedupe]
@@ -196,3 +209,94 @@ def redaction(event: Event) -> dict[str, Any] | None:
     if event.scope == "shop/redact":
         return {"kind": "shop", "shop": event.account}
     return None
+
+
+#: The secret each shop's client signs with (its app's client secret), by client: what a
+#: subscription of the app "sends" (set by the source when it makes a shop's client).
+_SIGNING: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+PAGE = 250
+
+
+def signs_with(client: Any, secret: str | None) -> None:
+    """Remember the client secret a shop's client's app signs deliveries with."""
+    if secret:
+        _SIGNING[client] = secret
+
+
+def _query(name: str) -> str:
+    from connectors.shopify import queries_check  # (the queries folder's reader)
+
+    return queries_check.query(name)
+
+
+class ShopifyHooks(Subscriptions):
+    """The app's webhook subscriptions through the GraphQL Admin API."""
+
+    #: The API's GraphQL endpoint (the source sets its spec's).
+    graphql = GraphQLClient(endpoint="/graphql.json")
+
+    def _api(self, client: Any) -> Any:
+        from framework.engine.graphql import api_for
+
+        return api_for(client, self.graphql)
+
+    def _enum(self, topic: str) -> str:
+        return topic.upper().replace("/", "_")
+
+    def list(self, client: Any) -> list[dict[str, Any]]:
+        topics = {self._enum(t): t for t in self.spec.scopes if t not in PRIVACY_TOPICS}
+        signed = {self.spec.secret_header: _SIGNING.get(client, "")}
+        hooks, after = [], None
+        while True:
+            data = self._api(client).run(_query("webhook_subscriptions"),
+                                         {"first": PAGE, "after": after},
+                                         what="the app's webhook subscriptions")
+            page = (data or {}).get("webhookSubscriptions") or {}
+            for node in page.get("nodes") or []:
+                if node.get("topic") in topics:  # ours: a topic this connector knows
+                    hooks.append({"id": node["id"], "scope": topics[node["topic"]],
+                                  "destination": node.get("uri"), "is_active": True,
+                                  "headers": signed})
+            info = page.get("pageInfo") or {}
+            if not info.get("hasNextPage"):
+                return hooks
+            after = info.get("endCursor")
+
+    def create(self, client: Any, scope: str, url: str, headers: dict[str, str]
+               ) -> dict[str, Any] | None:
+        if scope in PRIVACY_TOPICS:
+            raise ConnectorError(f"{scope} is not a subscription: Shopify sends it to the "
+                                 "compliance webhooks URL of the app's configuration; set "
+                                 f"that to {url} and take {scope} out of the webhooks table",
+                                 "config_error")
+        data = self._api(client).run(_query("webhook_subscription_create"),
+                                     {"topic": self._enum(scope), "uri": url},
+                                     what=f"webhookSubscriptionCreate {scope}",
+                                     idempotent=False)
+        answer = (data or {}).get("webhookSubscriptionCreate") or {}
+        self._fail(answer, f"webhookSubscriptionCreate for {scope}")
+        made = answer.get("webhookSubscription") or {}
+        return {"id": made.get("id"), "scope": scope, "destination": made.get("uri"),
+                "is_active": True, "headers": headers}
+
+    def update(self, client: Any, hook: dict[str, Any], url: str, headers: dict[str, str]
+               ) -> dict[str, Any] | None:
+        """A subscription moved to ``url``: made anew there, then the old one removed (the
+        topic is never without one)."""
+        made = self.create(client, hook["scope"], url, headers)
+        self.delete(client, hook)
+        return made
+
+    def delete(self, client: Any, hook: dict[str, Any]) -> None:
+        data = self._api(client).run(_query("webhook_subscription_delete"), {"id": hook["id"]},
+                                     what=f"webhookSubscriptionDelete {hook['scope']}",
+                                     idempotent=False)
+        self._fail((data or {}).get("webhookSubscriptionDelete") or {},
+                   f"webhookSubscriptionDelete for {hook['scope']}")
+
+    @staticmethod
+    def _fail(answer: dict[str, Any], what: str) -> None:
+        errors = [e.get("message") for e in answer.get("userErrors") or [] if e]
+        if errors:
+            raise ConnectorError(f"{what} failed: {'; '.join(map(str, errors))}",
+                                 "config_error")
