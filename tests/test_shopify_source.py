@@ -770,3 +770,44 @@ def test_read_mode_webhooks_fetches_what_webhooks_named(shopify_sandbox: Any,
     assert [r["id"] for r in _records(output, "orders")] == ["gid://shopify/Order/7"]
     model = {r["id"]: r for r in _records(output, "commerce_customers")}
     assert model["999999"]["deleted"] is True and model["3"]["deleted"] is False
+
+
+def test_every_query_s_requested_cost_fits_shopify_s_1000_point_limit() -> None:
+    """Per Shopify's cost rules (the sandbox's pricer): a page query at its page size, a
+    nested query at its, a by-id query at its batch: each asks at most 1,000 points, the
+    most one query may cost."""
+    from graphql import OperationDefinitionNode, parse
+    from graphql.execution.values import get_variable_values
+
+    from connectors.shopify.sandbox.cost import MAX_QUERY_COST, Pricer
+
+    graphql = schema.load(schema.DEFAULT_VERSION)
+
+    def cost(name: str, variables: dict[str, Any]) -> int:
+        operation = parse(queries_check.query(name)).definitions[0]
+        assert isinstance(operation, OperationDefinitionNode)
+        values = get_variable_values(graphql, operation.variable_definitions or [], variables)
+        assert not isinstance(values, list), values  # a list: the variables' errors
+        return Pricer(graphql, {}, values).operation(operation)
+
+    def stem(file: str) -> str:
+        return file.rpartition("/")[2].removesuffix(".graphql")
+
+    checked = {}
+    for stream in connector.loaded.model.streams:
+        request = stream.request
+        if request is None:
+            continue
+        page = {"first": request.page_size} if request.connection != "shop" else {}
+        checked[stream.name] = cost(stem(request.query), page)
+        for nested in request.nested:
+            checked[stem(nested.query)] = cost(stem(nested.query),
+                                               {"id": "gid://shopify/Order/1",
+                                                "first": nested.page_size})
+        if request.by_ids is not None and stream.live is not None:
+            ids = [f"gid://shopify/Node/{n}" for n in range(stream.live.batch)]
+            checked[stem(request.by_ids.query)] = cost(stem(request.by_ids.query),
+                                                       {"ids": ids})
+    assert len(checked) == 18
+    assert max(checked.values()) <= MAX_QUERY_COST, checked
+    assert checked["orders"] > 500  # the page sizes use the room there is
