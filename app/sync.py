@@ -94,11 +94,10 @@ def sync_schema(sources: dict[str, HttpSource], destination: Destination) -> dic
     dest = destination.loaded.model.connectionSpecification
     dest_props = dest["properties"]
     connectors = {}
-    webhooks: dict[str, Any] = {"type": "array"}
     for name, source in sources.items():
         spec = source.loaded.model.connectionSpecification
-        props = {k: v for k, v in spec["properties"].items() if k not in ("webhooks", "read_mode")}
-        webhooks = spec["properties"].get("webhooks", webhooks)
+        # A connector's own ``webhooks`` table stays in its block (its spec validates it).
+        props = {k: v for k, v in spec["properties"].items() if k != "read_mode"}
         groups = source.loaded.model.sync_groups
         props["enabled"] = {"type": "boolean", "default": True,
                             "description": "false: this connector is not synced"}
@@ -110,7 +109,10 @@ def sync_schema(sources: dict[str, HttpSource], destination: Destination) -> dic
     return _object({
         "connectors": _object(connectors, minProperties=1),
         "customer_mapping": dest_props["customer_mapping"],
-        "webhooks": webhooks,
+        "webhooks": {"type": "array", "items": {"type": "object"},
+                     "description": "the product page's webhooks table: it applies to every "
+                                    "connector without a webhooks table of its own (each row "
+                                    "is checked against that connector's spec)"},
         "state_dir": {"type": "string", "default": ".tajo",
                       "description": "where state, spool, ledger and dead letters are kept"},
         "storage": {"type": "string", "pattern": "^postgres(ql)?://",
@@ -181,8 +183,8 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
         source_config = {k: copy.deepcopy(v) for k, v in section.items() if k not in JOB_KEYS}
         source_config.setdefault("spool_path", located(storage, name) if storage
                                  else str(state_dir / f"{name}.spool.db"))
-        if config.get("webhooks"):
-            source_config["webhooks"] = config["webhooks"]
+        if config.get("webhooks") and "webhooks" not in section:
+            source_config["webhooks"] = shared_webhooks(source, config["webhooks"])
         source_spec = source.loaded.model.connectionSpecification
         source_config = lift_choices(apply_defaults(validate_config(
             source_config, source_spec, name), source_spec), source_spec)
@@ -207,6 +209,27 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
     if not jobs:
         raise ConfigError("no connector is enabled: set enabled: true under connectors")
     return jobs
+
+
+def shared_webhooks(source: HttpSource, rows: list[Any]) -> list[Any]:
+    """The top-level ``webhooks`` table (the product page's layout, written for one platform)
+    as a connector's: every scope in it must be one the connector knows, else the fix is a
+    table of the connector's own.
+
+    Raises:
+        ConfigError: a row whose scope the connector does not know.
+    """
+    hooks = source.loaded.model.webhooks
+    known = set(hooks.scopes) | set(hooks.aliases) if hooks else set()
+    for index, row in enumerate(rows):
+        scope = row.get("scope") if isinstance(row, dict) else None
+        if scope not in known:
+            raise ConfigError(
+                f"webhooks[{index}].scope: {scope!r} is not a scope of connectors."
+                f"{source.name}, and the top-level webhooks table applies to every connector "
+                f"without its own: give connectors.{source.name} a webhooks table of its own "
+                f"(or move this table under the connector it is for)")
+    return rows
 
 
 def state_location(source: HttpSource, source_config: dict[str, Any], state_dir: Path,

@@ -257,3 +257,32 @@ def test_progress_bars_follow_records_estimates_and_rate_limit_waits(
     quiet = Progress(enabled=False)
     quiet({"type": "RECORD", "record": {"stream": "customers", "data": {}}})
     assert quiet.bars == {}
+
+
+def test_the_shared_webhooks_table_applies_to_connectors_without_their_own(
+        tmp_path: Path) -> None:
+    """The product page's top-level ``webhooks`` table is written for one platform: with a
+    second connector it is that connector's only if every scope is one it knows; a table of
+    the connector's own takes its place."""
+    from app import sync
+    from framework.errors import ConfigError
+
+    lists = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
+    config: dict[str, Any] = {
+        "connectors": {
+            "bigcommerce": {"store_hash": "abc123", "access_token": "t" * 20, "lists": lists},
+            "shopify": {"shop": "demo-shop", "access_token": "shpat_" + "0" * 32,
+                        "client_secret": "s" * 32, "lists": lists}},
+        "brevo": {"api_key": "xkeysib-" + "0" * 64},
+        "webhooks": [{"scope": "store/customer/updated", "destination": "customer_updated"}],
+        "state_dir": str(tmp_path / "state")}
+    path = tmp_path / "tajo.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="give connectors.shopify a webhooks table of its"):
+        sync.load(path)
+    config["connectors"]["shopify"]["webhooks"] = [{"scope": "customers/update"}]
+    path.write_text(json.dumps(config))
+    jobs = {job.name: job for job in sync.load(path)}
+    assert jobs["bigcommerce"].source_config["webhooks"] == config["webhooks"]
+    assert [row["scope"] for row in jobs["shopify"].source_config["webhooks"]] == \
+        ["customers/update"]
