@@ -33,9 +33,9 @@ def test_loading_can_be_restricted_and_unknown_names_list_the_valid_ones() -> No
     assert run_cli("runner", "connectors", env={"TAJO_CONNECTORS": ""}).stdout == b""
     only = run_cli("runner", "connectors", env={"TAJO_CONNECTORS": "sqlite"}).stdout.decode()
     assert "sqlite" in only and "bigcommerce" not in only
-    result = run_cli("runner", "spec", "shopify")
+    result = run_cli("runner", "spec", "magento")
     assert result.returncode == 2
-    assert ("unknown connector 'shopify'; valid: bigcommerce, brevo, sqlite"
+    assert ("unknown connector 'magento'; valid: bigcommerce, brevo, shopify, sqlite"
             in result.stderr.decode())
     result = run_cli("runner", "write", "bigcommerce", "--config", "x.json")
     assert ("unknown destination connector 'bigcommerce'; valid: brevo, sqlite"
