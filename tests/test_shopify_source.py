@@ -351,6 +351,12 @@ def test_order_statuses(financial: str, fulfillment: str, cancel: str | None, st
     assert out["platform_status"] == {"id": financial, "name": f"{financial}, {fulfillment}"}
 
 
+def test_a_test_order_is_no_purchase() -> None:
+    placed = _map("order", {**order(), "test": True})
+    assert (placed["status"], placed["counts_as_purchase"]) == ("shipped", False)
+    assert _map("order", {**order(), "test": False})["counts_as_purchase"] is True
+
+
 def test_an_order_s_money_lines_coupons_and_refunds() -> None:
     out = _map("order", order("PARTIALLY_REFUNDED", refunded="30.00"))
     assert (out["id"], out["customer_id"], out["email"]) == ("5001", "42", "Ada@Example.com")
