@@ -453,9 +453,26 @@ def test_global_ids_become_shopify_s_numbers_only_under_id() -> None:
 
 def test_the_mapping_covers_every_model_kind_it_has_a_stream_for() -> None:
     assert set(COMMERCE.kinds) == {"customer", "order", "product", "category", "cart",
-                                   "stock_level", "store"}
+                                   "stock_level", "store", "erasure"}
     streams = {kind.stream for kind in COMMERCE.kinds.values()}
-    assert streams == set(STREAMS)
+    assert streams == {*STREAMS, "customer_erasures"}
+
+
+def test_a_redacted_shopper_is_an_erasure_of_the_model() -> None:
+    """customers/redact, read by id from the spool: the customer's record, or the tombstone of
+    one the shop has already forgotten; either is the model's request to forget them."""
+    gone = {"shop": "acme", "id": "gid://shopify/Customer/191167", "is_deleted": True,
+            "webhook_scope": "customers/redact"}
+    erasure = _map("erasure", gone)
+    assert erasure == {"platform": "shopify", "account": "acme", "id": "191167",
+                       "deleted": False, "updated_at": None, "subject": "customer",
+                       "email": None, "phone": None}
+    still = _map("erasure", {**customer(), "webhook_scope": "customers/redact"})
+    assert (still["id"], still["email"], still["deleted"]) == \
+        ("7365453201593", "ada@example.com", False)
+    declared = connector.loaded.streams["customer_erasures"]
+    assert declared.live is not None and declared.live.only
+    assert declared.live.resource == "customer_redaction" and declared.optional
 
 
 # --- against the sandbox (runner sandbox shopify) -----------------------------------------
@@ -630,7 +647,8 @@ def test_check_against_the_sandbox_names_what_the_token_lacks(shopify_sandbox: A
                                     "read_inventory", "read_locations"]})
     status = connector.check(box.config())
     assert status.status == "FAILED"
-    assert "read_customers (for customers, orders, abandoned_checkouts)" in status.message
+    assert ("read_customers (for customers, orders, abandoned_checkouts, customer_erasures)"
+            in status.message)
     bad = connector.check({**box.config(), "access_token": "shpat_not-the-token"})
     assert bad.status == "FAILED" and "Shopify rejected the access token" in bad.message
 
@@ -641,8 +659,9 @@ TestShopifyStandard = source_tests(
     config=lambda ready: {"shop": ready["shop"], "access_token": ready["access_token"],
                           "api_url": ready["url"]},
     # The shop is one object, not a connection: the engine reads connections only (noted
-    # for the engine in the plan); its model stream follows it.
-    empty=frozenset({"shop", "commerce_stores"}))
+    # for the engine in the plan); its model stream follows it. Erasures are known only from
+    # spooled customers/redact webhooks (tests/test_shopify_webhooks.py has them).
+    empty=frozenset({"shop", "commerce_stores", "customer_erasures", "commerce_erasures"}))
 TestShopifyStandard = pytest.mark.e2e(TestShopifyStandard)
 
 
@@ -814,6 +833,6 @@ def test_every_query_s_requested_cost_fits_shopify_s_1000_point_limit() -> None:
             ids = [f"gid://shopify/Node/{n}" for n in range(stream.live.batch)]
             checked[stem(request.by_ids.query)] = cost(stem(request.by_ids.query),
                                                        {"ids": ids})
-    assert len(checked) == 18
+    assert len(checked) == 19
     assert max(checked.values()) <= MAX_QUERY_COST, checked
     assert checked["orders"] > 500  # the page sizes use the room there is

@@ -190,7 +190,8 @@ def test_topics_name_the_streams_they_change() -> None:
     assert streams_of("refunds/create", spec) == ["orders"]
     assert streams_of("inventory_levels/update", spec) == ["inventory_levels"]
     assert streams_of("checkouts/update", spec) == ["abandoned_checkouts"]
-    assert streams_of("customers/redact", spec) == []
+    assert streams_of("customers/redact", spec) == ["customer_erasures"]
+    assert streams_of("shop/redact", spec) == []
     assert set(PRIVACY_TOPICS) <= set(spec.scopes)
     streams = set(connector.loaded.streams)
     live = {s.live.resource: s.name for s in connector.loaded.model.streams if s.live}
@@ -262,6 +263,19 @@ def test_the_sandbox_s_signed_privacy_webhooks_reach_the_spool(tmp_path: Path) -
         customer = asked["customers/redact"]
         assert customer is not None and customer["customer_id"] == "3" and customer["email"]
         assert asked["shop/redact"] == {"kind": "shop", "shop": ready["shop"]}
+        # The source reads the redaction as the model's erasure of customer 3.
+        time.sleep(1.1)  # a spooled event is read once it is a second old
+        catalog = connector.configured_catalog(everything=True)
+        catalog.streams = [c for c in catalog.streams if c.stream.name == "commerce_erasures"]
+        catalog_path = tmp_path / "catalog.json"
+        catalog_path.write_text(json.dumps(catalog.model_dump(mode="json", exclude_none=True)))
+        read = run_cli("runner", "read", "shopify", "--config", str(config), "--catalog",
+                       str(catalog_path))
+        assert read.returncode == 0, read.stderr.decode()
+        erasures = [m["record"]["data"] for m in map(json.loads, read.stdout.splitlines())
+                    if m["type"] == "RECORD"]
+        assert [(e["account"], e["id"], e["subject"], e["deleted"]) for e in erasures] == \
+            [(ready["shop"], "3", "customer", False)]
     finally:
         log = receiver.stop()
         process.terminate()

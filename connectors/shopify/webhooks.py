@@ -72,7 +72,7 @@ RESOURCE_STREAMS: dict[str, list[str]] = {
     "collection": ["collections"],
     "inventory_item": ["inventory_levels"],
     "checkout": ["abandoned_checkouts"],
-    "customer_redaction": [],
+    "customer_redaction": ["customer_erasures"],
     "shop_redaction": [],
     "data_request": [],
 }
