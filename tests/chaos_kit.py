@@ -25,7 +25,7 @@ import requests
 RUNNER = shutil.which("runner") or str(Path(sys.executable).parent / "runner")
 LISTS = {"all_customers": 40, "buyers": 41, "abandoned_cart": 42}
 #: Every subprocess sees the built-in connectors only, whatever else is installed.
-ENV = {**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,sqlite"}
+ENV = {**os.environ, "TAJO_CONNECTORS": "bigcommerce,brevo,shopify,sqlite"}
 #: Every kind of fault at once, about one request in six.
 PROFILE = {"429": 0.03, "500": 0.02, "502": 0.02, "503": 0.03, "reset": 0.02,
            "truncate": 0.02, "slow": 0.02, "stall": 0.01}
@@ -50,6 +50,9 @@ class Store:
 
     process: subprocess.Popen[str]
     ready: dict[str, Any]
+    platform = "bigcommerce"
+    #: Where one fault of each kind is queued for sure (besides the random ones).
+    fault_paths = ("/v3/customers", "/v2/orders")
 
     @classmethod
     def start(cls, customers: int, orders: int, products: int, seed: int = 5) -> Store:
@@ -88,9 +91,131 @@ class Store:
                 return out
             page += 1
 
+    def block(self) -> dict[str, Any]:
+        """The store's block of a sync config (``connectors.bigcommerce``)."""
+        return {"store_hash": self.ready["store_hash"],
+                "access_token": self.ready["access_token"], "api_url": self.ready["url"],
+                "sync": {"carts": False}}
+
+    def source_config(self) -> dict[str, Any]:
+        """The source's own config (``runner read bigcommerce``)."""
+        return {"api_url": self.ready["url"], "store_hash": self.ready["store_hash"],
+                "access_token": self.ready["access_token"]}
+
+    def change(self, scale: int = 1) -> None:
+        """What happens between two syncs: edits, sign-ups, new orders, deletions."""
+        self.mutate("customers", update=25 * scale, create=6 * scale, delete=2 * scale)
+        self.mutate("orders", update=30 * scale, create=8 * scale)
+        self.mutate("products", update=5 * scale, delete=scale)
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+@dataclass
+class Shop:
+    """A Shopify sandbox shop (faults off until :meth:`faults` turns them on). Its
+    abandoned checkouts are read like any stream (BigCommerce's carts come by webhook only),
+    so the syncs carry them."""
+
+    process: subprocess.Popen[str]
+    ready: dict[str, Any]
+    platform = "shopify"
+    fault_paths = ("/graphql.json", "/admin/api/")
+
+    @classmethod
+    def start(cls, customers: int, orders: int, products: int, seed: int = 5,
+              checkouts: int | None = None) -> Shop:
+        # Plus: 1,000 points a second, so that the round's time goes to faults and kills
+        # rather than to the query-cost bucket (tests/bench/points_floor.py measures that).
+        return cls(*_start("shopify", "--customers", str(customers), "--orders", str(orders),
+                           "--products", str(products), "--checkouts",
+                           str(checkouts if checkouts is not None else max(10, orders // 8)),
+                           "--seed", str(seed), "--plan", "plus", "--bulk-delay-ms", "50",
+                           "--faults-slow-ms", "1500"))
+
+    def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = requests.request("POST" if body is not None else "GET",
+                                    f"{self.ready['url']}/_sandbox/{path}", json=body,
+                                    headers={"X-Shopify-Access-Token":
+                                             self.ready["access_token"]}, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def faults(self, rates: dict[str, float], seed: int = 1) -> dict[str, Any]:
+        return dict(self.admin("fault-profile", {"rates": rates, "seed": seed}))
+
+    def mutate(self, resource: str, **change: Any) -> dict[str, Any]:
+        return dict(self.admin("mutate", {"resource": resource, "seed": 11, **change}))
+
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The ``data`` of a query, waiting out THROTTLED answers as Shopify asks."""
+        from connectors.shopify.schema import DEFAULT_VERSION
+
+        url = (f"{self.ready['url']}/{self.ready['shop']}/admin/api/{DEFAULT_VERSION}"
+               "/graphql.json")
+        for _ in range(60):
+            answer = requests.post(url, json={"query": query, "variables": variables or {}},
+                                   headers={"X-Shopify-Access-Token":
+                                            self.ready["access_token"]}, timeout=60)
+            answer.raise_for_status()
+            body = answer.json()
+            errors = body.get("errors") or []
+            if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
+                time.sleep(1.0)
+                continue
+            if errors:
+                raise AssertionError(f"the query failed: {errors}")
+            return dict(body["data"])
+        raise AssertionError("the query stayed throttled for a minute")
+
+    def everything(self, connection: str, selection: str) -> list[dict[str, Any]]:
+        """Every node of a top-level connection (``customers``), ``selection`` of each."""
+        nodes: list[dict[str, Any]] = []
+        after = None
+        while True:
+            data = self.graphql(
+                f"query($after: String) {{ {connection}(first: 100, after: $after) "
+                f"{{ pageInfo {{ hasNextPage endCursor }} nodes {{ {selection} }} }} }}",
+                {"after": after})[connection]
+            nodes += data["nodes"]
+            if not data["pageInfo"]["hasNextPage"]:
+                return nodes
+            after = data["pageInfo"]["endCursor"]
+
+    def block(self) -> dict[str, Any]:
+        """The shop's block of a sync config (``connectors.shopify``)."""
+        return {"shop_setup": {"shop": self.ready["shop"],
+                               "access_token": self.ready["access_token"]},
+                "client_secret": self.ready["client_secret"], "api_url": self.ready["url"]}
+
+    def source_config(self) -> dict[str, Any]:
+        return {"shop": self.ready["shop"], "access_token": self.ready["access_token"],
+                "api_url": self.ready["url"]}
+
+    def change(self, scale: int = 1) -> None:
+        """What happens between two syncs: edits, sign-ups, new orders, refunds and
+        cancellations, a consent withdrawn, deletions, shoppers leaving checkouts."""
+        self.mutate("customers", update=25 * scale, create=6 * scale, delete=2 * scale)
+        self.mutate("orders", update=30 * scale, create=8 * scale)
+        orders = self.mutate("orders", update=4 * scale, seed=12)["updated"]
+        for number in orders[:2 * scale]:
+            self.admin("orders/refund", {"id": number})
+        for number in orders[2 * scale:]:
+            self.admin("orders/cancel", {"id": number})
+        self.mutate("customers", update=3 * scale, seed=13,
+                    set={"emailMarketingConsent": {"marketingState": "UNSUBSCRIBED"}})
+        self.mutate("products", update=5 * scale, delete=scale)
+        self.admin("checkouts", {"create": 4 * scale, "seed": 14})
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+#: A store of either platform.
+AnyStore = Store | Shop
 
 
 @dataclass
@@ -123,17 +248,15 @@ class Account:
         self.process.wait(timeout=10)
 
 
-def sync_config(store: Store, account: Account, state_dir: Path,
+def sync_config(store: AnyStore, account: Account, state_dir: Path,
                 mapping: dict[str, str] | None = None, **source: Any) -> Path:
     """A ``runner sync`` config (JSON is YAML) with short timeouts, so that 'slow' faults
     time out."""
     path = state_dir.with_suffix(".json")
     extra = {"customer_mapping": mapping} if mapping else {}
     path.write_text(json.dumps({**extra,
-        "connectors": {"bigcommerce": {
-            "store_hash": store.ready["store_hash"], "access_token": store.ready["access_token"],
-            "api_url": store.ready["url"], "lists": LISTS, "request_timeout": 1,
-            "sync": {"carts": False}, **source}},
+        "connectors": {store.platform: {
+            **store.block(), "lists": LISTS, "request_timeout": 1, **source}},
         "brevo": {"api_key": account.ready["api_key"], "api_url": account.ready["url"],
                   "request_timeout": 1},
         "state_dir": str(state_dir)}))
@@ -209,11 +332,12 @@ def kill_when(args: list[str], ready: Callable[[], bool], timeout: float = 120) 
     return False
 
 
-def pipeline(source: Path, destination: Path, states: Path) -> list[str]:
-    """``runner read bigcommerce | runner write brevo``, resuming from and appending to
+def pipeline(source: Path, destination: Path, states: Path,
+             platform: str = "bigcommerce") -> list[str]:
+    """``runner read PLATFORM | runner write brevo``, resuming from and appending to
     ``states`` (the last state of each stream wins), as a shell script would run it."""
     resume = f"--state {states}" if states.exists() and states.stat().st_size else ""
-    return ["bash", "-c", f"set -o pipefail; {RUNNER} read bigcommerce --config {source} "
+    return ["bash", "-c", f"set -o pipefail; {RUNNER} read {platform} --config {source} "
             f"{resume} | {RUNNER} write brevo --config {destination} >> {states}"]
 
 
@@ -303,14 +427,7 @@ def doubled_events(state: dict[str, Any]) -> list[str]:
 
 # --- scenarios (the tests run them small, tests/bench/chaos.py big) -------------------------
 
-def change(store: Store, scale: int = 1) -> None:
-    """What happens between two syncs: edits, sign-ups, new orders, deletions."""
-    store.mutate("customers", update=25 * scale, create=6 * scale, delete=2 * scale)
-    store.mutate("orders", update=30 * scale, create=8 * scale)
-    store.mutate("products", update=5 * scale, delete=scale)
-
-
-def faults_scenario(store: Store, clean: Account, faulty: Account, work: Path,
+def faults_scenario(store: AnyStore, clean: Account, faulty: Account, work: Path,
                     profile: dict[str, float] | None = None, seed: int = 1,
                     scale: int = 1) -> dict[str, Any]:
     """A full and an incremental sync under faults on both sides, each against a clean one
@@ -326,8 +443,8 @@ def faults_scenario(store: Store, clean: Account, faulty: Account, work: Path,
         faulty.faults(profile if on else {}, seed=seed + 1)
         if on:  # and one of each kind for sure on both sides, beyond the random ones
             for n, kind in enumerate(FAULT_KINDS):
-                store.admin("fault-profile", {"kind": kind, "path": ("/v3/customers",
-                                                                      "/v2/orders")[n % 2]})
+                store.admin("fault-profile", {"kind": kind,
+                                              "path": store.fault_paths[n % 2]})
                 faulty.admin("fault-profile", {"kind": kind, "path": (
                     "/v3/contacts", "/v3/orders/status/batch", "/v3/products/batch")[n % 3]})
 
@@ -338,7 +455,7 @@ def faults_scenario(store: Store, clean: Account, faulty: Account, work: Path,
     faults(False)
     full = differences(comparable(clean.state()), comparable(faulty.state()))
 
-    change(store, scale)
+    store.change(scale)
     sync_until_done(clean_config)
     # The answers to the first event batches never come: Brevo did take them.
     faulty.admin("fault-profile", {"kind": "reset", "path": "/v3/events/batch"})
@@ -354,11 +471,11 @@ def faults_scenario(store: Store, clean: Account, faulty: Account, work: Path,
                                                        comparable(faulty_state)),
             "doubled": doubled_events(faulty_state), "events": len(clean_state["events"]),
             "contacts": len(clean_state["contacts"]), "orders": len(clean_state["orders"]),
-            "injected": {"bigcommerce": injected[0], "brevo": injected[1]},
+            "injected": {store.platform: injected[0], "brevo": injected[1]},
             "runs": outcome.runs, "exit_codes": outcome.codes}
 
 
-def crash_scenario(store: Store, clean: Account, crashed: Account, work: Path,
+def crash_scenario(store: AnyStore, clean: Account, crashed: Account, work: Path,
                    kills: int = 4, seed: int = 8, scale: int = 1) -> dict[str, Any]:
     """``runner sync`` killed at random points of a full and an incremental sync (and while
     event batches are in flight), then run to the end: against a clean sync."""
@@ -374,7 +491,7 @@ def crash_scenario(store: Store, clean: Account, crashed: Account, work: Path,
     sync_until_done(crash_config)
     full = differences(comparable(clean.state()), comparable(crashed.state()))
 
-    change(store, scale)
+    store.change(scale)
     clean_s = timed(sync_until_done, clean_config)
     # Killed while Brevo holds a batch of events it has not yet seen (they may be lost),
     # then while Brevo has taken one but not yet answered (they may be doubled).
@@ -398,15 +515,12 @@ def crash_scenario(store: Store, clean: Account, crashed: Account, work: Path,
             "events": len(clean_state["events"])}
 
 
-def pipeline_crash_scenario(store: Store, clean: Account, crashed: Account, work: Path,
+def pipeline_crash_scenario(store: AnyStore, clean: Account, crashed: Account, work: Path,
                             kills: int = 4, seed: int = 9, scale: int = 1) -> dict[str, Any]:
     """``read | write`` pipelines with one side killed at random points, over a full and an
     incremental sync: against clean pipelines."""
     source = work / f"pipe-source-{seed}.json"
-    source.write_text(json.dumps({"api_url": store.ready["url"],
-                                  "store_hash": store.ready["store_hash"],
-                                  "access_token": store.ready["access_token"],
-                                  "request_timeout": 5}))
+    source.write_text(json.dumps({**store.source_config(), "request_timeout": 5}))
 
     def destination(account: Account, name: str) -> tuple[Path, Path]:
         path = work / f"pipe-{name}-{seed}.json"
@@ -421,17 +535,18 @@ def pipeline_crash_scenario(store: Store, clean: Account, crashed: Account, work
     found: list[dict[str, Any]] = []
     doubled: list[str] = []
     for phase in range(2):
-        clean_s = timed(run_until_done, pipeline(source, *clean_args))
+        clean_s = timed(run_until_done, pipeline(source, *clean_args, store.platform))
         for n in range(kills):
             tried += 1
-            landed += kill_one_side(pipeline(source, *crash_args), kill_time(rng, clean_s),
+            landed += kill_one_side(pipeline(source, *crash_args, store.platform),
+                                    kill_time(rng, clean_s),
                                     ("read", "write")[n % 2])
-        run_until_done(pipeline(source, *crash_args))
+        run_until_done(pipeline(source, *crash_args, store.platform))
         crashed_state = crashed.state()
         found.append(differences(comparable(clean.state()), comparable(crashed_state)))
         doubled = doubled_events(crashed_state)
         if phase == 0:
-            change(store, scale)
+            store.change(scale)
     return {"full": found[0], "incremental": found[1], "doubled": doubled,
             "kills_tried": tried, "kills_landed": landed}
 

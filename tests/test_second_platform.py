@@ -246,16 +246,12 @@ def test_marketbox_syncs_into_brevo_through_the_model(
                 item = catalog[f"{shop.shop}-{product['id']}-{variant['id']}"]
                 assert item["parentId"] == parent["id"] and item["stock"] == variant["stock"]
 
-    # Cart events: what the model's cart states mean to the destination.
-    events = {(e["event_name"], e["event_properties"]["cart_id"]): e for e in held["events"]
-              if e["event_name"].startswith("cart_")}
-    expected = {("cart_abandoned" if c["state"] == "abandoned" else "cart_created", c["id"])
-                for c in carts if c["customer"] in reminded and c["state"] in ("open",
-                                                                              "abandoned")}
-    assert set(events) == expected and expected
-    for (_, cart_id), event in events.items():
-        cart = next(c for c in carts if c["id"] == cart_id)
-        assert event["event_properties"]["recovery_url"] == cart["checkout_url"]
+    # Cart events: the carts this first run finds were left before it (a backfill of
+    # listable carts): the abandoned ones join the list (above) but, as the backfill's
+    # orders, fire no automation.
+    assert [c for c in carts if c["customer"] in reminded and c["state"] in ("open",
+                                                                            "abandoned")]
+    assert not [e for e in held["events"] if e["event_name"].startswith("cart_")]
 
     # A second run reads only what changed (its cursor, its pages) and Brevo follows.
     refunded = next(o for o in orders if o["status"] == "fulfilled" and o["customer"])

@@ -75,6 +75,12 @@ MODEL_STREAMS = {"commerce_customers": "customer", "commerce_orders": "order",
                  "commerce_stock_levels": "stock_level", "commerce_stores": "store",
                  "commerce_carts": "cart", "commerce_storefront_events": "storefront_event"}
 MODEL_STREAM_OF = {kind: stream for stream, kind in MODEL_STREAMS.items()}
+#: Marks the fingerprint of a customer record that carried the platform's own order count or
+#: amount spent (Shopify's numberOfOrders/amountSpent; a hex digest has no "p"): a later
+#: change of the customer's orders alone then leaves those figures to the customer record,
+#: instead of sending totals counted by this destination's rule (Shopify counts a cancelled
+#: order; the rule does not).
+OWN_TOTALS = "p"
 # (ledger, api_url, key) -> the account (organization_id, name) GET /v3/account named, asked
 # once per process
 _BOUND: dict[tuple[str, str, str], tuple[str, str]] = {}
@@ -193,6 +199,9 @@ class BrevoWriter(Writer):
         self.batch_size = int(config.get("import_batch") or 5000)
         self.pending_contacts: dict[str, dict[str, Any]] = {}
         self.touched: set[str] = set()
+        # Contacts whose record carried the platform's own totals in this run (their rows
+        # may still wait or be in flight: sent_totals marks them once Brevo took them).
+        self.own_totals: set[str] = set()
         self.noted: set[str] = set()
         self._bind_account()
         self.connected_at = self.ledger.connected_at(now_iso())
@@ -420,7 +429,14 @@ class BrevoWriter(Writer):
                 continue  # nothing of this contact changed
             rows[email] = (self.mapper.contact(record)[1]
                            if fingerprint and record is not None else {})
-            self._totals(rows[email], record or {}, orders, spent)
+            if record is not None and (record.get("order_count") is not None
+                                       or record.get("amount_spent") is not None):
+                self.own_totals.add(email)
+            if record is not None or not (email in self.own_totals or (
+                    last and (last[2] or "").startswith(OWN_TOTALS))):
+                # (Only its orders changed, and its platform keeps its totals: Brevo has
+                # the platform's figures, which the platform changes with the customer.)
+                self._totals(rows[email], record or {}, orders, spent)
             notes[email] = (orders, spent, fingerprint)
             if orders > 0:
                 buyers.add(email)
@@ -446,8 +462,10 @@ class BrevoWriter(Writer):
         """What a contact row is made of: the record, the mapping and lists (``salt``), the
         store's country (the region of a national phone number)."""
         country = self.ledger.store_country(str(record.get("account", ""))) or ""
-        return hashlib.blake2b(self.salt + country.encode() + orjson.dumps(
-            record, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+        own = record.get("order_count") is not None or record.get("amount_spent") is not None
+        return (OWN_TOTALS if own else "") + hashlib.blake2b(
+            self.salt + country.encode() + orjson.dumps(record, option=orjson.OPT_SORT_KEYS),
+            digest_size=16).hexdigest()
 
     def _totals(self, attributes: dict[str, Any], record: dict[str, Any], orders: int,
                 spent: float) -> None:

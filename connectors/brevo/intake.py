@@ -297,6 +297,11 @@ class Intake:
             name = "cart_updated"
         else:
             return  # the same change again (webhook and poll, a rerun): its event went
+        if modified and modified < self.connected_at:
+            # A cart last changed before the first run (a platform whose abandoned checkouts
+            # are read, not only sent by webhook, backfills them): on the list, but like the
+            # backfill's orders it fires no automation, then or when it is read again.
+            return
         self.events.queue(f"{account}:cart:{cart_id}:{modified}:{name}",
                           self._cart_event(name, account, cart, email))
 

@@ -241,6 +241,8 @@ class Shop:
             record["displayFinancialStatus"] = "VOIDED"
         self.touch(record, "orders/cancelled")
         self.emit("orders/updated", record)
+        if record.get("customer") in self.nodes:  # its amountSpent leaves the order out
+            self.touch(self.nodes[record["customer"]], "customers/update")
         return record
 
     def refund(self, order_id: str | int, amount: float | None) -> dict[str, Any]:
