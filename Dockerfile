@@ -1,5 +1,6 @@
 # One file, one image per target, following Airbyte's connector image conventions:
 #   docker build --target source-bigcommerce -t tajo/source-bigcommerce:0.1.0 .
+#   docker build --target source-shopify     -t tajo/source-shopify:0.1.0 .
 #   docker build --target destination-brevo  -t tajo/destination-brevo:0.1.0 .
 #   docker build --target runner             -t tajo/runner:0.1.0 .
 # The wheel is built in a throwaway stage; the runtime stages hold Python, the installed
@@ -33,6 +34,22 @@ LABEL io.airbyte.name="tajo/source-bigcommerce" \
       io.airbyte.version="0.1.0"
 ENTRYPOINT ["source-bigcommerce"]
 
+# Shopify's published Admin schema (the pinned @shopify/dev-mcp package, its SHA-256 checked
+# by connectors/shopify/schema.py), fetched once at build: the Shopify source validates every
+# query against the configured version's schema before a read or check, and a container
+# starts with an empty cache, so without it every run would download the package again.
+FROM base AS shopify-schemas
+ENV TAJO_SHOPIFY_SCHEMAS=/home/tajo/shopify-schemas
+RUN python -c "from connectors.shopify import schema; schema.fetch()"
+
+FROM base AS source-shopify
+COPY --from=shopify-schemas /home/tajo/shopify-schemas /opt/shopify-schemas
+ENV AIRBYTE_ENTRYPOINT="source-shopify" \
+    TAJO_SHOPIFY_SCHEMAS=/opt/shopify-schemas
+LABEL io.airbyte.name="tajo/source-shopify" \
+      io.airbyte.version="0.1.0"
+ENTRYPOINT ["source-shopify"]
+
 FROM base AS destination-brevo
 ENV AIRBYTE_ENTRYPOINT="destination-brevo"
 LABEL io.airbyte.name="tajo/destination-brevo" \
@@ -41,7 +58,10 @@ ENTRYPOINT ["destination-brevo"]
 
 FROM base AS runner
 # runner sync and runner webhooks serve keep their state here: mount a volume on it.
-ENV AIRBYTE_ENTRYPOINT="runner"
+# runner sync reads Shopify too: the same schemas as source-shopify.
+COPY --from=shopify-schemas /home/tajo/shopify-schemas /opt/shopify-schemas
+ENV AIRBYTE_ENTRYPOINT="runner" \
+    TAJO_SHOPIFY_SCHEMAS=/opt/shopify-schemas
 LABEL io.airbyte.name="tajo/runner" \
       io.airbyte.version="0.1.0"
 WORKDIR /data
