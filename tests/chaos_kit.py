@@ -108,6 +108,10 @@ class Store:
         self.mutate("orders", update=30 * scale, create=8 * scale)
         self.mutate("products", update=5 * scale, delete=scale)
 
+    def platform_faults(self) -> None:
+        """Faults of the platform's own kind, beyond the network's (none here: BigCommerce's
+        are HTTP statuses, which the profile has)."""
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
@@ -122,7 +126,7 @@ class Shop:
     process: subprocess.Popen[str]
     ready: dict[str, Any]
     platform = "shopify"
-    fault_paths = ("/graphql.json", "/admin/api/")
+    fault_paths = ("/graphql.json", "/graphql.json")  # each shop's path ends so
 
     @classmethod
     def start(cls, customers: int, orders: int, products: int, seed: int = 5,
@@ -208,6 +212,17 @@ class Shop:
                     set={"emailMarketingConsent": {"marketingState": "UNSUBSCRIBED"}})
         self.mutate("products", update=5 * scale, delete=scale)
         self.admin("checkouts", {"create": 4 * scale, "seed": 14})
+
+    def platform_faults(self) -> None:
+        """Shopify's own faults, answered with HTTP 200: THROTTLED without a cost to plan
+        by (an app that shares the bucket spent it), and an internal error, which fails the
+        query's stream (and the run: the scheduler runs it again)."""
+        self.admin("faults", {"status": 200, "count": 2, "body": {"errors": [{
+            "message": "Throttled", "extensions": {
+                "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}]}})
+        self.admin("faults", {"status": 200, "count": 1, "body": {"errors": [{
+            "message": "Internal error. Looks like something went wrong on our end.",
+            "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}})
 
     def stop(self) -> None:
         self.process.terminate()
@@ -447,6 +462,7 @@ def faults_scenario(store: AnyStore, clean: Account, faulty: Account, work: Path
                                               "path": store.fault_paths[n % 2]})
                 faulty.admin("fault-profile", {"kind": kind, "path": (
                     "/v3/contacts", "/v3/orders/status/batch", "/v3/products/batch")[n % 3]})
+            store.platform_faults()
 
     before = [store.admin("fault-profile")["injected"], faulty.admin("fault-profile")["injected"]]
     sync_until_done(clean_config)
