@@ -32,7 +32,9 @@ def test_pacing_reads_the_quota_headers_and_never_meets_a_429(make_sandbox) -> N
     assert stats["throttled"] == 0 and client.stats.throttled == 0
     assert stats["requests"] == 400
     assert elapsed >= 2.0, "the client must have waited for two window resets"
-    assert client.stats.waited_s >= 1.0
+    # It waited rather than met a 429; how long depends on how fast the 400 requests went
+    # (on a loaded machine they fill most of each window themselves).
+    assert client.stats.waited_s > 0
     assert client.quota.quota == 150 and client.quota.window_ms == 1000
 
 
