@@ -184,7 +184,8 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
         source_config.setdefault("spool_path", located(storage, name) if storage
                                  else str(state_dir / f"{name}.spool.db"))
         if config.get("webhooks") and "webhooks" not in section:
-            source_config["webhooks"] = shared_webhooks(source, config["webhooks"])
+            others = [found[n] for n in config["connectors"] if n != name and n in found]
+            source_config["webhooks"] = shared_webhooks(source, config["webhooks"], others)
         source_spec = source.loaded.model.connectionSpecification
         source_config = lift_choices(apply_defaults(validate_config(
             source_config, source_spec, name), source_spec), source_spec)
@@ -211,19 +212,25 @@ def load(path: str | Path, *, dry_run: bool = False) -> list[Job]:
     return jobs
 
 
-def shared_webhooks(source: HttpSource, rows: list[Any]) -> list[Any]:
+def _scopes(source: HttpSource) -> set[str]:
+    hooks = source.loaded.model.webhooks
+    return set(hooks.scopes) | set(hooks.aliases) if hooks else set()
+
+
+def shared_webhooks(source: HttpSource, rows: list[Any], others: list[HttpSource]
+                    ) -> list[Any]:
     """The top-level ``webhooks`` table (the product page's layout, written for one platform)
-    as a connector's: every scope in it must be one the connector knows, else the fix is a
-    table of the connector's own.
+    as a connector's. A scope that another connector of the config knows and this one does
+    not means the table is the other's: the fix is a table of this connector's own. (A scope
+    nobody knows, a typo, is left to the connector's own check, which lists the valid ones.)
 
     Raises:
-        ConfigError: a row whose scope the connector does not know.
+        ConfigError: a row whose scope is another connector's.
     """
-    hooks = source.loaded.model.webhooks
-    known = set(hooks.scopes) | set(hooks.aliases) if hooks else set()
+    known = _scopes(source)
     for index, row in enumerate(rows):
         scope = row.get("scope") if isinstance(row, dict) else None
-        if scope not in known:
+        if scope not in known and any(scope in _scopes(other) for other in others):
             raise ConfigError(
                 f"webhooks[{index}].scope: {scope!r} is not a scope of connectors."
                 f"{source.name}, and the top-level webhooks table applies to every connector "
