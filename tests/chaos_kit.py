@@ -174,13 +174,16 @@ class Shop:
             return dict(body["data"])
         raise AssertionError("the query stayed throttled for a minute")
 
-    def everything(self, connection: str, selection: str) -> list[dict[str, Any]]:
-        """Every node of a top-level connection (``customers``), ``selection`` of each."""
+    def everything(self, connection: str, selection: str, page: int = 100
+                   ) -> list[dict[str, Any]]:
+        """Every node of a top-level connection (``customers``), ``selection`` of each,
+        ``page`` a query (a query may ask 1,000 points: a node costs 1 and each object in
+        it 1 more)."""
         nodes: list[dict[str, Any]] = []
         after = None
         while True:
             data = self.graphql(
-                f"query($after: String) {{ {connection}(first: 100, after: $after) "
+                f"query($after: String) {{ {connection}(first: {page}, after: $after) "
                 f"{{ pageInfo {{ hasNextPage endCursor }} nodes {{ {selection} }} }} }}",
                 {"after": after})[connection]
             nodes += data["nodes"]

@@ -42,6 +42,7 @@ class Synced:
     shop: Shop
     brevo: Account
     config: Path
+    customers: dict[str, dict[str, Any]]  # as Shopify has them after the first sync
 
 
 def sync(config: Path) -> None:
@@ -63,7 +64,7 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
             "brevo": {"api_key": brevo.ready["api_key"], "api_url": brevo.ready["url"]},
             "state_dir": str(work / "state")}))
         sync(config)
-        yield Synced(shop, brevo, config)
+        yield Synced(shop, brevo, config, customers_of(shop))
     finally:
         shop.stop()
         brevo.stop()
@@ -72,7 +73,7 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
 def customers_of(shop: Shop) -> dict[str, dict[str, Any]]:
     """Shopify's customers with an email, by lowercase email."""
     return {c["defaultEmailAddress"]["emailAddress"].lower(): c
-            for c in shop.everything("customers", CUSTOMER_FIELDS)
+            for c in shop.everything("customers", CUSTOMER_FIELDS, page=200)
             if c.get("defaultEmailAddress")}
 
 
@@ -96,7 +97,7 @@ def assert_totals(customers: dict[str, dict[str, Any]],
 
 def test_the_backfill_fires_no_automation(synced: Synced) -> None:
     state = synced.brevo.state()
-    orders = synced.shop.everything("orders", "legacyResourceId")
+    orders = synced.shop.everything("orders", "legacyResourceId", page=250)
     assert state["events"] == []  # no order_placed, customer_created nor cart_abandoned
     assert len(state["orders"]) == len(orders) == 1200
     assert all(o["historical"] for o in state["orders"])
@@ -106,7 +107,7 @@ def test_the_backfill_fires_no_automation(synced: Synced) -> None:
 
 def test_every_contact_holds_shopify_s_own_order_count_and_amount_spent(
         synced: Synced) -> None:
-    customers = customers_of(synced.shop)
+    customers = synced.customers
     contacts = contacts_of(synced.brevo)
     assert set(contacts) == set(customers) and len(customers) > 1900
     states = Counter(c["emailMarketingConsent"]["marketingState"] for c in customers.values())
@@ -122,11 +123,11 @@ def expected_lists(shop: Shop, customers: dict[str, dict[str, Any]]
     """(buyers, abandoned-cart list) as the shop implies them."""
     email_of = {c["legacyResourceId"]: email for email, c in customers.items()}
     buyers = {email_of[o["customer"]["legacyResourceId"]]
-              for o in shop.everything("orders", ORDER_FIELDS)
+              for o in shop.everything("orders", ORDER_FIELDS, page=250)
               if o.get("customer") and o["customer"]["legacyResourceId"] in email_of
               and not o["cancelledAt"] and o["displayFinancialStatus"] not in NO_PURCHASE}
     carts = {email_of[c["customer"]["legacyResourceId"]]
-             for c in shop.everything("abandonedCheckouts", CHECKOUT_FIELDS)
+             for c in shop.everything("abandonedCheckouts", CHECKOUT_FIELDS, page=250)
              if c.get("customer") and not c["completedAt"]
              and c["customer"]["legacyResourceId"] in email_of}
     consenting = {e for e, c in customers.items()
@@ -136,7 +137,7 @@ def expected_lists(shop: Shop, customers: dict[str, dict[str, Any]]
 
 def test_lists_hold_every_customer_the_buyers_and_consenting_abandoned_carts(
         synced: Synced) -> None:
-    customers = customers_of(synced.shop)
+    customers = synced.customers
     contacts = contacts_of(synced.brevo)
     buyers, carts = expected_lists(synced.shop, customers)
     members = {name: {e for e, c in contacts.items() if list_id in c["listIds"]}
@@ -165,9 +166,9 @@ def changed(before: dict[str, dict[int, str]], after: dict[str, dict[int, str]],
 def test_a_change_makes_one_event_and_never_resubscribes_an_unsubscribed_shopper(
         synced: Synced) -> None:
     shop, brevo = synced.shop, synced.brevo
-    customers = customers_of(shop)
+    customers = synced.customers
     by_id = {c["legacyResourceId"]: email for email, c in customers.items()}
-    orders = shop.everything("orders", ORDER_FIELDS)
+    orders = shop.everything("orders", ORDER_FIELDS, page=250)
     live = [o for o in orders if not o["cancelledAt"] and o["customer"]
             and o["displayFinancialStatus"] == "PAID" and o["customer"]["legacyResourceId"]
             in by_id]
