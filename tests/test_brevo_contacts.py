@@ -332,3 +332,27 @@ def test_rows_go_in_the_order_of_their_emails_whatever_order_they_came_in() -> N
         sender.add(row["email"], row["attributes"], [3])
     sender.submit(everything=True)
     assert [b["email"] for b in few.posted("/v3/contacts")] == [r["email"] for r in rows(3)]
+
+
+def test_rows_in_flight_keep_their_bodies_packed_and_a_refusal_gives_them_back() -> None:
+    """An import in flight keeps its rows' notes, not a body each (30,000 rows of an 8 MB
+    import held 10 MB): the bodies are compressed together, and the rows Brevo refuses go to
+    the dead-letter file as they were posted."""
+    brevo = FakeBrevo()
+    brevo.answers[("POST", IMPORT)] = [(202, {"processId": 1}), (202, {"processId": 2})]
+    brevo.answers[("GET", PROCESSES)] = [processes((2, "completed"), (1, "failed"))]
+    dead: list[dict[str, Any]] = []
+    sender = ContactImporter(brevo, brevo, lambda row, why: dead.append(row),
+                             import_bytes=1500, sleep=lambda s: None)
+    for row in rows(DIRECT + 20):
+        sender.add(row["email"], row["attributes"], [3], note=row["email"])
+    sender.submit()
+    assert sender.in_flight and all(w.body == b"" and w.note == email
+                                    for process in sender.in_flight
+                                    for email, w in process.rows.items())
+    sender.submit(everything=True)
+    outcome = sender.settle()
+    first = brevo.posted(IMPORT)[0]["jsonBody"]
+    assert dead == first  # byte for byte what went, from the packed bodies
+    assert {email for email, _ in outcome.taken} == {
+        row["email"] for body in brevo.posted(IMPORT)[1:] for row in body["jsonBody"]}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -70,9 +71,11 @@ class Notices(Protocol):
     def alive(self) -> bool: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Waiting:
-    """A row waiting to go: its lists, its body, and what the caller keeps for when it went."""
+    """A row waiting to go: its lists, its body, and what the caller keeps for when it went.
+    Slotted (no ``__dict__``, about 100 bytes less a row): an import's rows and those in
+    flight are tens of thousands."""
 
     list_ids: tuple[int, ...]
     body: bytes
@@ -81,7 +84,9 @@ class Waiting:
 
 @dataclass
 class Import:
-    """An import Brevo is working on."""
+    """An import Brevo is working on. Its rows keep their notes; their bodies, needed only
+    for the dead-letter file when Brevo refuses some, are kept compressed together in
+    ``packed`` (an 8 MB import's 30,000 rows held 10 MB as bodies of their own)."""
 
     process_id: int
     rows: dict[str, Waiting]
@@ -89,6 +94,20 @@ class Import:
     sent_at: float = 0.0
     open_at: float | None = None  # when a check last saw it not yet ended
     notified: bool = False
+    packed: bytes = b""
+
+    def pack(self) -> None:
+        """Keep the rows' bodies compressed together (one per line, in the rows' order)."""
+        self.packed = zlib.compress(b"\n".join(w.body for w in self.rows.values()), 1)
+        for waiting in self.rows.values():
+            waiting.body = b""
+
+    def bodies(self) -> dict[str, dict[str, Any]]:
+        """The rows as they were sent (email -> row), unpacked."""
+        if not self.packed:
+            return {email: orjson.loads(w.body) for email, w in self.rows.items()}
+        lines = zlib.decompress(self.packed).split(b"\n")
+        return {email: orjson.loads(line) for email, line in zip(self.rows, lines, strict=True)}
 
 
 @dataclass
@@ -115,6 +134,7 @@ class ContactImporter:
         self.sleep, self.clock = sleep, clock
         self.attributes_ready = False
         self.buffer: dict[str, Waiting] = {}
+        self._lists: dict[tuple[int, ...], tuple[int, ...]] = {}
         self.buffered_bytes = 0
         self.in_flight: list[Import] = []
         self.outcome = Outcome()
@@ -165,7 +185,8 @@ class ContactImporter:
         # A copy of its length: orjson's bytes hold a block of at least 4 KB, however
         # short (a buffer of 20,000 rows held 80 MB).
         body = bytes(memoryview(orjson.dumps({"email": email, "attributes": attributes})))
-        self.buffer[email] = Waiting(tuple(list_ids), body, note)
+        lists = tuple(list_ids)  # one tuple per combination of lists, shared by its rows
+        self.buffer[email] = Waiting(self._lists.setdefault(lists, lists), body, note)
         self.buffered_bytes += len(body) + 1
 
     def discard(self, email: str) -> None:
@@ -259,7 +280,9 @@ class ContactImporter:
         if status != 202 or not isinstance(answer, dict) or "processId" not in answer:
             raise ConnectorError(f"Brevo refused a contact import (HTTP {status}): {answer}",
                                  "config_error" if status in (400, 404) else "system_error")
-        self.in_flight.append(Import(int(answer["processId"]), rows, key, self.clock()))
+        process = Import(int(answer["processId"]), rows, key, self.clock())
+        process.pack()
+        self.in_flight.append(process)
 
     def _upsert_contact(self, email: str, waiting: Waiting) -> None:
         """``POST /v3/contacts`` with ``updateEnabled`` (no blacklist field: see above)."""
@@ -377,24 +400,25 @@ class ContactImporter:
                       f"{answer.get('status')} ({orjson.dumps(answer).decode()})")
             log.warning("%s: its %d contacts are in the dead-letter file", reason,
                         len(process.rows))
-            for waiting in process.rows.values():
-                self.refused(orjson.loads(waiting.body), reason)
+            for row in process.bodies().values():
+                self.refused(row, reason)
             self.outcome.refused |= set(process.rows)
             return
-        refused = self._rows_not_taken(answer, process.rows)
+        refused = self._rows_not_taken(answer, process)
         self.outcome.refused |= refused
         self.outcome.taken += [(email, w.note) for email, w in process.rows.items()
                                if email not in refused]
         log.info("Brevo imported %d contacts (process %s)", len(process.rows) - len(refused),
                  process.process_id)
 
-    def _rows_not_taken(self, process: dict[str, Any], rows: dict[str, Waiting]) -> set[str]:
+    def _rows_not_taken(self, answer: dict[str, Any], process: Import) -> set[str]:
         """The rows a completed import lists in its reports (``info.import``: links to CSV
         files of invalid emails, duplicate identifiers...), dead-lettered with the report's
         name. The links are Brevo's signed file links: fetched without the api-key."""
-        reports = ((process.get("info") or {}).get("import") or {})
-        by_email = {email.lower(): email for email in rows}
+        reports = ((answer.get("info") or {}).get("import") or {})
+        by_email = {email.lower(): email for email in process.rows}
         refused: set[str] = set()
+        bodies: dict[str, dict[str, Any]] | None = None  # unpacked once, if a row is refused
         for name, url in sorted(reports.items()):
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 continue
@@ -412,8 +436,8 @@ class ContactImporter:
                 if email in refused:
                     continue
                 refused.add(email)
-                self.refused(orjson.loads(rows[email].body),
-                             f"Brevo's import listed it in {name}")
+                bodies = bodies if bodies is not None else process.bodies()
+                self.refused(bodies[email], f"Brevo's import listed it in {name}")
         return refused
 
     # --- all at once ----------------------------------------------------------------------
