@@ -11,7 +11,9 @@ Brevo's windows scaled down, imports completing after ``--import-delay-ms``):
   /dev/null) alone; ``runner read | runner write brevo`` (two processes); ``runner sync`` (the
   same read into the same destination in one process, sharing one interpreter): the rates and
   their ratio to the read's (the goal: the pipeline at least half the read);
-- the peak RSS of each command (and its processes' PSS, see ``suite.measured``).
+- the peak RSS of each command (and its processes' PSS, see ``suite.measured``);
+- start-up: ``runner --help`` and ``runner spec bigcommerce``, the median of 5 runs each (the
+  goal: under 0.2 s).
 
 Every sync starts from an empty state directory and a new Brevo sandbox. ``--profile DIR``
 adds one sync of each kind under cProfile (the destination runs on the main thread, which is
@@ -32,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +182,20 @@ def summary(runs: list[dict[str, Any]], records: int) -> dict[str, Any]:
             "runs_s": [r["wall_s"] for r in runs]}
 
 
+def startup(runs: int = 5) -> dict[str, float]:
+    """Median wall seconds of the commands people type first."""
+    times: dict[str, float] = {}
+    for label, args in (("runner --help", ["--help"]),
+                        ("runner spec bigcommerce", ["spec", "bigcommerce"])):
+        walls = []
+        for _ in range(runs):
+            began = time.perf_counter()
+            subprocess.run([runner(), *args], stdout=subprocess.DEVNULL, check=True)
+            walls.append(time.perf_counter() - began)
+        times[label] = round(statistics.median(walls), 3)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=50_000, help="customers in all (N)")
@@ -190,6 +207,7 @@ def main() -> None:
     os.environ.setdefault("TAJO_CONNECTORS", "bigcommerce,brevo,sqlite")
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
+    started = startup()
     with tempfile.TemporaryDirectory() as tmp:
         one = scenario(args.customers, 1, args.runs, Path(tmp), args.profile)
         many = scenario(args.customers, args.stores, args.runs, Path(tmp), args.profile)
@@ -208,6 +226,8 @@ def main() -> None:
     print(f"1 store, rate / read's: read | write {pipeline['pipe']:.2f}, sync "
           f"{pipeline['sync']:.2f} (goal: at least 0.5)")
     print("MB: peak RSS (the larger process's, for the pipe)")
+    print("start-up (median of 5): " + ", ".join(f"{k} {v:.2f} s" for k, v in started.items())
+          + " (goal: under 0.2 s)")
     for row in (one, many):
         if row["profile"]:
             print(f"profile of the sync of {row['stores']} stores (own time, calls):")
@@ -215,7 +235,8 @@ def main() -> None:
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version(),
                           "load_before": os.getloadavg()},
-              "customers": args.customers, "runs": args.runs, "one_store": one,
+              "customers": args.customers, "runs": args.runs, "startup_s": started,
+              "one_store": one,
               "many_stores": many, "stores_ratio": round(ratio, 2),
               "pipe_ratio": round(pipeline["pipe"], 2),
               "sync_ratio": round(pipeline["sync"], 2)}
