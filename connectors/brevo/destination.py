@@ -38,6 +38,7 @@ import orjson
 
 from connectors.brevo.catalog import CatalogSender
 from connectors.brevo.contacts import ContactImporter, Outcome
+from connectors.brevo.erasure import Erasures
 from connectors.brevo.events import EventOutbox, now_iso
 from connectors.brevo.intake import KINDS, Intake, Work
 from connectors.brevo.ledger import AccountMismatch, Ledger, dead_letter_sink, ledger_location
@@ -73,7 +74,8 @@ ERRORS = {
 MODEL_STREAMS = {"commerce_customers": "customer", "commerce_orders": "order",
                  "commerce_products": "product", "commerce_categories": "category",
                  "commerce_stock_levels": "stock_level", "commerce_stores": "store",
-                 "commerce_carts": "cart", "commerce_storefront_events": "storefront_event"}
+                 "commerce_carts": "cart", "commerce_storefront_events": "storefront_event",
+                 "commerce_erasures": "erasure"}
 MODEL_STREAM_OF = {kind: stream for stream, kind in MODEL_STREAMS.items()}
 #: Marks the fingerprint of a customer record that carried the platform's own order count or
 #: amount spent (Shopify's numberOfOrders/amountSpent; a hex digest has no "p"): a later
@@ -242,6 +244,12 @@ class BrevoWriter(Writer):
                                            self.account_property)
         self.intake = Intake(self.ledger, self.events, self.connected_at,
                              self.account_property, self.storefront.bought_all)
+        # Shoppers and stores to forget (connectors/brevo/erasure.py), at a draining flush.
+        self.erasures = Erasures(
+            self.ledger, self.api, str(config.get("erasure") or "delete"),
+            self.mapper.attribute_types(),
+            [i for i in (self.all_customers, self.buyers, self.abandoned_list) if i is not None],
+            lambda record, why: self.reject(MODEL_STREAM_OF["erasure"], why, record))
         # What a contact row is made of besides its record: a record sent before with the
         # same of these is not mapped and sent again (its fingerprint says so).
         self.salt = orjson.dumps([sorted(self.mapper.mapping.items()), self.all_customers,
@@ -317,6 +325,8 @@ class BrevoWriter(Writer):
             self.intake.take(kind, data, email)
         elif kind == "storefront_event":
             self.storefront.record(str(data.get("account", "")), data)
+        elif kind == "erasure":
+            self.erasures.take(data)
         return True
 
     def _take(self, work: Work) -> None:
@@ -389,6 +399,8 @@ class BrevoWriter(Writer):
         self.events.send()
         self._send_catalog()
         self._send_deletions()
+        if self.draining:  # once the imports that could bring a contact back have ended
+            self.erasures.apply()
         carrying = self.carrying()
         if not carrying or self.uncommitted >= COMMIT_RECORDS:
             # Before any STATE is echoed (none is while something waits), and now and then.
@@ -619,7 +631,7 @@ class BrevoWriter(Writer):
         goes after the contact it names)."""
         waited = self.carry_since is not None and (
             time.monotonic() - self.carry_since >= self.checkpoint_s)
-        return (self.final or waited or bool(self.ledger.outbox(1))
+        return (self.final or waited or bool(self.erasures.waiting) or bool(self.ledger.outbox(1))
                 or bool(self.ledger.events_in_doubt()))
 
     def _settle_contacts(self) -> None:
@@ -646,7 +658,8 @@ class BrevoWriter(Writer):
         flight, list changes that wait for their contacts)."""
         return bool(self.contacts.busy() or self.orders.waiting_count()
                     or self.catalog.waiting_count() or self.lapsed or self.cart_list_add
-                    or self.cart_list_remove or self.gone_customers or self.gone_products)
+                    or self.cart_list_remove or self.gone_customers or self.gone_products
+                    or self.erasures.waiting)
 
     def streams_waiting(self) -> set[str]:
         """While anything waits, every held STATE waits with it: a STATE is echoed once

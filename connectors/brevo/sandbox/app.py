@@ -12,7 +12,8 @@ per-second limits use it as their second, the per-hour ones 3,600 of them.
 
 ``/_sandbox/...`` (same key, not rate limited): ``GET state`` (everything held, and request
 counts), ``POST stats/reset``, ``POST blacklist`` (a contact unsubscribes in Brevo),
-``POST imports`` (how the next imports end), ``POST account`` (become another account).
+``POST imports`` (how the next imports end), ``POST account`` (become another account),
+``POST refuse`` (the next requests of a route answer a 4xx).
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class BrevoSandbox:
         self.stats = RequestStats()
         self.windows = windows_of(tier, window_ms)
         self.notified = 0  # notifyUrl calls made
+        # (method, path) -> [status, answers left]: /_sandbox/refuse makes a route fail
+        self.refusals: dict[tuple[str, str], list[int]] = {}
 
 
 def _error(exc: BrevoError, headers: dict[str, str] | None = None) -> Response:
@@ -120,6 +123,12 @@ def _endpoint(sandbox: BrevoSandbox, template: str, bucket: str,
                 sandbox.stats.count(template, 400)
                 return _error(BrevoError(400, "bad_request", "Invalid JSON in the body"),
                               headers)
+        refusal = sandbox.refusals.get((request.method, request.url.path))
+        if refusal and refusal[1] > 0:
+            refusal[1] -= 1
+            sandbox.stats.count(template, refusal[0])
+            return _error(BrevoError(refusal[0], "bad_request", "refused as the test asked"),
+                          headers)
         try:
             status, payload = handler(sandbox, request, body if body is not None else {})
         except BrevoError as exc:
@@ -167,6 +176,11 @@ def get_contact(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
 def update_contact(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
     s.account.update_contact(r.path_params["identifier"], _object(body),
                              r.query_params.get("identifierType"))
+    return 204, None
+
+
+def delete_contact(s: BrevoSandbox, r: Request, body: Any) -> tuple[int, Any]:
+    s.account.delete_contact(r.path_params["identifier"], r.query_params.get("identifierType"))
     return 204, None
 
 
@@ -489,6 +503,7 @@ ROUTES: list[tuple[str, str, str, Callable[..., tuple[int, Any]]]] = [
     ("POST", "/v3/contacts/import", "contacts", import_contacts),
     ("GET", "/v3/contacts/{identifier}", "contacts", get_contact),
     ("PUT", "/v3/contacts/{identifier}", "contacts", update_contact),
+    ("DELETE", "/v3/contacts/{identifier}", "contacts", delete_contact),
     ("GET", "/v3/processes", "other", get_processes),
     ("GET", "/v3/processes/{process_id:int}", "other", get_process),
     ("POST", "/v3/events", "events", create_event),
@@ -516,6 +531,16 @@ def _test_controls(sandbox: BrevoSandbox, admin: Callable[..., Any]) -> list[Rou
         sandbox.account.imports_end_as.extend(ends)
         return {"ok": True}
 
+    def refuse(body: dict[str, Any]) -> dict[str, Any]:
+        """The next ``count`` requests of ``method`` on ``path`` are answered ``status``
+        (a 4xx: what Brevo refuses in a way this account cannot make it)."""
+        status = int(body["status"])
+        if not 400 <= status < 500:
+            raise BrevoError(400, "invalid_parameter", "status: a 4xx")
+        sandbox.refusals[(str(body["method"]).upper(), str(body["path"]))] = [
+            status, int(body.get("count", 1))]
+        return {"ok": True}
+
     def identity(body: dict[str, Any]) -> dict[str, Any]:
         """Become another Brevo account (``organization_id``, ``company_name``)."""
         sandbox.account.organization_id = str(body["organization_id"])
@@ -535,6 +560,7 @@ def _test_controls(sandbox: BrevoSandbox, admin: Callable[..., Any]) -> list[Rou
         return Response(text, media_type="text/csv")
 
     return [Route("/_sandbox/imports", admin(imports), methods=["POST"]),
+            Route("/_sandbox/refuse", admin(refuse), methods=["POST"]),
             Route("/_sandbox/account", admin(identity), methods=["POST"]),
             Route("/_sandbox/files/{process_id:int}/{name}.csv", report, methods=["GET"])]
 

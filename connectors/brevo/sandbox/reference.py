@@ -64,6 +64,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v3/contacts/import"): "contacts.import_contacts",
     ("GET", "/v3/contacts/{identifier}"): "contacts.get_contact_info",
     ("PUT", "/v3/contacts/{identifier}"): "contacts.update_contact",
+    ("DELETE", "/v3/contacts/{identifier}"): "contacts.delete_contact",
     ("GET", "/v3/processes"): "process.get_processes",
     ("GET", "/v3/processes/{process_id}"): "process.get_process",
     ("POST", "/v3/events"): "event.create_event",

@@ -238,6 +238,18 @@ class Account:
         self._apply(contact, attributes, body.get("listIds"), body.get("unlinkListIds"),
                     body.get("emailBlacklisted"), body.get("smsBlacklisted"))
 
+    def delete_contact(self, identifier: str, kind: str | None = None) -> None:
+        """``DELETE /v3/contacts/{identifier}``: the contact, its list memberships and its
+        identifiers go (204); an unknown one is Brevo's 404 ``document_not_found``."""
+        contact = self.find(identifier, kind)
+        if contact is None:
+            raise BrevoError(404, "document_not_found", "Contact does not exist")
+        del self.contacts[contact.id]
+        if contact.email:
+            self.by_email.pop(contact.email.lower(), None)
+        for sms in [sms for sms, owner in self.by_sms.items() if owner == contact.id]:
+            del self.by_sms[sms]
+
     def start_import(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /v3/contacts/import`` with ``jsonBody`` or ``fileBody`` (CSV): queued,
         processed later (its size is checked before: ``app.MAX_BODY_BYTES``)."""

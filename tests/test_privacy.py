@@ -1,0 +1,167 @@
+"""Erasures (the commerce model's ``erasure``) in the Brevo destination: the shopper's contact
+deleted or anonymized and their email gone from every table of the ledger, a contact another
+store still has kept, a whole store forgotten; Shopify's customers/redact and shop/redact from
+the sandbox's compliance delivery to the Brevo sandbox."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import BrevoBox, messages, run_cli
+from test_brevo_destination import customer, order
+
+from framework.protocol import messages as p
+
+pytestmark = pytest.mark.e2e
+
+
+def erasure(account: str, identifier: str, email: str | None = None,
+            subject: str = "customer") -> dict[str, Any]:
+    return {"platform": "bigcommerce", "account": account, "id": identifier,
+            "deleted": False, "subject": subject, "email": email, "phone": None,
+            "updated_at": "2024-05-01T00:00:00Z"}
+
+
+def write(destination: Path, *records: tuple[str, dict[str, Any]]
+          ) -> subprocess.CompletedProcess[bytes]:
+    stdin = b"".join(p.record_line(stream, data, 1) for stream, data in records)
+    for stream in sorted({stream for stream, _ in records}):
+        stdin += p.dump(p.state_message(stream, {"n": 1}))
+    result = run_cli("runner", "write", "brevo", "--config", str(destination), stdin=stdin)
+    assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+def rejected(result: subprocess.CompletedProcess[bytes]) -> float:
+    """The erasures the destination refused, as the STATE of commerce_erasures counts them."""
+    return sum(m["state"]["destinationStats"]["rejectedRecordCount"]
+               for m in messages(result.stdout) if m["type"] == "STATE"
+               and m["state"]["stream"]["stream_descriptor"]["name"] == "commerce_erasures")
+
+
+def where_in_ledger(state_dir: Path, text: str) -> list[str]:
+    """Every table.column of the ledger holding ``text`` (every table, every column)."""
+    found = []
+    with sqlite3.connect(state_dir / "brevo.db") as db:
+        tables = [row[0] for row in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for column in [row[1] for row in db.execute(f"PRAGMA table_info({table})")]:
+                hit = db.execute(f'SELECT 1 FROM "{table}" WHERE instr(CAST("{column}" AS '
+                                 "TEXT), ?) > 0 LIMIT 1", (text,)).fetchone()
+                if hit:
+                    found.append(f"{table}.{column}")
+    return found
+
+
+def of(account: str, record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "account": account}
+
+
+SHOPPER = "ann_lee@example.com"  # "_" would match any character in a LIKE pattern
+
+
+def test_brevo_sandbox_deletes_a_contact_as_brevo_does(brevo: BrevoBox,
+                                                        destination: Path) -> None:
+    write(destination, ("commerce_customers", customer(1, SHOPPER)))
+    headers = {"api-key": brevo.key}
+    url = f"{brevo.url}/v3/contacts/{SHOPPER}"
+    assert requests.delete(url, headers=headers, timeout=10).status_code == 204
+    assert SHOPPER not in brevo.contacts()
+    gone = requests.delete(url, headers=headers, timeout=10)
+    assert (gone.status_code, gone.json()["code"]) == (404, "document_not_found")
+
+
+def test_an_erasure_deletes_the_contact_and_the_ledger_forgets_the_email(
+        brevo: BrevoBox, destination: Path) -> None:
+    consenting = customer(1, SHOPPER, "081-234-5678")
+    consenting["consent"]["abandoned_cart"] = {"state": "subscribed"}
+    neighbour = customer(2, "annxlee@example.com")  # what a bare "_" pattern would match
+    write(destination, ("commerce_customers", consenting), ("commerce_customers", neighbour),
+          ("commerce_orders", order(10, 1, 11, 50.0)), ("commerce_orders", order(11, 2, 11, 9.0)))
+    state = destination.parent / "state"
+    assert where_in_ledger(state, SHOPPER)  # the check finds what is there
+    assert SHOPPER in brevo.contacts()
+    result = write(destination, ("commerce_erasures", erasure("s1", "1")))
+    assert rejected(result) == 0
+    assert SHOPPER not in brevo.contacts()
+    assert where_in_ledger(state, SHOPPER) == []
+    assert where_in_ledger(state, "annxlee@example.com")  # the other shopper is kept
+    assert "annxlee@example.com" in brevo.contacts()
+    # The same erasure again (a re-delivered request): Brevo's 404 is no failure.
+    again = write(destination, ("commerce_erasures", erasure("s1", "1", SHOPPER)))
+    assert rejected(again) == 0
+
+
+def test_a_shopper_another_store_still_has_keeps_the_contact(
+        brevo: BrevoBox, destination: Path) -> None:
+    write(destination, ("commerce_customers", customer(1, SHOPPER)),
+          ("commerce_customers", of("s2", customer(7, SHOPPER))),
+          ("commerce_orders", order(10, 1, 11, 50.0)),
+          ("commerce_orders", of("s2", order(20, 7, 11, 30.0))))
+    result = write(destination, ("commerce_erasures", erasure("s1", "1")))
+    assert SHOPPER in brevo.contacts()
+    assert b"another store still has the shopper" in result.stderr
+    with sqlite3.connect(destination.parent / "state" / "brevo.db") as db:
+        assert db.execute("SELECT store, id FROM customers").fetchall() == [("s2", 7)]
+        assert db.execute("SELECT store, id FROM orders").fetchall() == [("s2", 20)]
+    # Then s2 asks too: the contact goes.
+    write(destination, ("commerce_erasures", erasure("s2", "7")))
+    assert SHOPPER not in brevo.contacts()
+    assert where_in_ledger(destination.parent / "state", SHOPPER) == []
+
+
+def test_anonymize_keeps_the_contact_emptied_and_out_of_the_lists(
+        brevo: BrevoBox, destination: Path) -> None:
+    config = json.loads(destination.read_text())
+    destination.write_text(json.dumps({**config, "erasure": "anonymize"}))
+    write(destination, ("commerce_customers", customer(1, SHOPPER, "081-234-5678")),
+          ("commerce_orders", order(10, 1, 11, 50.0)))
+    before = brevo.contacts()[SHOPPER]
+    assert before["attributes"]["FIRSTNAME"] == "F1" and set(before["listIds"]) >= {40, 41}
+    write(destination, ("commerce_erasures", erasure("s1", "1")))
+    after = brevo.contacts()[SHOPPER]
+    assert after["listIds"] == []
+    assert not any(after["attributes"].get(name) for name in ("FIRSTNAME", "LASTNAME", "SMS",
+                                                              "ORDER_COUNT", "TOTAL_SPENT"))
+    assert where_in_ledger(destination.parent / "state", SHOPPER) == []
+
+
+def test_an_account_erasure_forgets_the_store_not_the_others(
+        brevo: BrevoBox, destination: Path) -> None:
+    write(destination, ("commerce_customers", customer(1, SHOPPER)),
+          ("commerce_customers", customer(2, "only-s1@example.com")),
+          ("commerce_customers", of("s2", customer(7, SHOPPER))),
+          ("commerce_orders", order(10, 1, 11, 50.0)),
+          ("commerce_orders", of("s2", order(20, 7, 11, 30.0))))
+    write(destination, ("commerce_erasures", erasure("s1", "s1", subject="account")))
+    state = destination.parent / "state"
+    with sqlite3.connect(state / "brevo.db") as db:
+        stores = {row[0] for table in ("customers", "orders", "orders_seen", "customers_seen")
+                  for row in db.execute(f"SELECT store FROM {table}")}
+    assert stores == {"s2"}
+    assert where_in_ledger(state, "only-s1@example.com") == []
+    # Brevo's contacts are the account owner's: they stay.
+    assert {SHOPPER, "only-s1@example.com"} <= set(brevo.contacts())
+
+
+def test_a_failed_erasure_is_dead_lettered_and_the_others_go_on(
+        brevo: BrevoBox, destination: Path) -> None:
+    write(destination, ("commerce_customers", customer(1, SHOPPER)),
+          ("commerce_customers", customer(2, "bob@example.com")))
+    # A contact Brevo refuses to delete (the sandbox answers 400 to the next request there).
+    brevo.admin("refuse", {"method": "DELETE", "path": f"/v3/contacts/{SHOPPER}",
+                           "status": 400, "count": 1})
+    result = write(destination, ("commerce_erasures", erasure("s1", "1")),
+                   ("commerce_erasures", erasure("s1", "2")))
+    assert rejected(result) == 1
+    dead = [json.loads(line) for line in (destination.parent / "state" /
+                                          "dead-letter.jsonl").read_text().splitlines()]
+    assert dead[-1]["stream"] == "commerce_erasures" and "HTTP 400" in dead[-1]["reason"]
+    assert "bob@example.com" not in brevo.contacts()
