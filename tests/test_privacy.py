@@ -8,14 +8,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from conftest import BrevoBox, messages, run_cli
+from conftest import RUNNER, BrevoBox, messages, run_cli
 from test_brevo_destination import customer, order
+from webhook_kit import start_receiver
 
+from connectors.shopify import connector as shopify
 from framework.protocol import messages as p
 
 pytestmark = pytest.mark.e2e
@@ -165,3 +168,65 @@ def test_a_failed_erasure_is_dead_lettered_and_the_others_go_on(
                                           "dead-letter.jsonl").read_text().splitlines()]
     assert dead[-1]["stream"] == "commerce_erasures" and "HTTP 400" in dead[-1]["reason"]
     assert "bob@example.com" not in brevo.contacts()
+
+
+def _read(config: Path, tmp_path: Path, streams: set[str]) -> bytes:
+    """``runner read shopify`` of ``streams`` (the model's), its output as a write's input."""
+    catalog = shopify.configured_catalog(everything=True)
+    catalog.streams = [c for c in catalog.streams if c.stream.name in streams]
+    path = tmp_path / f"catalog-{len(streams)}-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(catalog.model_dump(mode="json", exclude_none=True)))
+    read = run_cli("runner", "read", "shopify", "--config", str(config), "--catalog", str(path))
+    assert read.returncode == 0, read.stderr.decode()
+    return read.stdout
+
+
+def test_shopify_s_customers_redact_reaches_brevo(brevo: BrevoBox, destination: Path,
+                                                   tmp_path: Path) -> None:
+    """The Shopify sandbox's signed customers/redact, to the compliance URL (``runner
+    webhooks serve``), read as the model's erasure and written: the contact is gone from the
+    Brevo sandbox and the shopper's email from the ledger."""
+    process = subprocess.Popen([RUNNER, "sandbox", "shopify", "--port", "0", "--customers",
+                                "6", "--orders", "6", "--products", "2", "--seed", "5"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    ready = json.loads(process.stdout.readline())
+    config = tmp_path / "shopify.json"
+    config.write_text(json.dumps({
+        "shop": ready["shop"], "access_token": ready["access_token"], "api_url": ready["url"],
+        "client_secret": ready["client_secret"], "spool_path": str(tmp_path / "spool.db")}))
+    receiver = start_receiver(config, "--source", "shopify")
+    try:
+        customers = _read(config, tmp_path, {"commerce_customers"})
+        written = run_cli("runner", "write", "brevo", "--config", str(destination),
+                          stdin=customers)
+        assert written.returncode == 0, written.stderr.decode()
+        shoppers = {m["record"]["data"]["id"]: m["record"]["data"]["email"].lower()
+                    for m in messages(customers) if m["type"] == "RECORD"}
+        target = sorted(shoppers)[0]
+        email = shoppers[target]
+        assert email in brevo.contacts()
+        requests.post(f"{ready['url']}/_sandbox/privacy", timeout=30,
+                      headers={"X-Shopify-Access-Token": ready["access_token"]},
+                      json={"topic": "customers/redact", "customer_id": int(target),
+                            "uri": receiver.endpoint}).raise_for_status()
+        deadline = time.monotonic() + 20
+        spool = tmp_path / "spool.db"
+        while time.monotonic() < deadline and not (spool.exists() and sqlite3.connect(
+                spool).execute("SELECT COUNT(*) FROM events").fetchone()[0]):
+            time.sleep(0.1)
+        time.sleep(1.1)  # a spooled event is read once it is a second old
+        erasures = _read(config, tmp_path, {"commerce_erasures"})
+        assert [m["record"]["data"]["id"] for m in messages(erasures)
+                if m["type"] == "RECORD"] == [target]
+        erased = run_cli("runner", "write", "brevo", "--config", str(destination),
+                         stdin=erasures)
+        assert erased.returncode == 0, erased.stderr.decode()
+    finally:
+        receiver.stop()
+        process.terminate()
+        process.wait(timeout=10)
+    contacts = brevo.contacts()
+    assert email not in contacts
+    assert len(contacts) == len(shoppers) - 1  # the others stay
+    assert where_in_ledger(destination.parent / "state", email) == []
