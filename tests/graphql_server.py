@@ -53,6 +53,7 @@ type OrderEdge { node: Order! cursor: String! }
 type OrderConnection { edges: [OrderEdge!]! pageInfo: PageInfo! }
 type LineItemConnection { nodes: [LineItem!]! pageInfo: PageInfo! }
 type Count { count: Int! }
+type Store { id: ID! name: String! updatedAt: String! }
 type BulkOperation implements Node { id: ID! status: String! url: String errorCode: String }
 type UserError { message: String! }
 type BulkRunPayload { operation: BulkOperation userErrors: [UserError!]! }
@@ -60,6 +61,7 @@ type Query {
   customers(first: Int, after: String, query: String, sortKey: String): CustomerConnection!
   orders(first: Int, after: String, query: String): OrderConnection!
   customersCount(query: String): Count!
+  store: Store!
   node(id: ID!): Node
   nodes(ids: [ID!]!): [Node]!
 }
@@ -216,6 +218,8 @@ class Server:
                 _connection(list(self.customers.values()), None, None, query)["nodes"])},
             "node": lambda info, id: self._node(id),
             "nodes": lambda info, ids: [self._node(i) for i in ids],
+            "store": lambda info: {"id": "Store/1", "name": "The store",
+                                   "updatedAt": "2024-05-01T00:00:00Z"},
             "bulkRun": lambda info, query: self._bulk_run(query),
         }
 

@@ -61,6 +61,7 @@ query Lines($id: ID!, $first: Int!, $after: String) {
   node(id: $id) { ... on BulkOperation { id status url errorCode } } }""",
     "customers_by_id.graphql": """query($ids: [ID!]!) {
   nodes(ids: $ids) { ... on Customer { id email updatedAt } } }""",
+    "store.graphql": "query { store { id name updatedAt } }",
     "bad.graphql": """query($first: Int!, $after: String) {
   customers(first: $first, after: $after) { nodes { id emailx } pageInfo { hasNextPage } } }""",
 }
@@ -165,6 +166,19 @@ def test_a_connection_is_read_page_by_page_with_its_cursor(tmp_path: Path, api: 
     # the next run starts at (>=) the saved cursor, below the read's start
     read(source, api, states, page_size=5)
     assert api.requests[-1][1]["query"].startswith(f"updated_at:>='{newest}' AND updated_at:<=")
+
+
+def test_a_single_object_is_read_as_one_record(tmp_path: Path, api: Server) -> None:
+    """``connection`` may point at one object (no ``nodes`` nor ``edges``, e.g. the store's
+    own details): it is the stream's one record, on one page."""
+    store = {"name": "store", "primary_key": ["id"], "schema": "customer.json",
+             "request": {"kind": "graphql", "query": "queries/store.graphql",
+                         "connection": "store"}}
+    source = make_source(tmp_path, [store])
+    messages, _ = read(source, api)
+    got = records(messages, "store")
+    assert [(r["id"], r["name"]) for r in got] == [("Store/1", "The store")]
+    assert len([q for q, _ in api.requests if "store" in q]) == 1
 
 
 def test_nested_connections_are_paged_by_node_and_merged(tmp_path: Path, api: Server) -> None:

@@ -658,10 +658,9 @@ TestShopifyStandard = source_tests(
                              "--checkouts", "20", "--seed", "21", "--plan", "enterprise"],
     config=lambda ready: {"shop": ready["shop"], "access_token": ready["access_token"],
                           "api_url": ready["url"]},
-    # The shop is one object, not a connection: the engine reads connections only (noted
-    # for the engine in the plan); its model stream follows it. Erasures are known only from
-    # spooled customers/redact webhooks (tests/test_shopify_webhooks.py has them).
-    empty=frozenset({"shop", "commerce_stores", "customer_erasures", "commerce_erasures"}))
+    # Erasures are known only from spooled customers/redact webhooks
+    # (tests/test_shopify_webhooks.py and tests/test_privacy.py have them).
+    empty=frozenset({"customer_erasures", "commerce_erasures"}))
 TestShopifyStandard = pytest.mark.e2e(TestShopifyStandard)
 
 

@@ -154,10 +154,13 @@ def api_for(client: HttpClient, spec: GraphQLClient | None) -> GraphQLApi:
 
 def nodes_of(connection: Any, where: str) -> tuple[list[dict[str, Any]], bool, str | None]:
     """A Relay connection's nodes (``nodes`` or ``edges { node }``), whether it has a next
-    page, and its end cursor."""
+    page, and its end cursor. An object that is no connection (neither ``nodes`` nor
+    ``edges``: e.g. the account's own details) is one record, on the only page."""
     if not isinstance(connection, dict):
         raise ConnectorError(f"{where}: the answer has no connection there (got "
                              f"{type(connection).__name__})", "system_error")
+    if "nodes" not in connection and "edges" not in connection:
+        return [connection], False, None
     if "nodes" in connection:
         nodes = connection["nodes"] or []
     else:
