@@ -356,3 +356,21 @@ def test_rows_in_flight_keep_their_bodies_packed_and_a_refusal_gives_them_back()
     assert dead == first  # byte for byte what went, from the packed bodies
     assert {email for email, _ in outcome.taken} == {
         row["email"] for body in brevo.posted(IMPORT)[1:] for row in body["jsonBody"]}
+
+
+def test_rows_of_two_list_combinations_wait_one_imports_worth_in_all() -> None:
+    """Each combination of lists is an import of its own; the buffer holds, after a submit,
+    less than one import's worth of rows in all (it held nearly one per combination): the
+    largest combination goes, though not full."""
+    brevo = FakeBrevo()
+    brevo.answers[("POST", IMPORT)] = [(202, {"processId": n}) for n in range(1, 40)]
+    sender = ContactImporter(brevo, brevo, lambda row, why: None, import_bytes=3000,
+                             sleep=lambda s: None)
+    for n, row in enumerate(rows(200)):
+        sender.add(row["email"], row["attributes"], [3] if n % 3 else [3, 4])
+        sender.submit()
+        assert sender.buffered_bytes < sender.import_bytes
+    posted = brevo.posted(IMPORT)
+    assert {tuple(body["listIds"]) for body in posted} == {(3,), (3, 4)}
+    sizes = [len(orjson.dumps(body)) for body in posted]
+    assert max(sizes) <= 3000 and min(sizes) >= 3000 // 2 - 200  # at least about half
