@@ -373,6 +373,8 @@ def hook_warnings(job: Job, hooks: dict[str, list[dict[str, Any]]]) -> list[str]
         scopes = sorted(scope for scope, d in spec.scopes.items() if d.resource == live.resource)
         if not scopes:  # no webhook brings it (storefront events: the storefront script does)
             continue
+        if not any(spec.scopes[scope].subscribed for scope in scopes):
+            continue  # the platform sends it unasked (a privacy topic): no subscription to miss
         for store, registered in hooks.items():
             if any(h.get("scope") in scopes and h.get("is_active", True)
                    and header in {k.lower() for k in h.get("headers") or {}}

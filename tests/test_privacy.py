@@ -21,8 +21,6 @@ from webhook_kit import start_receiver
 from connectors.shopify import connector as shopify
 from framework.protocol import messages as p
 
-pytestmark = pytest.mark.e2e
-
 
 def erasure(account: str, identifier: str, email: str | None = None,
             subject: str = "customer") -> dict[str, Any]:
@@ -70,6 +68,7 @@ def of(account: str, record: dict[str, Any]) -> dict[str, Any]:
 SHOPPER = "ann_lee@example.com"  # "_" would match any character in a LIKE pattern
 
 
+@pytest.mark.e2e
 def test_brevo_sandbox_deletes_a_contact_as_brevo_does(brevo: BrevoBox,
                                                         destination: Path) -> None:
     write(destination, ("commerce_customers", customer(1, SHOPPER)))
@@ -81,6 +80,7 @@ def test_brevo_sandbox_deletes_a_contact_as_brevo_does(brevo: BrevoBox,
     assert (gone.status_code, gone.json()["code"]) == (404, "document_not_found")
 
 
+@pytest.mark.e2e
 def test_an_erasure_deletes_the_contact_and_the_ledger_forgets_the_email(
         brevo: BrevoBox, destination: Path) -> None:
     consenting = customer(1, SHOPPER, "081-234-5678")
@@ -102,6 +102,7 @@ def test_an_erasure_deletes_the_contact_and_the_ledger_forgets_the_email(
     assert rejected(again) == 0
 
 
+@pytest.mark.e2e
 def test_a_shopper_another_store_still_has_keeps_the_contact(
         brevo: BrevoBox, destination: Path) -> None:
     write(destination, ("commerce_customers", customer(1, SHOPPER)),
@@ -120,6 +121,7 @@ def test_a_shopper_another_store_still_has_keeps_the_contact(
     assert where_in_ledger(destination.parent / "state", SHOPPER) == []
 
 
+@pytest.mark.e2e
 def test_anonymize_keeps_the_contact_emptied_and_out_of_the_lists(
         brevo: BrevoBox, destination: Path) -> None:
     config = json.loads(destination.read_text())
@@ -136,6 +138,7 @@ def test_anonymize_keeps_the_contact_emptied_and_out_of_the_lists(
     assert where_in_ledger(destination.parent / "state", SHOPPER) == []
 
 
+@pytest.mark.e2e
 def test_an_account_erasure_forgets_the_store_not_the_others(
         brevo: BrevoBox, destination: Path) -> None:
     write(destination, ("commerce_customers", customer(1, SHOPPER)),
@@ -154,6 +157,7 @@ def test_an_account_erasure_forgets_the_store_not_the_others(
     assert {SHOPPER, "only-s1@example.com"} <= set(brevo.contacts())
 
 
+@pytest.mark.e2e
 def test_a_failed_erasure_is_dead_lettered_and_the_others_go_on(
         brevo: BrevoBox, destination: Path) -> None:
     write(destination, ("commerce_customers", customer(1, SHOPPER)),
@@ -181,6 +185,7 @@ def _read(config: Path, tmp_path: Path, streams: set[str]) -> bytes:
     return read.stdout
 
 
+@pytest.mark.e2e
 def test_shopify_s_customers_redact_reaches_brevo(brevo: BrevoBox, destination: Path,
                                                    tmp_path: Path) -> None:
     """The Shopify sandbox's signed customers/redact, to the compliance URL (``runner
@@ -230,3 +235,20 @@ def test_shopify_s_customers_redact_reaches_brevo(brevo: BrevoBox, destination: 
     assert email not in contacts
     assert len(contacts) == len(shoppers) - 1  # the others stay
     assert where_in_ledger(destination.parent / "state", email) == []
+
+
+def test_no_warning_for_a_privacy_topic_the_platform_sends_unasked() -> None:
+    """Shopify's privacy topics come to the app's compliance URL, not through a
+    subscription (the spec marks them ``subscribed: false``): a synced customer_erasures
+    with no customers/redact subscription is no reason to send anyone to `runner webhooks
+    register`."""
+    from types import SimpleNamespace
+
+    from app.sync import hook_warnings
+    from framework.webhooks.subscriptions import declared
+
+    job = SimpleNamespace(source=shopify, name="shopify", streams={"customer_erasures"})
+    assert hook_warnings(job, {"acme": []}) == []  # type: ignore[arg-type]
+    spec = declared(shopify)
+    assert sorted(t for t, s in spec.scopes.items() if not s.subscribed) == [
+        "customers/data_request", "customers/redact", "shop/redact"]

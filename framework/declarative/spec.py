@@ -249,6 +249,10 @@ class WebhookScope(_Strict):
     oauth_scope: str
     #: What a valid resource id is: a delivery with another id is refused (400).
     id_type: IdType = "text"
+    #: False: the platform sends it without a subscription (e.g. an app's mandatory privacy
+    #: topics, sent to the address of the app's configuration): no subscription is looked
+    #: for, and none missing is warned about.
+    subscribed: bool = True
 
 
 #: What a payload field must hold (``Payload.required``).
