@@ -277,6 +277,24 @@ def test_a_webhook_secret_no_header_can_carry_is_refused(given: str, error: str)
     assert not given.strip() or given.strip() not in message
 
 
+@pytest.mark.parametrize(("given", "error"), [
+    ("", "client_secret is not set for shop acme"),
+    ("short-secret", "client_secret for shop acme must be at least 16"),
+])
+def test_the_secret_error_names_the_field_the_connector_verifies_with(given: str,
+                                                                      error: str) -> None:
+    """Shopify verifies deliveries with the app's client_secret (its spec's
+    ``client.config.webhook_secret``): the error names that field, not webhook_secret, and
+    does not tell to make one up (the platform issued it)."""
+    from connectors.shopify import connector as shopify
+
+    with pytest.raises(ConfigError) as caught:
+        secrets_of(shopify, {"shop": "acme", "access_token": "shpat_x", "client_secret": given})
+    message = caught.value.message
+    assert error in message and "webhook_secret" not in message
+    assert "token_urlsafe" not in message
+
+
 def test_each_store_is_verified_against_its_own_secret() -> None:
     """Issue 15: one shared secret spoke for every store. A store with its own secret takes
     deliveries carrying that secret only; the others, the shared one."""

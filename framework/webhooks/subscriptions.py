@@ -100,12 +100,16 @@ def secret_of(account: dict[str, Any], who: str = "", field: str = "webhook_secr
     """
     text = str(account.get(field) or "").strip()
     of_store = f" for {who}" if who else ""
-    make = "make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    # The errors name the field the connector's spec verifies with (``client.config.
+    # webhook_secret``). Only the framework's own shared secret is one to make up; another
+    # field (an app's client secret) is issued by the platform.
+    make = ("make one with python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            if field == "webhook_secret" else "copy it from the platform, where it was issued")
     if not text:
-        raise ConfigError(f"webhook_secret is not set{of_store}: add a secret of at least 16 "
-                          f"characters (e.g. webhook_secret: ${{TAJO_WEBHOOK_SECRET}}); {make}")
+        raise ConfigError(f"{field} is not set{of_store}: add a secret of at least 16 "
+                          f"characters (e.g. {field}: ${{TAJO_{field.upper()}}}); {make}")
     if not _SECRET.fullmatch(text):
-        raise ConfigError(f"webhook_secret{of_store} must be at least 16 visible ASCII "
+        raise ConfigError(f"{field}{of_store} must be at least 16 visible ASCII "
                           "characters (letters, digits, punctuation; no spaces or control "
                           f"characters); this one has {len(text)} characters{_flaw(text)}; "
                           f"{make}")
