@@ -186,7 +186,7 @@ def _read(config: Path, tmp_path: Path, streams: set[str]) -> bytes:
 
 
 @pytest.mark.e2e
-def test_shopify_s_customers_redact_reaches_brevo(brevo: BrevoBox, destination: Path,
+def test_shopify_s_privacy_topics_reach_brevo(brevo: BrevoBox, destination: Path,
                                                    tmp_path: Path) -> None:
     """The Shopify sandbox's signed customers/redact, to the compliance URL (``runner
     webhooks serve``), read as the model's erasure and written: the contact is gone from the
@@ -227,14 +227,34 @@ def test_shopify_s_customers_redact_reaches_brevo(brevo: BrevoBox, destination: 
         erased = run_cli("runner", "write", "brevo", "--config", str(destination),
                          stdin=erasures)
         assert erased.returncode == 0, erased.stderr.decode()
+        contacts = brevo.contacts()
+        assert email not in contacts
+        assert len(contacts) == len(shoppers) - 1  # the others stay
+        assert where_in_ledger(destination.parent / "state", email) == []
+        # shop/redact: the model's erasure of the account; the ledger forgets the shop.
+        requests.post(f"{ready['url']}/_sandbox/privacy", timeout=30,
+                      headers={"X-Shopify-Access-Token": ready["access_token"]},
+                      json={"topic": "shop/redact"}).raise_for_status()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sqlite3.connect(spool).execute(
+                "SELECT COUNT(*) FROM events").fetchone()[0] < 2:
+            time.sleep(0.1)
+        time.sleep(1.1)
+        forget = _read(config, tmp_path, {"commerce_account_erasures"})
+        asked = [m["record"]["data"] for m in messages(forget) if m["type"] == "RECORD"]
+        assert [(a["account"], a["subject"]) for a in asked] == [(ready["shop"], "account")]
+        forgot = run_cli("runner", "write", "brevo", "--config", str(destination), stdin=forget)
+        assert forgot.returncode == 0, forgot.stderr.decode()
     finally:
         receiver.stop()
         process.terminate()
         process.wait(timeout=10)
-    contacts = brevo.contacts()
-    assert email not in contacts
-    assert len(contacts) == len(shoppers) - 1  # the others stay
-    assert where_in_ledger(destination.parent / "state", email) == []
+    state = destination.parent / "state"
+    # Only the shop's key stays (so that ids never change if it comes back).
+    assert where_in_ledger(state, ready["shop"]) == ["account_keys.account", "account_keys.key"]
+    for other in shoppers.values():
+        assert where_in_ledger(state, other) == []  # no other store had them
+    assert len(brevo.contacts()) == len(shoppers) - 1  # Brevo's contacts stay
 
 
 def test_no_warning_for_a_privacy_topic_the_platform_sends_unasked() -> None:

@@ -660,7 +660,8 @@ TestShopifyStandard = source_tests(
                           "api_url": ready["url"]},
     # Erasures are known only from spooled customers/redact webhooks
     # (tests/test_shopify_webhooks.py and tests/test_privacy.py have them).
-    empty=frozenset({"customer_erasures", "commerce_erasures"}))
+    empty=frozenset({"customer_erasures", "commerce_erasures", "shop_erasures",
+                     "commerce_account_erasures"}))
 TestShopifyStandard = pytest.mark.e2e(TestShopifyStandard)
 
 

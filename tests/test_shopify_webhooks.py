@@ -191,13 +191,13 @@ def test_topics_name_the_streams_they_change() -> None:
     assert streams_of("inventory_levels/update", spec) == ["inventory_levels"]
     assert streams_of("checkouts/update", spec) == ["abandoned_checkouts"]
     assert streams_of("customers/redact", spec) == ["customer_erasures"]
-    assert streams_of("shop/redact", spec) == []
+    assert streams_of("shop/redact", spec) == ["shop_erasures"]
     assert set(PRIVACY_TOPICS) <= set(spec.scopes)
     streams = set(connector.loaded.streams)
     live = {s.live.resource: s.name for s in connector.loaded.model.streams if s.live}
     for topic, declared_scope in spec.scopes.items():
         assert set(streams_of(topic, spec)) <= streams
-        # A topic's resource is the one its stream reads by id (privacy topics have none).
+        # A topic's resource is the one its stream reads (by id, or its payload).
         assert streams_of(topic, spec) == ([live[declared_scope.resource]]
                                            if declared_scope.resource in live else [])
     default = connector.loaded.model.connectionSpecification["properties"]["webhooks"]["default"]

@@ -75,7 +75,7 @@ MODEL_STREAMS = {"commerce_customers": "customer", "commerce_orders": "order",
                  "commerce_products": "product", "commerce_categories": "category",
                  "commerce_stock_levels": "stock_level", "commerce_stores": "store",
                  "commerce_carts": "cart", "commerce_storefront_events": "storefront_event",
-                 "commerce_erasures": "erasure"}
+                 "commerce_erasures": "erasure", "commerce_account_erasures": "erasure"}
 MODEL_STREAM_OF = {kind: stream for stream, kind in MODEL_STREAMS.items()}
 #: Marks the fingerprint of a customer record that carried the platform's own order count or
 #: amount spent (Shopify's numberOfOrders/amountSpent; a hex digest has no "p"): a later
@@ -249,7 +249,7 @@ class BrevoWriter(Writer):
             self.ledger, self.api, str(config.get("erasure") or "delete"),
             self.mapper.attribute_types(),
             [i for i in (self.all_customers, self.buyers, self.abandoned_list) if i is not None],
-            lambda record, why: self.reject(MODEL_STREAM_OF["erasure"], why, record))
+            lambda stream, record, why: self.reject(stream, why, record))
         # What a contact row is made of besides its record: a record sent before with the
         # same of these is not mapped and sent again (its fingerprint says so).
         self.salt = orjson.dumps([sorted(self.mapper.mapping.items()), self.all_customers,
@@ -326,7 +326,7 @@ class BrevoWriter(Writer):
         elif kind == "storefront_event":
             self.storefront.record(str(data.get("account", "")), data)
         elif kind == "erasure":
-            self.erasures.take(data)
+            self.erasures.take(stream, data)
         return True
 
     def _take(self, work: Work) -> None:

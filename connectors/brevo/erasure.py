@@ -51,26 +51,23 @@ class Erasures:
     """The erasures of a run, applied to the ledger and Brevo at a flush."""
 
     def __init__(self, ledger: Ledger, api: Any, mode: str, attributes: dict[str, str],
-                 lists: list[int], refuse: Callable[[dict[str, Any], str], None]) -> None:
+                 lists: list[int], refuse: Callable[[str, dict[str, Any], str], None]
+                 ) -> None:
         self.ledger, self.db, self.api = ledger, ledger.db, api
         self.mode = mode if mode in MODES else "delete"
         self.attributes = attributes  # name -> Brevo type, of the mapped attributes
         self.lists = lists
-        self.refuse = refuse
-        self.waiting: list[dict[str, Any]] = []
+        self.refuse = refuse  # (stream, record, why): dead-letter and count it
+        self.waiting: list[tuple[str, dict[str, Any]]] = []  # (stream, record)
         self.done = 0
 
-    def take(self, record: dict[str, Any]) -> None:
-        self.waiting.append(record)
-
-    def emails_of(self) -> set[str]:
-        """The emails the waiting erasures name (their rows must not go to Brevo)."""
-        return {str(r["email"]).strip().lower() for r in self.waiting if r.get("email")}
+    def take(self, stream: str, record: dict[str, Any]) -> None:
+        self.waiting.append((stream, record))
 
     def apply(self) -> None:
         """Every waiting erasure; one that fails is refused (dead-lettered), not retried."""
         waiting, self.waiting = self.waiting, []
-        for record in waiting:
+        for stream, record in waiting:
             try:
                 if record.get("subject") == "account":
                     self.forget_account(str(record["account"]))
@@ -78,7 +75,7 @@ class Erasures:
                     self.forget_customer(record)
                 self.done += 1
             except (OSError, ValueError, RuntimeError) as exc:
-                self.refuse(record, f"erasure failed: {exc}")
+                self.refuse(stream, record, f"erasure failed: {exc}")
 
     # --- a customer --------------------------------------------------------------------
 

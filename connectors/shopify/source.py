@@ -98,9 +98,22 @@ def _numbered(hook: Callable[..., list[dict[str, Any]]]) -> Callable[..., list[d
     return mapped
 
 
+def account_erasure(record: dict[str, Any], fetch: Callable[..., Any]) -> list[dict[str, Any]]:
+    """A shop/redact request (``shop_erasures``) as the model's erasure of the whole account:
+    a destination forgets what it holds of the shop."""
+    shop = str(record.get("shop") or "")
+    if not shop:
+        return []
+    return [{"platform": COMMERCE.platform, "account": shop,
+             "id": str(record.get("shop_id") or shop), "deleted": False, "subject": "account",
+             "email": None, "phone": None, "updated_at": None}]
+
+
 def commerce_hooks() -> dict[str, Any]:
-    """The model streams' hooks: each kind's mapping, of the record with numeric ids."""
-    return {name: _numbered(hook) for name, hook in COMMERCE.hooks("commerce").items()}
+    """The model streams' hooks: each kind's mapping, of the record with numeric ids; and
+    the erasure of an account, which no API record maps from."""
+    return {**{name: _numbered(hook) for name, hook in COMMERCE.hooks("commerce").items()},
+            "commerce.account_erasure": account_erasure}
 
 
 class ShopifySource(HttpSource):

@@ -73,7 +73,7 @@ RESOURCE_STREAMS: dict[str, list[str]] = {
     "inventory_item": ["inventory_levels"],
     "checkout": ["abandoned_checkouts"],
     "customer_redaction": ["customer_erasures"],
-    "shop_redaction": [],
+    "shop_redaction": ["shop_erasures"],
     "data_request": [],
 }
 #: The privacy topics every public app must answer (the app's listing is refused without).

@@ -477,13 +477,15 @@ def _read_json(path: Path, what: str) -> Any:
 def _check_live(stream: Stream, model: ConnectorSpecFile, where: str) -> None:
     live = stream.live
     assert live is not None
-    if live.payload:  # the events themselves: kept as the storefront section names them
-        kept = model.storefront.resource if model.storefront else None
-        if live.resource != kept:
-            raise SpecError(f"{where}.live.resource: {live.resource!r} is not the "
-                            f"storefront's resource ({kept or 'no storefront declared'})")
-        return
     resources = {s.resource for s in model.webhooks.scopes.values()} if model.webhooks else set()
+    if live.payload:  # the events themselves: the storefront's, or a webhook's whose payload
+        # is the whole record (e.g. a request to forget an account, which no API holds)
+        kept = {model.storefront.resource} if model.storefront else set()
+        if live.resource not in kept | resources:
+            raise SpecError(f"{where}.live.resource: {live.resource!r} is neither the "
+                            "storefront's resource nor a webhook scope's; valid: "
+                            f"{', '.join(sorted(kept | resources)) or '(none declared)'}")
+        return
     if live.resource not in resources:
         raise SpecError(f"{where}.live.resource: no webhook scope names {live.resource!r}; "
                         f"valid: {', '.join(sorted(resources)) or '(no webhooks declared)'}")
