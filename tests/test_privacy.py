@@ -9,6 +9,7 @@ import json
 import sqlite3
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -272,3 +273,79 @@ def test_no_warning_for_a_privacy_topic_the_platform_sends_unasked() -> None:
     spec = declared(shopify)
     assert sorted(t for t, s in spec.scopes.items() if not s.subscribed) == [
         "customers/data_request", "customers/redact", "shop/redact"]
+
+
+class FakeBrevo:
+    """Brevo's contact endpoints as the erasure calls them: what was asked, 204 each."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def send(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        self.calls.append((method, path))
+        return 204, None
+
+
+def _holding(ledger: Any, text: str) -> list[str]:
+    """Every table of the ledger (SQLite or PostgreSQL) with a value holding ``text``."""
+    if ledger.pg:
+        tables = [row[0] for row in ledger.db.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            (ledger.db.schema,))]
+    else:
+        tables = [row[0] for row in ledger.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return sorted(table for table in tables for row in ledger.db.execute(
+        f"SELECT * FROM {table}") if any(text in str(value) for value in row))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("where", ["sqlite", "postgres"])
+def test_the_ledger_forgets_a_shopper_in_sqlite_and_postgresql(where: str, tmp_path: Path,
+                                                               request: Any) -> None:
+    """The erasure's SQL as both databases run it: every table holding the shopper (their
+    customer row, orders, totals, consent, SMS number, carts, events, storefront links and
+    held events) forgets them; a shopper whose email differs by a LIKE wildcard stays."""
+    from connectors.brevo.erasure import Erasures
+    from connectors.brevo.events import EventOutbox
+    from connectors.brevo.ledger import Ledger
+    from connectors.brevo.storefront import StorefrontEvents
+    from framework.storage import located
+
+    location = (located(request.getfixturevalue("postgres_url"), f"brevo_{uuid.uuid4().hex}")
+                if where == "postgres" else tmp_path / "brevo.db")
+    ledger = Ledger(location)
+    try:
+        StorefrontEvents(ledger, EventOutbox(ledger, None, None, lambda *a: None), {}, "store")
+        near = "annxlee@example.com"
+        for email, cid in ((SHOPPER, "1"), (near, "2")):
+            ledger.put_customers([("s1", cid, email)])
+            ledger.put_customer_versions([("s1", cid, "2024-01-01T00:00:00Z")])
+            ledger.put_orders([("s1", f"1{cid}", email, 1, 10.0, cid)])
+            ledger.put_order_versions([("s1", f"1{cid}", "2024-01-01T00:00:00Z", "paid")])
+            ledger.put_consents([(email, True)])
+            ledger.mark_sent_many([(email, 1, 10.0, "f")])
+            ledger.claim_sms_many([(f"+6681234567{cid}", email)])
+            ledger.put_abandoned("s1", f"cart{cid}", email)
+            ledger.claim_event(f"s1:storefront:browse:{email}:2024", "now")
+            ledger.outbox_event(f"s1:customer:{cid}:2024:customer_created",
+                                {"identifiers": {"email_id": email}})
+            ledger.db.execute("INSERT INTO storefront_visitors VALUES (?, ?, ?, ?)",
+                              ("s1", f"v{cid}", email, 1.0))
+            ledger.db.execute("INSERT INTO storefront_held VALUES (?, ?, ?, ?, ?)",
+                              ("s1", f"v{cid}", "e1", "{}", 1.0))
+            ledger.db.execute("INSERT INTO storefront_rate VALUES (?, ?, ?)", (email, 1, 1))
+        ledger.commit()
+        assert len(_holding(ledger, SHOPPER)) >= 8
+        brevo, refused = FakeBrevo(), []
+        erasures = Erasures(ledger, brevo, "delete", {}, [40],
+                            lambda *args: refused.append(args))
+        erasures.take("commerce_erasures", {"account": "s1", "id": "1", "subject": "customer"})
+        erasures.apply()
+        ledger.commit()
+        assert refused == [] and brevo.calls == [("DELETE", f"/v3/contacts/{SHOPPER}")]
+        assert _holding(ledger, SHOPPER) == []
+        assert ledger.db.execute("SELECT COUNT(*) FROM storefront_held").fetchone()[0] == 1
+        assert len(_holding(ledger, near)) >= 8  # the other shopper is all there
+    finally:
+        ledger.close()
