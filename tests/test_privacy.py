@@ -296,7 +296,7 @@ def _holding(ledger: Any, text: str) -> list[str]:
         tables = [row[0] for row in ledger.db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")]
     return sorted(table for table in tables for row in ledger.db.execute(
-        f"SELECT * FROM {table}") if any(text in str(value) for value in row))
+        f"SELECT * FROM {table}") if any(text in str(value).lower() for value in row))
 
 
 @pytest.mark.e2e
@@ -335,6 +335,14 @@ def test_the_ledger_forgets_a_shopper_in_sqlite_and_postgresql(where: str, tmp_p
             ledger.db.execute("INSERT INTO storefront_held VALUES (?, ?, ?, ?, ?)",
                               ("s1", f"v{cid}", "e1", "{}", 1.0))
             ledger.db.execute("INSERT INTO storefront_rate VALUES (?, ?, ?)", (email, 1, 1))
+            letter = json.dumps({"stream": "commerce_orders", "reason": "refused",
+                                 "record": {"email": email.upper()}})
+            if ledger.pg:
+                ledger.db.execute("INSERT INTO dead_letters (stream, reason, at, letter) "
+                                  "VALUES (?, ?, ?, ?)", ("commerce_orders", "x", 1, letter))
+            else:
+                with (tmp_path / "dead-letter.jsonl").open("a") as letters:
+                    letters.write(letter + "\n")
         ledger.commit()
         assert len(_holding(ledger, SHOPPER)) >= 8
         brevo, refused = FakeBrevo(), []
@@ -347,5 +355,8 @@ def test_the_ledger_forgets_a_shopper_in_sqlite_and_postgresql(where: str, tmp_p
         assert _holding(ledger, SHOPPER) == []
         assert ledger.db.execute("SELECT COUNT(*) FROM storefront_held").fetchone()[0] == 1
         assert len(_holding(ledger, near)) >= 8  # the other shopper is all there
+        if not ledger.pg:
+            letters = (tmp_path / "dead-letter.jsonl").read_text().lower()
+            assert SHOPPER not in letters and near in letters
     finally:
         ledger.close()

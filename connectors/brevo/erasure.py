@@ -4,7 +4,8 @@ A customer's erasure (``subject: customer``) removes what the ledger holds of th
 that store (their customer row, their orders' rows, versions) and, when no other store or
 platform feeding this Brevo account still has them as a customer, everything keyed by their
 email: totals sent, consent, SMS number, abandoned carts, events waiting or in doubt, the
-storefront's visitor links, held events and open browses, and the contact in Brevo, deleted
+storefront's visitor links, held events and open browses, the dead letters naming them, and
+the contact in Brevo, deleted
 or anonymized as ``erasure`` says. The contact is shared by every store that has the
 shopper: while another still has them, it stays, with this store's data gone from the
 ledger (a log line says so).
@@ -25,10 +26,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from connectors.brevo.ledger import Ledger
+from connectors.brevo.ledger import DEAD_LETTER_FILE, Ledger
 
 log = logging.getLogger("tajo.brevo")
 
@@ -127,10 +129,28 @@ class Erasures:
             self.db.execute(f"DELETE FROM {table} WHERE {column} LIKE ? ESCAPE '!'",
                             (pattern,))
         if self.ledger.pg:
-            self.db.execute("DELETE FROM dead_letters WHERE letter LIKE ? ESCAPE '!'",
+            self.db.execute("DELETE FROM dead_letters WHERE LOWER(letter) LIKE ? ESCAPE '!'",
                             (pattern,))
+        else:
+            self._forget_in_dead_letter_file(email)
         self._forget_in_storefront(email, None)
         self.db.execute("DELETE FROM storefront_rate WHERE email = ?", (email,))
+
+    def _forget_in_dead_letter_file(self, email: str) -> None:
+        """The dead letters naming the shopper, out of the file beside a SQLite ledger.
+        Rewritten in place (the writer's handle appends to the same file: O_APPEND writes at
+        its end, whatever its length now)."""
+        path = Path(str(self.ledger.path)).parent / DEAD_LETTER_FILE
+        if not path.exists():
+            return
+        needle = email.encode()
+        with path.open("r+b") as letters:
+            lines = letters.readlines()
+            kept = [line for line in lines if needle not in line.lower()]
+            if len(kept) != len(lines):
+                letters.seek(0)
+                letters.writelines(kept)
+                letters.truncate()
 
     def _forget_in_storefront(self, email: str, store: str | None) -> None:
         """The visitors linked to the email (in ``store``, or every store), the events held
