@@ -278,7 +278,7 @@ def test_the_shared_webhooks_table_applies_to_connectors_without_their_own(
         "state_dir": str(tmp_path / "state")}
     path = tmp_path / "tajo.json"
     path.write_text(json.dumps(config))
-    with pytest.raises(ConfigError, match="give connectors.shopify a webhooks table of its"):
+    with pytest.raises(ConfigError, match=r"give connectors\.shopify a webhooks table of its"):
         sync.load(path)
     config["connectors"]["shopify"]["webhooks"] = [{"scope": "customers/update"}]
     path.write_text(json.dumps(config))
