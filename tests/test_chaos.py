@@ -83,5 +83,6 @@ def test_a_store_that_changes_during_the_sync_ends_in_brevo_as_it_is(accounts: A
     finally:
         store.stop()
     print({k: v if isinstance(v, int) else len(v) for k, v in report.items()})
+    print("\n".join(report["sync_errors"]))
     assert report["during_first_sync"] >= 200
     assert report["stale_customers"] == [] and report["stale_orders"] == []
