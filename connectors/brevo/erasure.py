@@ -169,6 +169,10 @@ class Erasures:
         if self.mode == "delete":
             status, answer = self.api.send("DELETE", path, params={"identifierType": "email_id"})
         else:
+            # Brevo's SDK types an attribute value as float | int | str | bool | list[str]:
+            # no null to clear one with. Text gets "", numbers 0; whether Brevo empties a
+            # date attribute given "" (its docs say a value of the wrong type is ignored)
+            # the reference leaves open: the sandbox empties it.
             empty = {name: 0 if kind == "float" else "" for name, kind in
                      self.attributes.items()}
             status, answer = self.api.send("PUT", path, params={"identifierType": "email_id"},
