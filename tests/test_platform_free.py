@@ -267,6 +267,16 @@ def test_the_packaged_catalog_is_the_default_a_pipe_of_the_built_ins_uses() -> N
     assert packaged == sources_catalog([bigcommerce])
 
 
+def test_the_shopify_plugin_carries_its_catalog_for_an_airbyte_connection() -> None:
+    """connectors/shopify/catalog.json, as catalog.json is BigCommerce's: what `runner read
+    shopify` reads without --catalog (regenerate with `runner discover shopify --configured`)."""
+    from connectors.shopify import connector as shopify
+    from framework.protocol.catalog import load_catalog
+
+    packaged = load_catalog(ROOT / "connectors/shopify/catalog.json")
+    assert packaged == shopify.configured_catalog()
+
+
 #: The framework's layers, bottom to top (README, "Writing a connector plugin"): a module imports
 #: its own layer and those below it, never one above.
 LAYERS = ["errors", "files", "net", "storage", "protocol", "declarative", "plugins", "webhooks",
