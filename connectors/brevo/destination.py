@@ -100,7 +100,8 @@ COMMIT_RECORDS = 50_000
 #: Contact rows in imports Brevo has not been seen to end, past which their ends are learned
 #: (once the next import is half full) before another import goes. Each row is kept, about
 #: 500 bytes, until then, to mark it sent or dead-letter it: a backfill held them all until
-#: the end of the run (a sync of 150,000 customers from 50 stores peaked at 272 MB, now 222;
+#: the end of the run (a sync of 150,000 customers from 50 stores peaked at 272 MB, then 222,
+#: 200 once the rows in flight kept their bodies packed, see contacts.py;
 #: a million customers would have held half a gigabyte).
 ROWS_IN_FLIGHT = 10_000
 
