@@ -32,6 +32,21 @@ def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "") -> A
     raise AssertionError(f"timed out waiting for {what or check}")
 
 
+def settled_events(brevo: BrevoBox, quiet_s: float = 3, timeout: float = 30) -> int:
+    """Brevo's event count once the forwarder has stopped adding to it (unchanged for
+    ``quiet_s``): the webhooks of a change can be forwarded over more than one cycle."""
+    deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = len(brevo.state()["events"])
+        if count != last:
+            last, since = count, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return count
+        time.sleep(0.1)
+    raise AssertionError(f"events kept arriving for {timeout} s")
+
+
 def register(config: Path, url: str) -> None:
     result = run_cli("runner", "webhooks", "register", "--config", str(config), "--url", url)
     assert result.returncode == 0, result.stderr.decode()
@@ -119,8 +134,7 @@ def test_store_changes_reach_brevo_once_through_webhooks(
                  >= len([i for i in changed["updated"]
                          if store_api(store, f"/v2/orders/{i}").get("customer_id")]),
                  what="order_updated events")
-        time.sleep(1)
-        before = len(brevo.state()["events"])
+        before = settled_events(brevo)
         read = run_cli("runner", "read", "bigcommerce", "--config", str(config))
         assert read.returncode == 0, read.stderr.decode()
         write = run_cli("runner", "write", "brevo", "--config", str(destination),
